@@ -1,0 +1,65 @@
+# Every target does its own set-up, so `make run` and `make test` work on a fresh clone.
+SHELL := /bin/bash
+VENV ?= .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+BUF := node_modules/.bin/buf
+PROTOS := $(wildcard protos/orgs/v1/*.proto)
+
+.PHONY: setup run test test-sqlite test-postgres check lint format typecheck buf-lint \
+        generate check-generated bench clean
+
+$(VENV)/.installed: pyproject.toml requirements.lock
+	python3 -m venv $(VENV)
+	$(BIN)/pip install --quiet -c requirements.lock -e '.[dev]'
+	touch $@
+
+setup: $(VENV)/.installed
+
+$(BUF): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# Regenerates generated/ from protos/ (python, grpc and mypy stubs).
+generate: setup
+	PY=$(PY) scripts/generate.sh generated
+
+# Fails when the committed generated/ differs from what protos/ produce.
+check-generated: setup
+	@tmp=$$(mktemp -d) && PY=$(PY) scripts/generate.sh $$tmp \
+	  && diff -r --exclude=__pycache__ $$tmp generated \
+	  || { echo "generated/ is stale: run 'make generate' and commit the result"; exit 1; }
+
+run: setup check-generated
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/orgservice serve --dev
+
+test: setup check-generated
+	$(BIN)/pytest
+
+test-sqlite: setup
+	ORGSERVICE_TEST_DATABASES=sqlite $(BIN)/pytest
+
+test-postgres: setup
+	ORGSERVICE_TEST_DATABASES=postgresql $(BIN)/pytest
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: setup
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+typecheck: setup
+	$(BIN)/mypy
+
+buf-lint: $(BUF)
+	cd protos && ../$(BUF) lint
+
+check: lint typecheck buf-lint check-generated
+
+bench: setup
+	$(PY) -m benchmarks
+
+clean:
+	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache

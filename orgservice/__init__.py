@@ -1,0 +1,1 @@
+"""orgservice: organizations, members, roles, invitations and workspaces over gRPC."""

@@ -1,0 +1,3 @@
+from orgservice.cli import main
+
+raise SystemExit(main())

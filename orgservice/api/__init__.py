@@ -1,0 +1,1 @@
+"""gRPC entrypoint: servicer, converters, interceptors, error mapping, tokens."""

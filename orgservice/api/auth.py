@@ -1,0 +1,105 @@
+"""Bearer-token verification: key sources, allowlisted algorithms, claim rules."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import jwt
+
+from orgservice.api.errors import Unauthenticated
+from orgservice.domain.models import Identity
+
+log = logging.getLogger(__name__)
+
+LEEWAY_SECONDS = 30
+PLATFORM_SCOPE = "orgs:admin"
+_CACHED_TOKENS = 4096
+# One message for every failure: the caller learns nothing about why.
+_REJECTED = "missing or invalid bearer token"
+
+KeyResolver = Callable[[str], Any]
+"""Maps a raw token to the key that must have signed it (JWKS looks at its `kid`)."""
+
+
+def static_key(key: Any) -> KeyResolver:
+    return lambda _token: key
+
+
+def jwks_keys(url: str) -> KeyResolver:
+    # PyJWKClient caches the key set and refetches it when a token names an unknown kid.
+    client = jwt.PyJWKClient(url, cache_keys=True, lifespan=300, timeout=5)
+    return lambda token: client.get_signing_key_from_jwt(token).key
+
+
+class TokenVerifier:
+    def __init__(
+        self,
+        keys: KeyResolver,
+        *,
+        algorithms: Sequence[str],
+        issuer: str | None = None,
+        audience: str | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._keys = keys
+        self._algorithms = list(algorithms)
+        self._issuer = issuer
+        self._audience = audience
+        self._clock = clock
+        # Signature checks are the expensive part; a verified token is re-checked only
+        # for expiry until it falls out of the cache.
+        self._decode_cached = functools.lru_cache(maxsize=_CACHED_TOKENS)(self._decode)
+
+    def verify(self, authorization: str | None) -> Identity:
+        """Returns the identity behind an `authorization` metadata value, or raises."""
+        scheme, _, token = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthenticated(_REJECTED)
+        claims = self._decode_cached(token.strip())
+        if claims["exp"] + LEEWAY_SECONDS < self._clock():
+            raise Unauthenticated(_REJECTED)
+        return identity_from_claims(claims)
+
+    def _decode(self, token: str) -> Mapping[str, Any]:
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                self._keys(token),
+                algorithms=self._algorithms,
+                issuer=self._issuer,
+                audience=self._audience,
+                leeway=LEEWAY_SECONDS,
+                options={
+                    "require": ["sub", "exp"],
+                    "verify_aud": self._audience is not None,
+                    "verify_iss": self._issuer is not None,
+                },
+            )
+        except (jwt.PyJWTError, ValueError, TypeError) as error:
+            # The token itself is never logged, only why it failed.
+            log.info("rejected bearer token: %s", type(error).__name__)
+            raise Unauthenticated(_REJECTED) from error
+        if not isinstance(claims.get("sub"), str) or not claims["sub"]:
+            raise Unauthenticated(_REJECTED)
+        return claims
+
+
+def identity_from_claims(claims: Mapping[str, Any]) -> Identity:
+    scope = claims.get("scope", "")
+    scopes = scope.split() if isinstance(scope, str) else list(scope or [])
+    return Identity(
+        subject=claims["sub"],
+        email=_text(claims.get("email")),
+        email_verified=claims.get("email_verified") is True,
+        username=_text(claims.get("preferred_username")),
+        display_name=_text(claims.get("name")),
+        is_platform=PLATFORM_SCOPE in scopes,
+    )
+
+
+def _text(value: object) -> str:
+    return value[:255] if isinstance(value, str) else ""

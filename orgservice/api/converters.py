@@ -1,0 +1,53 @@
+"""Domain objects to protobuf messages."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from google.protobuf.timestamp_pb2 import Timestamp
+from orgs.v1 import resources_pb2 as pb
+
+from orgservice.domain import models
+
+_ORGANIZATION_STATES = {
+    models.OrganizationState.ACTIVE: pb.ORGANIZATION_STATE_ACTIVE,
+    models.OrganizationState.DELETED: pb.ORGANIZATION_STATE_DELETED,
+}
+
+
+def timestamp(value: datetime | None) -> Timestamp | None:
+    if value is None:
+        return None
+    result = Timestamp()
+    result.FromDatetime(value)
+    return result
+
+
+def user(value: models.User) -> pb.User:
+    return pb.User(
+        id=value.id,
+        subject=value.subject,
+        username=value.username,
+        email=value.email,
+        display_name=value.display_name,
+        create_time=timestamp(value.create_time),
+    )
+
+
+def organization(value: models.Organization) -> pb.Organization:
+    return pb.Organization(
+        id=value.id,
+        slug=value.slug,
+        name=value.name,
+        description=value.description,
+        labels=value.labels,
+        personal=value.personal,
+        state=_ORGANIZATION_STATES[value.state],
+        member_count=value.member_count,
+        workspace_count=value.workspace_count,
+        create_time=timestamp(value.create_time),
+        update_time=timestamp(value.update_time),
+        delete_time=timestamp(value.delete_time),
+        purge_time=timestamp(value.purge_time),
+        etag=value.etag,
+    )

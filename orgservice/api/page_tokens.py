@@ -1,0 +1,79 @@
+"""Opaque, tamper-evident keyset page tokens bound to the request that produced them."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+from datetime import datetime
+
+from orgservice.domain.errors import invalid
+from orgservice.domain.models import Cursor
+
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 1000
+_MAC_BYTES = 16
+
+
+def page_size(requested: int) -> int:
+    if requested < 0:
+        raise invalid("page_size", "must not be negative")
+    if requested == 0:
+        return DEFAULT_PAGE_SIZE
+    return min(requested, MAX_PAGE_SIZE)
+
+
+class PageTokens:
+    """Encodes cursors as `payload.mac`; `binding` names the caller and every request
+    parameter except page_size and page_token, so a token only continues its own list."""
+
+    def __init__(self, secret: bytes) -> None:
+        self._secret = secret
+
+    def encode(self, cursor: Cursor | None, binding: object) -> str:
+        if cursor is None:
+            return ""
+        payload = json.dumps(
+            {"t": cursor.create_time.isoformat(), "i": cursor.id, "b": _digest(binding)},
+            separators=(",", ":"),
+        ).encode()
+        return f"{_b64(payload)}.{_b64(self._mac(payload))}"
+
+    def decode(self, token: str, binding: object) -> Cursor | None:
+        if not token:
+            return None
+        payload_text, _, mac_text = token.partition(".")
+        try:
+            payload = _unb64(payload_text)
+            mac = _unb64(mac_text)
+        except (binascii.Error, ValueError) as error:
+            raise _bad_token() from error
+        if not hmac.compare_digest(mac, self._mac(payload)):
+            raise _bad_token()
+        fields = json.loads(payload)
+        if fields["b"] != _digest(binding):
+            raise invalid(
+                "page_token", "belongs to a different request; keep the other fields unchanged"
+            )
+        return Cursor(create_time=datetime.fromisoformat(fields["t"]), id=fields["i"])
+
+    def _mac(self, payload: bytes) -> bytes:
+        return hmac.new(self._secret, payload, hashlib.sha256).digest()[:_MAC_BYTES]
+
+
+def _bad_token() -> Exception:
+    return invalid("page_token", "is not a token this service issued")
+
+
+def _digest(binding: object) -> str:
+    return hashlib.sha256(repr(binding).encode()).hexdigest()[:32]
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))

@@ -1,0 +1,134 @@
+"""The `orgservice` command: serve, token, migrate."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+from collections.abc import Mapping, Sequence
+
+from orgservice import devkeys
+from orgservice.config import ConfigurationError, Settings, add_options, load_settings
+from orgservice.logs import configure_logging
+
+SERVE_FLAGS = ("host", "port", "database_url", "workers", "dev")
+_ADVANCED_FLAGS = (
+    "dev_key_file",
+    "jwks_url",
+    "jwt_public_key_file",
+    "jwt_algorithms",
+    "jwt_issuer",
+    "jwt_audience",
+    "shutdown_grace",
+    "personal_organizations",
+    "page_token_secret",
+    "threads",
+    "health_interval",
+    "log_level",
+)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="orgservice", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the gRPC server")
+    add_options(serve, SERVE_FLAGS + _ADVANCED_FLAGS)
+
+    token = commands.add_parser("token", help="print a token signed with the dev key")
+    token.add_argument("--sub", required=True, help="subject (user identifier)")
+    token.add_argument("--email", help="email claim (marked verified)")
+    token.add_argument("--name", help="display name claim")
+    token.add_argument("--username", help="preferred_username claim")
+    token.add_argument("--scope", help="scope claim, e.g. orgs:admin for platform callers")
+    token.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds")
+    add_options(token, ("dev_key_file", "jwt_issuer", "jwt_audience"))
+
+    migrate = commands.add_parser("migrate", help="apply database migrations and exit")
+    add_options(migrate, ("database_url", "log_level"))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings(args, os.environ if environ is None else environ)
+    except ConfigurationError as error:
+        print(f"orgservice: {error}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level)
+    try:
+        if args.command == "token":
+            print(_token(args, settings))
+            return 0
+        if args.command == "migrate":
+            return _migrate(settings)
+        return _serve(settings)
+    except ConfigurationError as error:
+        print(f"orgservice: {error}", file=sys.stderr)
+        return 2
+
+
+def _token(args: argparse.Namespace, settings: Settings) -> str:
+    key = devkeys.load_or_create(settings.dev_key_file)
+    return devkeys.mint_token(
+        key,
+        subject=args.sub,
+        ttl_seconds=args.ttl,
+        issuer=settings.jwt_issuer or None,
+        audience=settings.jwt_audience or None,
+        email=args.email,
+        email_verified=True if args.email else None,
+        name=args.name,
+        preferred_username=args.username,
+        scope=args.scope,
+    )
+
+
+def _migrate(settings: Settings) -> int:
+    from orgservice.storage import migrate
+    from orgservice.storage.database import create_database_engine
+
+    engine = create_database_engine(settings.database_url)
+    migrate.upgrade(engine)
+    engine.dispose()
+    return 0
+
+
+def _serve(settings: Settings) -> int:
+    from orgservice.server import serve
+
+    if settings.dev:
+        _print_dev_banner(settings)
+    return serve(settings)
+
+
+def _print_dev_banner(settings: Settings) -> None:
+    key = devkeys.load_or_create(settings.dev_key_file)
+    token = devkeys.mint_token(
+        key,
+        subject="dev-user",
+        ttl_seconds=12 * 3600,
+        issuer=settings.jwt_issuer or None,
+        audience=settings.jwt_audience or None,
+        email="dev@example.com",
+        email_verified=True,
+        name="Dev User",
+        preferred_username="dev",
+    )
+    loopback_or_any = settings.host in {"127.0.0.1", "0.0.0.0", "::", "::1"}  # noqa: S104
+    target = f"{'localhost' if loopback_or_any else settings.host}:{settings.port}"
+    auth = shlex.quote(f"authorization: Bearer {token}")
+    create = shlex.quote('{"name": "Acme Inc"}')
+    print(
+        "orgservice (dev mode) — try it with grpcurl (a 12-hour token for 'dev-user'):\n\n"
+        f"  export TOKEN={token}\n"
+        f"  grpcurl -plaintext {target} list\n"
+        f'  grpcurl -plaintext -H "authorization: Bearer $TOKEN" {target} '
+        "orgs.v1.OrganizationService/GetCurrentUser\n"
+        f"  grpcurl -plaintext -H {auth} -d {create} {target} "
+        "orgs.v1.OrganizationService/CreateOrganization\n\n"
+        "More tokens: orgservice token --sub SUBJECT [--email E] [--scope orgs:admin]\n",
+        flush=True,
+    )

@@ -1,0 +1,1 @@
+"""Plain domain objects and rules; imports nothing from grpc or sqlalchemy."""

@@ -1,0 +1,128 @@
+"""Domain objects returned by use cases and converted to protobuf by the API layer."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Caller:
+    """The authenticated principal of one request."""
+
+    user_id: str
+    subject: str
+    is_platform: bool = False
+    email: str = ""
+    email_verified: bool = False
+
+
+@dataclass(frozen=True)
+class Identity:
+    """What a verified bearer token says about its holder."""
+
+    subject: str
+    email: str = ""
+    email_verified: bool = False
+    username: str = ""
+    display_name: str = ""
+    is_platform: bool = False
+
+
+@dataclass(frozen=True)
+class User:
+    id: str
+    subject: str
+    username: str
+    email: str
+    display_name: str
+    create_time: datetime
+
+
+class OrganizationState(enum.Enum):
+    ACTIVE = "active"
+    DELETED = "deleted"
+
+
+@dataclass(frozen=True)
+class Organization:
+    id: str
+    slug: str
+    name: str
+    description: str
+    labels: dict[str, str]
+    personal: bool
+    state: OrganizationState
+    member_count: int
+    workspace_count: int
+    create_time: datetime
+    update_time: datetime
+    delete_time: datetime | None
+    purge_time: datetime | None
+    etag: str
+
+
+@dataclass(frozen=True)
+class Membership:
+    organization_id: str
+    slug: str
+    role: str
+
+
+@dataclass(frozen=True)
+class Workspace:
+    id: str
+    organization_id: str
+    slug: str
+    name: str
+    description: str
+    create_time: datetime
+    update_time: datetime
+    etag: str
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    id: str
+    organization_id: str
+    actor_user_id: str
+    action: str
+    target_type: str
+    target_id: str
+    details: dict[str, str]
+    create_time: datetime
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """Position after the last row of a page: ordering is (create_time, id)."""
+
+    create_time: datetime
+    id: str
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    items: list[T]
+    total_size: int
+    next_cursor: Cursor | None = None
+
+
+@dataclass(frozen=True)
+class PageRequest:
+    limit: int
+    after: Cursor | None = None
+
+
+@dataclass(frozen=True)
+class OrganizationFields:
+    """Mutable organization fields; None means "leave unchanged" on update."""
+
+    name: str | None = None
+    slug: str | None = None
+    description: str | None = None
+    labels: dict[str, str] | None = field(default=None)

@@ -1,0 +1,1 @@
+"""Use cases: each takes a Caller, checks permissions, enforces rules in one transaction."""

@@ -1,0 +1,65 @@
+"""The one permission check every organization-scoped use case goes through."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from orgservice.domain.errors import FailedPrecondition, NotFound, PermissionDenied
+from orgservice.domain.models import Caller, OrganizationState
+from orgservice.domain.permissions import ALL_PERMISSIONS, ORGANIZATIONS_UNDELETE, OWNER
+from orgservice.domain.validation import is_uuid
+from orgservice.storage.unit_of_work import UnitOfWork
+
+
+@dataclass(frozen=True)
+class Access:
+    """What the caller may do in one organization."""
+
+    organization_id: str
+    role: str | None  # None for a platform caller who is not a member
+    permissions: frozenset[str]
+    is_platform: bool
+
+    @property
+    def acts_as_owner(self) -> bool:
+        return self.is_platform or self.role == OWNER
+
+
+def organization_not_found() -> NotFound:
+    # One message for "does not exist" and "you are not a member": no existence leak.
+    return NotFound("organization not found", reason="ORGANIZATION_NOT_FOUND")
+
+
+def authorize(
+    uow: UnitOfWork,
+    caller: Caller,
+    organization_id: str,
+    permission: str,
+    *,
+    lock: bool = False,
+    allow_deleted: bool = False,
+) -> Access:
+    """Checks that `caller` holds `permission` in the organization, before anything else.
+
+    Non-members get NOT_FOUND whether or not the organization exists. A soft-deleted
+    organization exists only for those who may undelete it, and only for the use cases
+    that pass `allow_deleted`; for the rest it is FAILED_PRECONDITION.
+    """
+    if not is_uuid(organization_id):
+        raise organization_not_found()
+    record = uow.memberships.access(organization_id, caller.user_id, lock=lock)
+    if record is None or (record.role is None and not caller.is_platform):
+        raise organization_not_found()
+    permissions = ALL_PERMISSIONS if caller.is_platform else record.permissions
+    if record.state is OrganizationState.DELETED:
+        if ORGANIZATIONS_UNDELETE not in permissions:
+            raise organization_not_found()
+        if not allow_deleted:
+            raise FailedPrecondition(
+                "the organization is deleted; undelete it first", reason="ORGANIZATION_DELETED"
+            )
+    if permission not in permissions:
+        raise PermissionDenied(
+            f"permission {permission!r} is required", metadata={"permission": permission}
+        )
+    return Access(organization_id, record.role, permissions, caller.is_platform)

@@ -1,0 +1,10 @@
+"""Time as the use cases see it; injectable so tests can move it."""
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+Clock = Callable[[], datetime]
+
+
+def system_clock() -> datetime:
+    return datetime.now(UTC)

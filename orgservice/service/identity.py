@@ -1,0 +1,70 @@
+"""Who is calling: users are provisioned on their first authenticated call."""
+
+from __future__ import annotations
+
+import functools
+
+from orgservice.domain.models import Caller, Identity, Membership, OrganizationFields, User
+from orgservice.domain.validation import new_id
+from orgservice.service.clock import Clock, system_clock
+from orgservice.service.organizations import insert_organization
+from orgservice.storage.unit_of_work import Database
+
+# Distinct identities remembered per process; a miss costs one small transaction.
+_CACHED_IDENTITIES = 16_384
+
+
+class IdentityService:
+    def __init__(
+        self,
+        database: Database,
+        clock: Clock = system_clock,
+        *,
+        personal_organizations: bool = True,
+    ) -> None:
+        self._database = database
+        self._clock = clock
+        self._personal_organizations = personal_organizations
+        # Keyed by every claim the user record holds, so a changed claim refreshes it.
+        self._user_id_for = functools.lru_cache(maxsize=_CACHED_IDENTITIES)(self._provision)
+
+    def caller_for(self, identity: Identity) -> Caller:
+        return Caller(
+            user_id=self._user_id_for(identity),
+            subject=identity.subject,
+            is_platform=identity.is_platform,
+            email=identity.email,
+            email_verified=identity.email_verified,
+        )
+
+    def current_user(self, caller: Caller) -> tuple[User, list[Membership]]:
+        with self._database.snapshot() as uow:
+            user = uow.users.get(caller.user_id)
+            assert user is not None, "callers are provisioned before they reach a use case"
+            return user, uow.memberships.of_user(caller.user_id)
+
+    def _provision(self, identity: Identity) -> str:
+        """Creates or refreshes the user; a new user also gets a personal organization,
+        exactly once even when first calls race (the user insert decides the winner)."""
+        with self._database.transaction() as uow:
+            now = self._clock()
+            user, created = uow.users.ensure(identity, now)
+            if created and self._personal_organizations:
+                owner = Caller(user_id=user.id, subject=user.subject)
+                insert_organization(
+                    uow,
+                    owner,
+                    new_id(),
+                    OrganizationFields(name=_personal_name(identity), description=""),
+                    personal=True,
+                    now=now,
+                    slug_source=identity.username or identity.email.partition("@")[0],
+                )
+            uow.commit()
+            return user.id
+
+
+def _personal_name(identity: Identity) -> str:
+    who = identity.display_name or identity.username or identity.email.partition("@")[0]
+    who = "".join(ch for ch in who if ch.isprintable()).strip()[:150]
+    return f"{who}'s organization" if who else "Personal organization"

@@ -1,0 +1,43 @@
+"""Applies Alembic migrations; safe when several replicas start at once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, Engine, func, select
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+# Arbitrary constant naming orgservice's advisory lock on PostgreSQL.
+_MIGRATION_LOCK_KEY = 0x6F7267736572
+
+
+def alembic_config(connection: Connection) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = connection
+    return config
+
+
+def upgrade(engine: Engine) -> None:
+    """Brings the schema to the newest revision in one transaction.
+
+    On PostgreSQL a transaction-scoped advisory lock makes concurrent starts wait for the
+    first migrator and then find nothing left to do; on SQLite the write lock taken by
+    the transaction does the same.
+    """
+    with engine.connect() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(select(func.pg_advisory_xact_lock(_MIGRATION_LOCK_KEY)))
+        command.upgrade(alembic_config(connection), "head")
+        connection.commit()
+
+
+def is_up_to_date(engine: Engine) -> bool:
+    with engine.connect() as connection:
+        current = MigrationContext.configure(connection).get_current_heads()
+        head = ScriptDirectory.from_config(alembic_config(connection)).get_heads()
+        return set(current) == set(head)

@@ -1,0 +1,82 @@
+"""Users, created on their first authenticated call."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from orgservice.domain.models import Identity, User
+from orgservice.domain.validation import new_id
+from orgservice.storage.database import is_unique_violation
+from orgservice.storage.tables import UserRow
+
+
+class UserRepository:
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def get(self, user_id: str) -> User | None:
+        row = self._session.get(UserRow, user_id)
+        return _to_user(row) if row else None
+
+    def ensure(self, identity: Identity, now: datetime) -> tuple[User, bool]:
+        """Returns the identity's user, creating it if absent; the flag says "created".
+
+        Concurrent first calls race on the unique subject: the loser's insert fails
+        inside a savepoint and it reads the winner's row instead.
+        """
+        row = self._by_subject(identity.subject)
+        if row is None:
+            row = UserRow(
+                id=new_id(),
+                subject=identity.subject,
+                username=identity.username,
+                email=identity.email,
+                email_verified=identity.email_verified,
+                display_name=identity.display_name,
+                create_time=now,
+                update_time=now,
+            )
+            try:
+                with self._session.begin_nested():
+                    self._session.add(row)
+            except IntegrityError as error:
+                if not is_unique_violation(error):
+                    raise
+            else:
+                return _to_user(row), True
+            row = self._by_subject(identity.subject)
+            assert row is not None, "a concurrent insert won the race, so the row exists"
+        if _profile_changed(row, identity):
+            row.username = identity.username
+            row.email = identity.email
+            row.email_verified = identity.email_verified
+            row.display_name = identity.display_name
+            row.update_time = now
+        return _to_user(row), False
+
+    def _by_subject(self, subject: str) -> UserRow | None:
+        return self._session.scalars(select(UserRow).where(UserRow.subject == subject)).first()
+
+
+def _profile_changed(row: UserRow, identity: Identity) -> bool:
+    return (row.username, row.email, row.email_verified, row.display_name) != (
+        identity.username,
+        identity.email,
+        identity.email_verified,
+        identity.display_name,
+    )
+
+
+def _to_user(row: UserRow) -> User:
+    return User(
+        id=row.id,
+        subject=row.subject,
+        username=row.username,
+        email=row.email,
+        display_name=row.display_name,
+        create_time=row.create_time,
+    )

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Usage: PY=python scripts/generate.sh OUTDIR — compiles protos/ into OUTDIR.
+set -euo pipefail
+out=$1
+rm -rf "$out/orgs"
+mkdir -p "$out"
+# protoc finds the mypy plugins next to the interpreter.
+PATH="$(dirname "${PY:-python}"):$PATH" "${PY:-python}" -m grpc_tools.protoc -I protos \
+  --python_out="$out" --grpc_python_out="$out" \
+  --mypy_out="$out" --mypy_grpc_out="$out" \
+  protos/orgs/v1/*.proto
+# Regular packages (not namespace packages), typed, so installs and mypy find them.
+for pkg in "$out/orgs" "$out/orgs/v1"; do
+  : > "$pkg/__init__.py"
+  : > "$pkg/py.typed"
+done
