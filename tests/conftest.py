@@ -1,0 +1,198 @@
+"""Shared fixtures: real databases (SQLite file, fresh PostgreSQL database), a real
+server on a free port, and clients that call it through generated stubs."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import grpc
+import psycopg
+import pytest
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+from orgs.v1 import organization_service_pb2 as rpc
+from orgs.v1 import organization_service_pb2_grpc as rpc_grpc
+
+from orgservice import devkeys
+from orgservice.config import Settings
+from orgservice.server import OrgServer, create_server
+
+BACKENDS = [
+    name.strip()
+    for name in os.environ.get("ORGSERVICE_TEST_DATABASES", "sqlite,postgresql").split(",")
+    if name.strip()
+]
+POSTGRES_ADMIN_URL = os.environ.get(
+    "ORGSERVICE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def _postgres_unavailable(reason: str) -> None:
+    # In CI a missing PostgreSQL is a failure: its tests must never be skipped silently.
+    if IN_CI:
+        pytest.fail(f"PostgreSQL is required in CI: {reason}")
+    pytest.skip(f"PostgreSQL unavailable: {reason}")
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A new, empty database for this test session, dropped afterwards."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'orgservice.db'}"
+        return
+    with new_postgres_database() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for tests that need real row locks and concurrency."""
+    if "postgresql" not in BACKENDS:
+        pytest.skip("PostgreSQL tests not selected (ORGSERVICE_TEST_DATABASES)")
+    with new_postgres_database() as url:
+        yield url
+
+
+class new_postgres_database:  # noqa: N801 - used like a function
+    def __enter__(self) -> str:
+        self.name = f"orgservice_test_{uuid.uuid4().hex[:12]}"
+        try:
+            with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True, connect_timeout=5) as conn:
+                conn.execute(f'CREATE DATABASE "{self.name}"')
+        except psycopg.OperationalError as error:
+            _postgres_unavailable(str(error).splitlines()[0])
+        base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://")
+        return f"{base}/{self.name}"
+
+    def __exit__(self, *exc: object) -> None:
+        with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def dev_key_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("keys") / "dev-key"
+    devkeys.load_or_create(path)
+    return path
+
+
+def settings_for(database_url: str, dev_key_file: Path, **overrides: Any) -> Settings:
+    base = Settings(
+        host="127.0.0.1",
+        port=0,
+        database_url=database_url,
+        dev=True,
+        dev_key_file=dev_key_file,
+        threads=8,
+        health_interval=0.2,
+        shutdown_grace=2.0,
+    )
+    return replace(base, **overrides)
+
+
+@dataclass
+class Api:
+    """A running server and a way to make clients for it."""
+
+    server: OrgServer
+    channel: grpc.Channel
+    mint: Callable[..., str]
+
+    @property
+    def port(self) -> int:
+        return self.server.port
+
+    def client(self, subject: str | None = None, **claims: Any) -> Client:
+        """A client for a new (or the named) user; claims go into its token."""
+        subject = subject or f"user-{uuid.uuid4().hex[:10]}"
+        return Client(self.channel, self.mint(subject=subject, **claims), subject)
+
+    def platform(self) -> Client:
+        return self.client(scope="orgs:admin")
+
+    def anonymous(self) -> rpc_grpc.OrganizationServiceStub:
+        return rpc_grpc.OrganizationServiceStub(self.channel)
+
+
+class Client:
+    """The generated stub with this user's bearer token on every call."""
+
+    def __init__(self, channel: grpc.Channel, token: str, subject: str) -> None:
+        self.token = token
+        self.subject = subject
+        self._stub = rpc_grpc.OrganizationServiceStub(channel)
+        self._metadata = (("authorization", f"Bearer {token}"),)
+
+    def __getattr__(self, method: str) -> Callable[..., Any]:
+        call = getattr(self._stub, method)
+        return lambda request, **kwargs: call(request, metadata=self._metadata, timeout=30, **kwargs)
+
+    @property
+    def user_id(self) -> str:
+        return str(self.GetCurrentUser(rpc.GetCurrentUserRequest()).user.id)
+
+    def create_org(self, name: str | None = None, **fields: Any) -> Any:
+        request = rpc.CreateOrganizationRequest(name=name or f"Org {uuid.uuid4().hex[:8]}", **fields)
+        return self.CreateOrganization(request).organization
+
+
+def start_api(settings: Settings) -> Iterator[Api]:
+    server = create_server(settings)
+    server.start()
+    channel = grpc.insecure_channel(f"127.0.0.1:{server.port}")
+    key = devkeys.load_or_create(settings.dev_key_file)
+
+    def mint(**claims: Any) -> str:
+        return devkeys.mint_token(key, **claims)
+
+    try:
+        yield Api(server, channel, mint)
+    finally:
+        channel.close()
+        server.stop(grace=1)
+
+
+@pytest.fixture(scope="session")
+def api(database_url: str, dev_key_file: Path) -> Iterator[Api]:
+    """One server per database backend, shared by the session (tests use fresh users)."""
+    yield from start_api(settings_for(database_url, dev_key_file))
+
+
+@pytest.fixture(scope="session")
+def pg_api(postgres_url: str, dev_key_file: Path) -> Iterator[Api]:
+    """A server on PostgreSQL, for concurrency tests."""
+    yield from start_api(settings_for(postgres_url, dev_key_file, threads=32))
+
+
+@dataclass(frozen=True)
+class RpcFailure:
+    code: grpc.StatusCode
+    message: str
+    reason: str
+    violations: list[str]
+
+
+def failure(call: Callable[[], Any]) -> RpcFailure:
+    """Runs a call that must fail and returns its status with decoded error details."""
+    with pytest.raises(grpc.RpcError) as raised:
+        call()
+    error = raised.value
+    status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    reason, violations = "", []
+    for detail in status.details if status else []:
+        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            detail.Unpack(info)
+            assert info.domain == "orgs.v1"
+            reason = info.reason
+        elif detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+            bad = error_details_pb2.BadRequest()
+            detail.Unpack(bad)
+            violations = [v.field for v in bad.field_violations]
+    return RpcFailure(error.code(), error.details(), reason, violations)  # type: ignore[attr-defined]
