@@ -24,8 +24,7 @@ from orgservice.api.page_tokens import PageTokens
 from orgservice.api.servicer import OrganizationServicer
 from orgservice.config import ConfigurationError, Settings
 from orgservice.logs import configure_logging
-from orgservice.service.identity import IdentityService
-from orgservice.service.organizations import OrganizationService
+from orgservice.service.registry import Services
 from orgservice.storage import migrate
 from orgservice.storage.database import create_database_engine
 from orgservice.storage.unit_of_work import Database

@@ -41,7 +41,9 @@ def _postgres_unavailable(reason: str) -> None:
 
 
 @pytest.fixture(scope="session", params=BACKENDS)
-def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def database_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
     """A new, empty database for this test session, dropped afterwards."""
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'orgservice.db'}"
@@ -67,7 +69,9 @@ class new_postgres_database:  # noqa: N801 - used like a function
                 conn.execute(f'CREATE DATABASE "{self.name}"')
         except psycopg.OperationalError as error:
             _postgres_unavailable(str(error).splitlines()[0])
-        base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://")
+        base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0].replace(
+            "postgresql://", "postgresql+psycopg://"
+        )
         return f"{base}/{self.name}"
 
     def __exit__(self, *exc: object) -> None:
@@ -131,14 +135,18 @@ class Client:
 
     def __getattr__(self, method: str) -> Callable[..., Any]:
         call = getattr(self._stub, method)
-        return lambda request, **kwargs: call(request, metadata=self._metadata, timeout=30, **kwargs)
+        return lambda request, **kwargs: call(
+            request, metadata=self._metadata, timeout=30, **kwargs
+        )
 
     @property
     def user_id(self) -> str:
         return str(self.GetCurrentUser(rpc.GetCurrentUserRequest()).user.id)
 
     def create_org(self, name: str | None = None, **fields: Any) -> Any:
-        request = rpc.CreateOrganizationRequest(name=name or f"Org {uuid.uuid4().hex[:8]}", **fields)
+        request = rpc.CreateOrganizationRequest(
+            name=name or f"Org {uuid.uuid4().hex[:8]}", **fields
+        )
         return self.CreateOrganization(request).organization
 
 

@@ -12,21 +12,15 @@ from orgservice.api.interceptors import current_identity, note_user
 from orgservice.api.page_tokens import PageTokens, page_size
 from orgservice.domain.errors import invalid
 from orgservice.domain.models import Caller, OrganizationFields, PageRequest
-from orgservice.service.identity import IdentityService
-from orgservice.service.organizations import OrganizationService
+from orgservice.service.registry import Services
 
 ORGANIZATION_MUTABLE_FIELDS = frozenset({"name", "slug", "description", "labels"})
 
 
 class OrganizationServicer(rpc_grpc.OrganizationServiceServicer):
-    def __init__(
-        self,
-        identities: IdentityService,
-        organizations: OrganizationService,
-        page_tokens: PageTokens,
-    ) -> None:
-        self._identities = identities
-        self._organizations = organizations
+    def __init__(self, services: Services, page_tokens: PageTokens) -> None:
+        self._identities = services.identities
+        self._organizations = services.organizations
         self._page_tokens = page_tokens
 
     def _caller(self) -> Caller:
