@@ -145,10 +145,8 @@ def create_server(settings: Settings, *, reuse_port: bool = False) -> OrgServer:
     engine = create_database_engine(settings.database_url, pool_size=settings.threads)
     migrate.upgrade(engine)
     database = Database(engine)
-    identities = IdentityService(database, personal_organizations=settings.personal_organizations)
     servicer = OrganizationServicer(
-        identities,
-        OrganizationService(database),
+        Services.build(database, personal_organizations=settings.personal_organizations),
         PageTokens(settings.with_page_token_secret().page_token_secret.encode()),
     )
     server = grpc.server(

@@ -61,7 +61,7 @@ def postgres_url() -> Iterator[str]:
         yield url
 
 
-class new_postgres_database:  # noqa: N801 - used like a function
+class new_postgres_database:  # a context manager used like a function
     def __enter__(self) -> str:
         self.name = f"orgservice_test_{uuid.uuid4().hex[:12]}"
         try:
