@@ -51,3 +51,36 @@ def organization(value: models.Organization) -> pb.Organization:
         purge_time=timestamp(value.purge_time),
         etag=value.etag,
     )
+
+
+def member(value: models.Member) -> pb.Member:
+    return pb.Member(
+        organization_id=value.organization_id,
+        user=user(value.user),
+        role=value.role,
+        create_time=timestamp(value.create_time),
+        update_time=timestamp(value.update_time),
+    )
+
+
+def role(value: models.Role) -> pb.Role:
+    return pb.Role(
+        organization_id=value.organization_id,
+        name=value.name,
+        description=value.description,
+        permissions=value.permissions,
+        built_in=value.built_in,
+    )
+
+
+def audit_event(value: models.AuditEvent) -> pb.AuditEvent:
+    return pb.AuditEvent(
+        id=value.id,
+        organization_id=value.organization_id,
+        actor_user_id=value.actor_user_id,
+        action=value.action,
+        target_type=value.target_type,
+        target_id=value.target_id,
+        details=value.details,
+        create_time=timestamp(value.create_time),
+    )

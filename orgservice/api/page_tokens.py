@@ -9,6 +9,8 @@ import hmac
 import json
 from datetime import datetime
 
+from google.protobuf.message import Message
+
 from orgservice.domain.errors import invalid
 from orgservice.domain.models import Cursor
 
@@ -61,6 +63,16 @@ class PageTokens:
 
     def _mac(self, payload: bytes) -> bytes:
         return hmac.new(self._secret, payload, hashlib.sha256).digest()[:_MAC_BYTES]
+
+
+def request_binding(request: Message, caller_id: str) -> tuple[str, str, bytes]:
+    """What a page token is bound to: the caller, the RPC and every request field but
+    the page size and token themselves."""
+    scoped = type(request)()
+    scoped.CopyFrom(request)
+    scoped.ClearField("page_size")
+    scoped.ClearField("page_token")
+    return type(request).__name__, caller_id, scoped.SerializeToString(deterministic=True)
 
 
 def _bad_token() -> Exception:

@@ -126,3 +126,30 @@ class OrganizationFields:
     slug: str | None = None
     description: str | None = None
     labels: dict[str, str] | None = field(default=None)
+
+
+@dataclass(frozen=True)
+class Member:
+    organization_id: str
+    user: User
+    role: str
+    create_time: datetime
+    update_time: datetime
+
+
+@dataclass(frozen=True)
+class Role:
+    organization_id: str
+    name: str
+    description: str
+    permissions: tuple[str, ...]
+    built_in: bool
+
+
+@dataclass(frozen=True)
+class UserRef:
+    """How a request names a user: exactly one of the fields is set."""
+
+    user_id: str = ""
+    username: str = ""
+    email: str = ""

@@ -34,12 +34,13 @@ def authorize(
     uow: UnitOfWork,
     caller: Caller,
     organization_id: str,
-    permission: str,
+    permission: str | None,
     *,
     lock: bool = False,
     allow_deleted: bool = False,
 ) -> Access:
-    """Checks that `caller` holds `permission` in the organization, before anything else.
+    """Checks that `caller` holds `permission` in the organization, before anything else
+    (`None`: being a member is enough).
 
     Non-members get NOT_FOUND whether or not the organization exists. A soft-deleted
     organization exists only for those who may undelete it, and only for the use cases
@@ -58,8 +59,21 @@ def authorize(
             raise FailedPrecondition(
                 "the organization is deleted; undelete it first", reason="ORGANIZATION_DELETED"
             )
-    if permission not in permissions:
+    if permission is not None and permission not in permissions:
         raise PermissionDenied(
             f"permission {permission!r} is required", metadata={"permission": permission}
         )
     return Access(organization_id, record.role, permissions, caller.is_platform)
+
+
+def check_grantable(access: Access, permissions: frozenset[str] | tuple[str, ...]) -> None:
+    """Non-owners may hand out only permissions they hold themselves, so a custom role
+    with `members.add` or `roles.create` cannot be used to escalate privileges."""
+    if access.acts_as_owner:
+        return
+    missing = sorted(set(permissions) - access.permissions)
+    if missing:
+        raise PermissionDenied(
+            "you cannot grant permissions you do not hold: " + ", ".join(missing),
+            metadata={"permission": missing[0]},
+        )

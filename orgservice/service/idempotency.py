@@ -28,10 +28,12 @@ def create_once(
     request: Mapping[str, Any],
     create: Callable[[UnitOfWork, str], T],
     replay: Callable[[UnitOfWork, str], T],
+    resource_id: str = "",
 ) -> T:
     """Runs `create(uow, new_resource_id)` in a transaction and commits it, unless the
     caller already made this request: then `replay(uow, resource_id)` returns the result.
 
+    Resources named by the caller pass their own `resource_id` instead of a new UUID.
     The request_id is claimed before the resource is created, so a concurrent duplicate
     blocks on the claim, fails it, and retries to find the winner's record.
     """
@@ -40,7 +42,7 @@ def create_once(
     request_hash = _fingerprint(operation, request)
     for _attempt in range(3):
         with database.transaction() as uow:
-            resource_id = new_id()
+            new_resource_id = resource_id or new_id()
             if request_id:
                 now = clock()
                 prior = uow.idempotency.find(caller.user_id, request_id, now - RETENTION)
@@ -56,13 +58,13 @@ def create_once(
                     request_id=request_id,
                     operation=operation,
                     request_hash=request_hash,
-                    resource_id=resource_id,
+                    resource_id=new_resource_id,
                     now=now,
                     not_before=now - RETENTION,
                 )
                 if not claimed:
                     continue
-            result = create(uow, resource_id)
+            result = create(uow, new_resource_id)
             uow.commit()
             return result
     raise RuntimeError("request_id claim kept failing without a visible winner")

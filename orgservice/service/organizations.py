@@ -37,6 +37,7 @@ from orgservice.domain.validation import (
     slugify,
     with_suffix,
 )
+from orgservice.service import audit
 from orgservice.service.access import authorize, organization_not_found
 from orgservice.service.clock import Clock, system_clock
 from orgservice.service.idempotency import create_once
@@ -100,7 +101,7 @@ class OrganizationService:
         member = user_id or (None if caller.is_platform else caller.user_id)
         query = OrganizationQuery(member, name_filter.strip(), show_deleted)
         with self._database.snapshot() as uow:
-            return uow.organizations.list(query, page)
+            return uow.organizations.find_page(query, page)
 
     def update(
         self, caller: Caller, organization_id: str, fields: OrganizationFields, *, etag: str = ""
@@ -112,8 +113,15 @@ class OrganizationService:
             now = self._clock()
             uow.organizations.update(organization_id, fields, now)
             changed = sorted(name for name, value in asdict(fields).items() if value is not None)
-            _audit(
-                uow, caller, organization_id, "organization.updated", now, fields=",".join(changed)
+            audit.record(
+                uow,
+                caller,
+                organization_id,
+                "organization.updated",
+                now,
+                target_type="organization",
+                target_id=organization_id,
+                fields=",".join(changed),
             )
             organization = load_organization(uow, organization_id)
             uow.commit()
@@ -127,7 +135,15 @@ class OrganizationService:
             uow.organizations.set_state(
                 organization_id, OrganizationState.DELETED, now, purge_time=now + PURGE_AFTER
             )
-            _audit(uow, caller, organization_id, "organization.deleted", now)
+            audit.record(
+                uow,
+                caller,
+                organization_id,
+                "organization.deleted",
+                now,
+                target_type="organization",
+                target_id=organization_id,
+            )
             organization = load_organization(uow, organization_id)
             uow.commit()
             return organization
@@ -146,7 +162,15 @@ class OrganizationService:
             if current.purge_time is not None and current.purge_time <= now:
                 raise organization_not_found()
             uow.organizations.set_state(organization_id, OrganizationState.ACTIVE, now, None)
-            _audit(uow, caller, organization_id, "organization.undeleted", now)
+            audit.record(
+                uow,
+                caller,
+                organization_id,
+                "organization.undeleted",
+                now,
+                target_type="organization",
+                target_id=organization_id,
+            )
             organization = load_organization(uow, organization_id)
             uow.commit()
             return organization
@@ -206,7 +230,17 @@ def insert_organization(
         description="",
         now=now,
     )
-    _audit(uow, caller, organization_id, "organization.created", now, slug=slug, name=name)
+    audit.record(
+        uow,
+        caller,
+        organization_id,
+        "organization.created",
+        now,
+        target_type="organization",
+        target_id=organization_id,
+        slug=slug,
+        name=name,
+    )
     return load_organization(uow, organization_id)
 
 
@@ -251,22 +285,3 @@ def _insert_with_slug(
 def _check_etag(uow: UnitOfWork, organization_id: str, etag: str) -> None:
     if etag and etag != load_organization(uow, organization_id).etag:
         raise etag_mismatch()
-
-
-def _audit(
-    uow: UnitOfWork,
-    caller: Caller,
-    organization_id: str,
-    action: str,
-    now: datetime,
-    **details: str,
-) -> None:
-    uow.audit.record(
-        organization_id=organization_id,
-        actor_user_id=caller.user_id,
-        action=action,
-        target_type="organization",
-        target_id=organization_id,
-        now=now,
-        details=details,
-    )

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from orgservice.service.audit import AuditService
 from orgservice.service.clock import Clock, system_clock
 from orgservice.service.identity import IdentityService
+from orgservice.service.members import MemberService
 from orgservice.service.organizations import OrganizationService
+from orgservice.service.permission_checks import PermissionCheckService
+from orgservice.service.roles import RoleService
 from orgservice.storage.unit_of_work import Database
 
 
@@ -14,6 +18,10 @@ from orgservice.storage.unit_of_work import Database
 class Services:
     identities: IdentityService
     organizations: OrganizationService
+    members: MemberService
+    roles: RoleService
+    permission_checks: PermissionCheckService
+    audit: AuditService
 
     @classmethod
     def build(
@@ -24,4 +32,8 @@ class Services:
                 database, clock, personal_organizations=personal_organizations
             ),
             organizations=OrganizationService(database, clock),
+            members=MemberService(database, clock),
+            roles=RoleService(database, clock),
+            permission_checks=PermissionCheckService(database),
+            audit=AuditService(database),
         )

@@ -5,16 +5,25 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from orgservice.domain.models import Membership, OrganizationState
-from orgservice.storage.tables import MembershipRow, OrganizationRow, RoleRow
+from orgservice.domain.models import (
+    Cursor,
+    Member,
+    Membership,
+    OrganizationState,
+    Page,
+    PageRequest,
+)
+from orgservice.storage.paging import AnyRow, fetch_page
+from orgservice.storage.tables import MembershipRow, OrganizationRow, RoleRow, UserRow
+from orgservice.storage.users import to_user
 
 
 @dataclass(frozen=True)
 class AccessRecord:
-    """An organization as one caller sees it: its state and the caller's role, if any."""
+    """An organization as one user sees it: its state and the user's role, if any."""
 
     organization_id: str
     state: OrganizationState
@@ -36,6 +45,7 @@ class MembershipRepository:
                 update_time=now,
             )
         )
+        self._session.flush()
 
     def access(
         self, organization_id: str, user_id: str, *, lock: bool = False
@@ -47,7 +57,10 @@ class MembershipRepository:
         """
         query = (
             select(
-                OrganizationRow.id, OrganizationRow.state, MembershipRow.role, RoleRow.permissions
+                OrganizationRow.id,
+                OrganizationRow.state,
+                MembershipRow.role,
+                RoleRow.permissions,
             )
             .select_from(OrganizationRow)
             .outerjoin(
@@ -70,6 +83,53 @@ class MembershipRepository:
         org_id, state, role, permissions = row
         return AccessRecord(org_id, OrganizationState(state), role, frozenset(permissions or ()))
 
+    def get(self, organization_id: str, user_id: str) -> Member | None:
+        row = self._session.execute(
+            _MEMBERS.where(
+                MembershipRow.organization_id == organization_id,
+                MembershipRow.user_id == user_id,
+            )
+        ).first()
+        return _to_member(row) if row else None
+
+    def find_page(self, organization_id: str, role: str, page: PageRequest) -> Page[Member]:
+        query = _MEMBERS.where(MembershipRow.organization_id == organization_id)
+        if role:
+            query = query.where(MembershipRow.role == role)
+        rows, total, next_cursor = fetch_page(
+            self._session,
+            query,
+            create_time=MembershipRow.create_time,
+            id_column=MembershipRow.user_id,
+            page=page,
+            cursor_of=_cursor_of,
+        )
+        return Page([_to_member(row) for row in rows], total, next_cursor)
+
+    def count_with_role(self, organization_id: str, role: str) -> int:
+        return (
+            self._session.scalar(
+                select(func.count()).where(
+                    MembershipRow.organization_id == organization_id, MembershipRow.role == role
+                )
+            )
+            or 0
+        )
+
+    def set_role(self, organization_id: str, user_id: str, role: str, now: datetime) -> None:
+        row = self._session.get_one(MembershipRow, (organization_id, user_id))
+        row.role = role
+        row.update_time = now
+        self._session.flush()
+
+    def remove(self, organization_id: str, user_id: str) -> None:
+        self._session.execute(
+            delete(MembershipRow).where(
+                MembershipRow.organization_id == organization_id,
+                MembershipRow.user_id == user_id,
+            )
+        )
+
     def of_user(self, user_id: str) -> list[Membership]:
         """The user's memberships in active organizations, oldest first."""
         rows = self._session.execute(
@@ -82,3 +142,22 @@ class MembershipRepository:
             .order_by(MembershipRow.create_time, MembershipRow.organization_id)
         ).all()
         return [Membership(org_id, slug, role) for org_id, slug, role in rows]
+
+
+_MEMBERS = select(MembershipRow, UserRow).join(UserRow, UserRow.id == MembershipRow.user_id)
+
+
+def _cursor_of(row: AnyRow) -> Cursor:
+    membership: MembershipRow = row[0]
+    return Cursor(membership.create_time, membership.user_id)
+
+
+def _to_member(row: AnyRow) -> Member:
+    membership: MembershipRow = row[0]
+    return Member(
+        organization_id=membership.organization_id,
+        user=to_user(row[1]),
+        role=membership.role,
+        create_time=membership.create_time,
+        update_time=membership.update_time,
+    )

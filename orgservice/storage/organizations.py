@@ -22,7 +22,7 @@ from orgservice.domain.models import (
 )
 from orgservice.domain.permissions import OWNER
 from orgservice.storage.database import is_unique_violation
-from orgservice.storage.paging import AnyRow, fetch_page
+from orgservice.storage.paging import AnyRow, escape_like, fetch_page
 from orgservice.storage.tables import MembershipRow, OrganizationRow, WorkspaceRow
 
 _MEMBER_COUNT = (
@@ -139,7 +139,7 @@ class OrganizationRepository:
                 raise slug_taken(slug) from error
             raise
 
-    def list(self, query: OrganizationQuery, page: PageRequest) -> Page[Organization]:
+    def find_page(self, query: OrganizationQuery, page: PageRequest) -> Page[Organization]:
         statement = _WITH_COUNTS
         if query.member_user_id is not None:
             statement = statement.join(
@@ -159,7 +159,7 @@ class OrganizationRepository:
         else:
             statement = statement.where(OrganizationRow.state == OrganizationState.ACTIVE.value)
         if query.name_filter:
-            pattern = f"%{_escape_like(query.name_filter.lower())}%"
+            pattern = f"%{escape_like(query.name_filter.lower())}%"
             statement = statement.where(
                 or_(
                     func.lower(OrganizationRow.name).like(pattern, escape="\\"),
@@ -180,10 +180,6 @@ class OrganizationRepository:
 def _cursor_of(row: AnyRow) -> Cursor:
     organization: OrganizationRow = row[0]
     return Cursor(organization.create_time, organization.id)
-
-
-def _escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def etag_of(entity_id: str, version: int) -> str:

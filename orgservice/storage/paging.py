@@ -17,7 +17,7 @@ AnyRow = Row[*tuple[Any, ...]]
 
 def fetch_page(
     session: Session,
-    query: Select[Any],
+    query: Select[*tuple[Any, ...]],
     *,
     create_time: InstrumentedAttribute[datetime],
     id_column: InstrumentedAttribute[str],
@@ -42,3 +42,8 @@ def fetch_page(
         rows = rows[: page.limit]
         next_cursor = cursor_of(rows[-1])
     return rows, total or 0, next_cursor
+
+
+def escape_like(text: str) -> str:
+    """Escapes LIKE wildcards (use with escape="\\") so they match literally."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

@@ -167,5 +167,5 @@ class IdempotencyKeyRow(Base):
     request_id: Mapped[str] = mapped_column(ID, primary_key=True)
     operation: Mapped[str] = mapped_column(String(64))
     request_hash: Mapped[str] = mapped_column(String(64))
-    resource_id: Mapped[str] = mapped_column(ID)
+    resource_id: Mapped[str] = mapped_column(String(255))
     create_time: Mapped[datetime]

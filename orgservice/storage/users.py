@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from orgservice.domain.models import Identity, User
+from orgservice.domain.models import Identity, User, UserRef
 from orgservice.domain.validation import new_id
 from orgservice.storage.database import is_unique_violation
 from orgservice.storage.tables import UserRow
@@ -20,7 +20,19 @@ class UserRepository:
 
     def get(self, user_id: str) -> User | None:
         row = self._session.get(UserRow, user_id)
-        return _to_user(row) if row else None
+        return to_user(row) if row else None
+
+    def find(self, ref: UserRef, *, limit: int = 2) -> list[User]:
+        """Users matching the reference (emails compare case-insensitively); callers
+        ask for two to tell "unique" from "ambiguous"."""
+        query = select(UserRow).order_by(UserRow.create_time).limit(limit)
+        if ref.user_id:
+            query = query.where(UserRow.id == ref.user_id)
+        elif ref.username:
+            query = query.where(UserRow.username == ref.username)
+        else:
+            query = query.where(func.lower(UserRow.email) == ref.email.lower())
+        return [to_user(row) for row in self._session.scalars(query)]
 
     def ensure(self, identity: Identity, now: datetime) -> tuple[User, bool]:
         """Returns the identity's user, creating it if absent; the flag says "created".
@@ -47,7 +59,7 @@ class UserRepository:
                 if not is_unique_violation(error):
                     raise
             else:
-                return _to_user(row), True
+                return to_user(row), True
             row = self._by_subject(identity.subject)
             assert row is not None, "a concurrent insert won the race, so the row exists"
         if _profile_changed(row, identity):
@@ -56,7 +68,7 @@ class UserRepository:
             row.email_verified = identity.email_verified
             row.display_name = identity.display_name
             row.update_time = now
-        return _to_user(row), False
+        return to_user(row), False
 
     def _by_subject(self, subject: str) -> UserRow | None:
         return self._session.scalars(select(UserRow).where(UserRow.subject == subject)).first()
@@ -71,7 +83,7 @@ def _profile_changed(row: UserRow, identity: Identity) -> bool:
     )
 
 
-def _to_user(row: UserRow) -> User:
+def to_user(row: UserRow) -> User:
     return User(
         id=row.id,
         subject=row.subject,

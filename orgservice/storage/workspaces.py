@@ -48,3 +48,6 @@ class WorkspaceRepository:
                     metadata={"slug": row.slug},
                 ) from error
             raise
+
+    def exists(self, organization_id: str, workspace_id: str) -> bool:
+        return self._session.get(WorkspaceRow, (organization_id, workspace_id)) is not None

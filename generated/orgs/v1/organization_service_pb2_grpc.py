@@ -73,6 +73,56 @@ class OrganizationServiceStub:
                 request_serializer=orgs_dot_v1_dot_organization__service__pb2.UndeleteOrganizationRequest.SerializeToString,
                 response_deserializer=orgs_dot_v1_dot_organization__service__pb2.UndeleteOrganizationResponse.FromString,
                 _registered_method=True)
+        self.ListMembers = channel.unary_unary(
+                '/orgs.v1.OrganizationService/ListMembers',
+                request_serializer=orgs_dot_v1_dot_organization__service__pb2.ListMembersRequest.SerializeToString,
+                response_deserializer=orgs_dot_v1_dot_organization__service__pb2.ListMembersResponse.FromString,
+                _registered_method=True)
+        self.AddMember = channel.unary_unary(
+                '/orgs.v1.OrganizationService/AddMember',
+                request_serializer=orgs_dot_v1_dot_organization__service__pb2.AddMemberRequest.SerializeToString,
+                response_deserializer=orgs_dot_v1_dot_organization__service__pb2.AddMemberResponse.FromString,
+                _registered_method=True)
+        self.UpdateMember = channel.unary_unary(
+                '/orgs.v1.OrganizationService/UpdateMember',
+                request_serializer=orgs_dot_v1_dot_organization__service__pb2.UpdateMemberRequest.SerializeToString,
+                response_deserializer=orgs_dot_v1_dot_organization__service__pb2.UpdateMemberResponse.FromString,
+                _registered_method=True)
+        self.RemoveMember = channel.unary_unary(
+                '/orgs.v1.OrganizationService/RemoveMember',
+                request_serializer=orgs_dot_v1_dot_organization__service__pb2.RemoveMemberRequest.SerializeToString,
+                response_deserializer=orgs_dot_v1_dot_organization__service__pb2.RemoveMemberResponse.FromString,
+                _registered_method=True)
+        self.ListRoles = channel.unary_unary(
+                '/orgs.v1.OrganizationService/ListRoles',
+                request_serializer=orgs_dot_v1_dot_organization__service__pb2.ListRolesRequest.SerializeToString,
+                response_deserializer=orgs_dot_v1_dot_organization__service__pb2.ListRolesResponse.FromString,
+                _registered_method=True)
+        self.CreateRole = channel.unary_unary(
+                '/orgs.v1.OrganizationService/CreateRole',
+                request_serializer=orgs_dot_v1_dot_organization__service__pb2.CreateRoleRequest.SerializeToString,
+                response_deserializer=orgs_dot_v1_dot_organization__service__pb2.CreateRoleResponse.FromString,
+                _registered_method=True)
+        self.UpdateRole = channel.unary_unary(
+                '/orgs.v1.OrganizationService/UpdateRole',
+                request_serializer=orgs_dot_v1_dot_organization__service__pb2.UpdateRoleRequest.SerializeToString,
+                response_deserializer=orgs_dot_v1_dot_organization__service__pb2.UpdateRoleResponse.FromString,
+                _registered_method=True)
+        self.DeleteRole = channel.unary_unary(
+                '/orgs.v1.OrganizationService/DeleteRole',
+                request_serializer=orgs_dot_v1_dot_organization__service__pb2.DeleteRoleRequest.SerializeToString,
+                response_deserializer=orgs_dot_v1_dot_organization__service__pb2.DeleteRoleResponse.FromString,
+                _registered_method=True)
+        self.CheckPermission = channel.unary_unary(
+                '/orgs.v1.OrganizationService/CheckPermission',
+                request_serializer=orgs_dot_v1_dot_organization__service__pb2.CheckPermissionRequest.SerializeToString,
+                response_deserializer=orgs_dot_v1_dot_organization__service__pb2.CheckPermissionResponse.FromString,
+                _registered_method=True)
+        self.ListAuditEvents = channel.unary_unary(
+                '/orgs.v1.OrganizationService/ListAuditEvents',
+                request_serializer=orgs_dot_v1_dot_organization__service__pb2.ListAuditEventsRequest.SerializeToString,
+                response_deserializer=orgs_dot_v1_dot_organization__service__pb2.ListAuditEventsResponse.FromString,
+                _registered_method=True)
 
 
 class OrganizationServiceServicer:
@@ -132,6 +182,76 @@ class OrganizationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListMembers(self, request, context):
+        """Lists an organization's members, optionally only those holding one role.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AddMember(self, request, context):
+        """Adds an existing user to an organization with a role.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateMember(self, request, context):
+        """Changes a member's role.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemoveMember(self, request, context):
+        """Removes a member; any member may remove themselves (leave).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListRoles(self, request, context):
+        """Lists an organization's roles, built-in roles first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateRole(self, request, context):
+        """Creates a custom role.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateRole(self, request, context):
+        """Updates a custom role's description or permissions.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteRole(self, request, context):
+        """Deletes a custom role that nobody holds.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CheckPermission(self, request, context):
+        """Answers whether a user holds a permission in an organization.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListAuditEvents(self, request, context):
+        """Lists an organization's audit events, newest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_OrganizationServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -169,6 +289,56 @@ def add_OrganizationServiceServicer_to_server(servicer, server):
                     servicer.UndeleteOrganization,
                     request_deserializer=orgs_dot_v1_dot_organization__service__pb2.UndeleteOrganizationRequest.FromString,
                     response_serializer=orgs_dot_v1_dot_organization__service__pb2.UndeleteOrganizationResponse.SerializeToString,
+            ),
+            'ListMembers': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListMembers,
+                    request_deserializer=orgs_dot_v1_dot_organization__service__pb2.ListMembersRequest.FromString,
+                    response_serializer=orgs_dot_v1_dot_organization__service__pb2.ListMembersResponse.SerializeToString,
+            ),
+            'AddMember': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddMember,
+                    request_deserializer=orgs_dot_v1_dot_organization__service__pb2.AddMemberRequest.FromString,
+                    response_serializer=orgs_dot_v1_dot_organization__service__pb2.AddMemberResponse.SerializeToString,
+            ),
+            'UpdateMember': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateMember,
+                    request_deserializer=orgs_dot_v1_dot_organization__service__pb2.UpdateMemberRequest.FromString,
+                    response_serializer=orgs_dot_v1_dot_organization__service__pb2.UpdateMemberResponse.SerializeToString,
+            ),
+            'RemoveMember': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveMember,
+                    request_deserializer=orgs_dot_v1_dot_organization__service__pb2.RemoveMemberRequest.FromString,
+                    response_serializer=orgs_dot_v1_dot_organization__service__pb2.RemoveMemberResponse.SerializeToString,
+            ),
+            'ListRoles': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListRoles,
+                    request_deserializer=orgs_dot_v1_dot_organization__service__pb2.ListRolesRequest.FromString,
+                    response_serializer=orgs_dot_v1_dot_organization__service__pb2.ListRolesResponse.SerializeToString,
+            ),
+            'CreateRole': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateRole,
+                    request_deserializer=orgs_dot_v1_dot_organization__service__pb2.CreateRoleRequest.FromString,
+                    response_serializer=orgs_dot_v1_dot_organization__service__pb2.CreateRoleResponse.SerializeToString,
+            ),
+            'UpdateRole': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateRole,
+                    request_deserializer=orgs_dot_v1_dot_organization__service__pb2.UpdateRoleRequest.FromString,
+                    response_serializer=orgs_dot_v1_dot_organization__service__pb2.UpdateRoleResponse.SerializeToString,
+            ),
+            'DeleteRole': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteRole,
+                    request_deserializer=orgs_dot_v1_dot_organization__service__pb2.DeleteRoleRequest.FromString,
+                    response_serializer=orgs_dot_v1_dot_organization__service__pb2.DeleteRoleResponse.SerializeToString,
+            ),
+            'CheckPermission': grpc.unary_unary_rpc_method_handler(
+                    servicer.CheckPermission,
+                    request_deserializer=orgs_dot_v1_dot_organization__service__pb2.CheckPermissionRequest.FromString,
+                    response_serializer=orgs_dot_v1_dot_organization__service__pb2.CheckPermissionResponse.SerializeToString,
+            ),
+            'ListAuditEvents': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAuditEvents,
+                    request_deserializer=orgs_dot_v1_dot_organization__service__pb2.ListAuditEventsRequest.FromString,
+                    response_serializer=orgs_dot_v1_dot_organization__service__pb2.ListAuditEventsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -364,6 +534,276 @@ class OrganizationService:
             '/orgs.v1.OrganizationService/UndeleteOrganization',
             orgs_dot_v1_dot_organization__service__pb2.UndeleteOrganizationRequest.SerializeToString,
             orgs_dot_v1_dot_organization__service__pb2.UndeleteOrganizationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListMembers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/orgs.v1.OrganizationService/ListMembers',
+            orgs_dot_v1_dot_organization__service__pb2.ListMembersRequest.SerializeToString,
+            orgs_dot_v1_dot_organization__service__pb2.ListMembersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddMember(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/orgs.v1.OrganizationService/AddMember',
+            orgs_dot_v1_dot_organization__service__pb2.AddMemberRequest.SerializeToString,
+            orgs_dot_v1_dot_organization__service__pb2.AddMemberResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateMember(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/orgs.v1.OrganizationService/UpdateMember',
+            orgs_dot_v1_dot_organization__service__pb2.UpdateMemberRequest.SerializeToString,
+            orgs_dot_v1_dot_organization__service__pb2.UpdateMemberResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveMember(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/orgs.v1.OrganizationService/RemoveMember',
+            orgs_dot_v1_dot_organization__service__pb2.RemoveMemberRequest.SerializeToString,
+            orgs_dot_v1_dot_organization__service__pb2.RemoveMemberResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListRoles(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/orgs.v1.OrganizationService/ListRoles',
+            orgs_dot_v1_dot_organization__service__pb2.ListRolesRequest.SerializeToString,
+            orgs_dot_v1_dot_organization__service__pb2.ListRolesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateRole(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/orgs.v1.OrganizationService/CreateRole',
+            orgs_dot_v1_dot_organization__service__pb2.CreateRoleRequest.SerializeToString,
+            orgs_dot_v1_dot_organization__service__pb2.CreateRoleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateRole(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/orgs.v1.OrganizationService/UpdateRole',
+            orgs_dot_v1_dot_organization__service__pb2.UpdateRoleRequest.SerializeToString,
+            orgs_dot_v1_dot_organization__service__pb2.UpdateRoleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteRole(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/orgs.v1.OrganizationService/DeleteRole',
+            orgs_dot_v1_dot_organization__service__pb2.DeleteRoleRequest.SerializeToString,
+            orgs_dot_v1_dot_organization__service__pb2.DeleteRoleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CheckPermission(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/orgs.v1.OrganizationService/CheckPermission',
+            orgs_dot_v1_dot_organization__service__pb2.CheckPermissionRequest.SerializeToString,
+            orgs_dot_v1_dot_organization__service__pb2.CheckPermissionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAuditEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/orgs.v1.OrganizationService/ListAuditEvents',
+            orgs_dot_v1_dot_organization__service__pb2.ListAuditEventsRequest.SerializeToString,
+            orgs_dot_v1_dot_organization__service__pb2.ListAuditEventsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -53,6 +53,26 @@ class OrganizationServiceStub:
     """Soft-deletes an organization; it is purged 30 days later."""
     UndeleteOrganization: _grpc.UnaryUnaryMultiCallable[_organization_service_pb2.UndeleteOrganizationRequest, _organization_service_pb2.UndeleteOrganizationResponse]
     """Restores a soft-deleted organization."""
+    ListMembers: _grpc.UnaryUnaryMultiCallable[_organization_service_pb2.ListMembersRequest, _organization_service_pb2.ListMembersResponse]
+    """Lists an organization's members, optionally only those holding one role."""
+    AddMember: _grpc.UnaryUnaryMultiCallable[_organization_service_pb2.AddMemberRequest, _organization_service_pb2.AddMemberResponse]
+    """Adds an existing user to an organization with a role."""
+    UpdateMember: _grpc.UnaryUnaryMultiCallable[_organization_service_pb2.UpdateMemberRequest, _organization_service_pb2.UpdateMemberResponse]
+    """Changes a member's role."""
+    RemoveMember: _grpc.UnaryUnaryMultiCallable[_organization_service_pb2.RemoveMemberRequest, _organization_service_pb2.RemoveMemberResponse]
+    """Removes a member; any member may remove themselves (leave)."""
+    ListRoles: _grpc.UnaryUnaryMultiCallable[_organization_service_pb2.ListRolesRequest, _organization_service_pb2.ListRolesResponse]
+    """Lists an organization's roles, built-in roles first."""
+    CreateRole: _grpc.UnaryUnaryMultiCallable[_organization_service_pb2.CreateRoleRequest, _organization_service_pb2.CreateRoleResponse]
+    """Creates a custom role."""
+    UpdateRole: _grpc.UnaryUnaryMultiCallable[_organization_service_pb2.UpdateRoleRequest, _organization_service_pb2.UpdateRoleResponse]
+    """Updates a custom role's description or permissions."""
+    DeleteRole: _grpc.UnaryUnaryMultiCallable[_organization_service_pb2.DeleteRoleRequest, _organization_service_pb2.DeleteRoleResponse]
+    """Deletes a custom role that nobody holds."""
+    CheckPermission: _grpc.UnaryUnaryMultiCallable[_organization_service_pb2.CheckPermissionRequest, _organization_service_pb2.CheckPermissionResponse]
+    """Answers whether a user holds a permission in an organization."""
+    ListAuditEvents: _grpc.UnaryUnaryMultiCallable[_organization_service_pb2.ListAuditEventsRequest, _organization_service_pb2.ListAuditEventsResponse]
+    """Lists an organization's audit events, newest first."""
 
 @_typing.type_check_only
 class OrganizationServiceAsyncStub(OrganizationServiceStub):
@@ -79,6 +99,26 @@ class OrganizationServiceAsyncStub(OrganizationServiceStub):
     """Soft-deletes an organization; it is purged 30 days later."""
     UndeleteOrganization: _aio.UnaryUnaryMultiCallable[_organization_service_pb2.UndeleteOrganizationRequest, _organization_service_pb2.UndeleteOrganizationResponse]  # type: ignore[assignment]
     """Restores a soft-deleted organization."""
+    ListMembers: _aio.UnaryUnaryMultiCallable[_organization_service_pb2.ListMembersRequest, _organization_service_pb2.ListMembersResponse]  # type: ignore[assignment]
+    """Lists an organization's members, optionally only those holding one role."""
+    AddMember: _aio.UnaryUnaryMultiCallable[_organization_service_pb2.AddMemberRequest, _organization_service_pb2.AddMemberResponse]  # type: ignore[assignment]
+    """Adds an existing user to an organization with a role."""
+    UpdateMember: _aio.UnaryUnaryMultiCallable[_organization_service_pb2.UpdateMemberRequest, _organization_service_pb2.UpdateMemberResponse]  # type: ignore[assignment]
+    """Changes a member's role."""
+    RemoveMember: _aio.UnaryUnaryMultiCallable[_organization_service_pb2.RemoveMemberRequest, _organization_service_pb2.RemoveMemberResponse]  # type: ignore[assignment]
+    """Removes a member; any member may remove themselves (leave)."""
+    ListRoles: _aio.UnaryUnaryMultiCallable[_organization_service_pb2.ListRolesRequest, _organization_service_pb2.ListRolesResponse]  # type: ignore[assignment]
+    """Lists an organization's roles, built-in roles first."""
+    CreateRole: _aio.UnaryUnaryMultiCallable[_organization_service_pb2.CreateRoleRequest, _organization_service_pb2.CreateRoleResponse]  # type: ignore[assignment]
+    """Creates a custom role."""
+    UpdateRole: _aio.UnaryUnaryMultiCallable[_organization_service_pb2.UpdateRoleRequest, _organization_service_pb2.UpdateRoleResponse]  # type: ignore[assignment]
+    """Updates a custom role's description or permissions."""
+    DeleteRole: _aio.UnaryUnaryMultiCallable[_organization_service_pb2.DeleteRoleRequest, _organization_service_pb2.DeleteRoleResponse]  # type: ignore[assignment]
+    """Deletes a custom role that nobody holds."""
+    CheckPermission: _aio.UnaryUnaryMultiCallable[_organization_service_pb2.CheckPermissionRequest, _organization_service_pb2.CheckPermissionResponse]  # type: ignore[assignment]
+    """Answers whether a user holds a permission in an organization."""
+    ListAuditEvents: _aio.UnaryUnaryMultiCallable[_organization_service_pb2.ListAuditEventsRequest, _organization_service_pb2.ListAuditEventsResponse]  # type: ignore[assignment]
+    """Lists an organization's audit events, newest first."""
 
 class OrganizationServiceServicer(metaclass=_abc_1.ABCMeta):
     """Manages organizations, their members, roles, invitations and workspaces.
@@ -144,5 +184,85 @@ class OrganizationServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_organization_service_pb2.UndeleteOrganizationResponse, _abc.Awaitable[_organization_service_pb2.UndeleteOrganizationResponse]]:
         """Restores a soft-deleted organization."""
+
+    @_abc_1.abstractmethod
+    def ListMembers(
+        self,
+        request: _organization_service_pb2.ListMembersRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_organization_service_pb2.ListMembersResponse, _abc.Awaitable[_organization_service_pb2.ListMembersResponse]]:
+        """Lists an organization's members, optionally only those holding one role."""
+
+    @_abc_1.abstractmethod
+    def AddMember(
+        self,
+        request: _organization_service_pb2.AddMemberRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_organization_service_pb2.AddMemberResponse, _abc.Awaitable[_organization_service_pb2.AddMemberResponse]]:
+        """Adds an existing user to an organization with a role."""
+
+    @_abc_1.abstractmethod
+    def UpdateMember(
+        self,
+        request: _organization_service_pb2.UpdateMemberRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_organization_service_pb2.UpdateMemberResponse, _abc.Awaitable[_organization_service_pb2.UpdateMemberResponse]]:
+        """Changes a member's role."""
+
+    @_abc_1.abstractmethod
+    def RemoveMember(
+        self,
+        request: _organization_service_pb2.RemoveMemberRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_organization_service_pb2.RemoveMemberResponse, _abc.Awaitable[_organization_service_pb2.RemoveMemberResponse]]:
+        """Removes a member; any member may remove themselves (leave)."""
+
+    @_abc_1.abstractmethod
+    def ListRoles(
+        self,
+        request: _organization_service_pb2.ListRolesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_organization_service_pb2.ListRolesResponse, _abc.Awaitable[_organization_service_pb2.ListRolesResponse]]:
+        """Lists an organization's roles, built-in roles first."""
+
+    @_abc_1.abstractmethod
+    def CreateRole(
+        self,
+        request: _organization_service_pb2.CreateRoleRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_organization_service_pb2.CreateRoleResponse, _abc.Awaitable[_organization_service_pb2.CreateRoleResponse]]:
+        """Creates a custom role."""
+
+    @_abc_1.abstractmethod
+    def UpdateRole(
+        self,
+        request: _organization_service_pb2.UpdateRoleRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_organization_service_pb2.UpdateRoleResponse, _abc.Awaitable[_organization_service_pb2.UpdateRoleResponse]]:
+        """Updates a custom role's description or permissions."""
+
+    @_abc_1.abstractmethod
+    def DeleteRole(
+        self,
+        request: _organization_service_pb2.DeleteRoleRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_organization_service_pb2.DeleteRoleResponse, _abc.Awaitable[_organization_service_pb2.DeleteRoleResponse]]:
+        """Deletes a custom role that nobody holds."""
+
+    @_abc_1.abstractmethod
+    def CheckPermission(
+        self,
+        request: _organization_service_pb2.CheckPermissionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_organization_service_pb2.CheckPermissionResponse, _abc.Awaitable[_organization_service_pb2.CheckPermissionResponse]]:
+        """Answers whether a user holds a permission in an organization."""
+
+    @_abc_1.abstractmethod
+    def ListAuditEvents(
+        self,
+        request: _organization_service_pb2.ListAuditEventsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_organization_service_pb2.ListAuditEventsResponse, _abc.Awaitable[_organization_service_pb2.ListAuditEventsResponse]]:
+        """Lists an organization's audit events, newest first."""
 
 def add_OrganizationServiceServicer_to_server(servicer: OrganizationServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

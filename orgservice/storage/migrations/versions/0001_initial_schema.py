@@ -92,7 +92,7 @@ def upgrade() -> None:
         sa.Column("request_id", sa.String(length=36), nullable=False),
         sa.Column("operation", sa.String(length=64), nullable=False),
         sa.Column("request_hash", sa.String(length=64), nullable=False),
-        sa.Column("resource_id", sa.String(length=36), nullable=False),
+        sa.Column("resource_id", sa.String(length=255), nullable=False),
         sa.Column("create_time", TIMESTAMP, nullable=False),
         sa.ForeignKeyConstraint(
             ["user_id"], ["users.id"], name=op.f("fk_idempotency_keys_user_id_users")
