@@ -94,6 +94,8 @@ class OrganizationRpcs(RpcBase):
     def DeleteOrganization(
         self, request: rpc.DeleteOrganizationRequest, context: grpc.ServicerContext
     ) -> rpc.DeleteOrganizationResponse:
+        if not request.organization_id:
+            raise invalid("organization_id", "is required")
         organization = self._services.organizations.delete(
             self._caller(), request.organization_id, etag=request.etag
         )
@@ -102,6 +104,8 @@ class OrganizationRpcs(RpcBase):
     def UndeleteOrganization(
         self, request: rpc.UndeleteOrganizationRequest, context: grpc.ServicerContext
     ) -> rpc.UndeleteOrganizationResponse:
+        if not request.organization_id:
+            raise invalid("organization_id", "is required")
         organization = self._services.organizations.undelete(
             self._caller(), request.organization_id
         )

@@ -153,3 +153,33 @@ class UserRef:
     user_id: str = ""
     username: str = ""
     email: str = ""
+
+
+class InvitationState(enum.Enum):
+    PENDING = "pending"
+    ACCEPTED = "accepted"
+    DECLINED = "declined"
+    REVOKED = "revoked"
+    EXPIRED = "expired"
+
+
+@dataclass(frozen=True)
+class Invitation:
+    id: str
+    organization_id: str
+    email: str
+    role: str
+    state: InvitationState  # effective: a pending invitation past expire_time is EXPIRED
+    inviter_user_id: str
+    create_time: datetime
+    update_time: datetime
+    expire_time: datetime
+
+
+@dataclass(frozen=True)
+class WorkspaceFields:
+    """Mutable workspace fields; None means "leave unchanged" on update."""
+
+    name: str | None = None
+    slug: str | None = None
+    description: str | None = None

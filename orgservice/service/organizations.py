@@ -6,13 +6,11 @@ from dataclasses import asdict
 from datetime import datetime, timedelta
 
 from orgservice.domain.errors import (
-    AlreadyExists,
     FailedPrecondition,
     PermissionDenied,
     Violations,
     etag_mismatch,
 )
-from orgservice.domain.errors import invalid as invalid_field
 from orgservice.domain.models import (
     Caller,
     Organization,
@@ -34,13 +32,12 @@ from orgservice.domain.validation import (
     check_slug,
     clean_name,
     new_id,
-    slugify,
-    with_suffix,
 )
 from orgservice.service import audit
 from orgservice.service.access import authorize, organization_not_found
 from orgservice.service.clock import Clock, system_clock
 from orgservice.service.idempotency import create_once
+from orgservice.service.slugs import insert_with_slug
 from orgservice.storage.organizations import OrganizationQuery
 from orgservice.storage.unit_of_work import Database, UnitOfWork
 
@@ -219,7 +216,24 @@ def insert_organization(
     workspace, all in the caller's transaction. Without a slug in `fields`, one is
     derived from `slug_source` (default: the name)."""
     name = fields.name or ""
-    slug = _insert_with_slug(uow, organization_id, fields, name, personal, now, slug_source or name)
+
+    def insert(slug: str) -> None:
+        uow.organizations.add(
+            organization_id=organization_id,
+            slug=slug,
+            name=name,
+            description=fields.description or "",
+            labels=dict(fields.labels or {}),
+            personal=personal,
+            now=now,
+        )
+
+    slug = insert_with_slug(
+        insert,
+        uow.organizations.slug_exists,
+        requested=fields.slug,
+        derive_from=slug_source or name,
+    )
     uow.roles.add_built_ins(organization_id, now)
     uow.memberships.add(organization_id, caller.user_id, OWNER, now)
     uow.workspaces.add(
@@ -242,44 +256,6 @@ def insert_organization(
         name=name,
     )
     return load_organization(uow, organization_id)
-
-
-def _insert_with_slug(
-    uow: UnitOfWork,
-    organization_id: str,
-    fields: OrganizationFields,
-    name: str,
-    personal: bool,
-    now: datetime,
-    slug_source: str,
-) -> str:
-    """Inserts the row under the requested slug, or under one derived from `slug_source`."""
-
-    def insert(slug: str) -> None:
-        uow.organizations.add(
-            organization_id=organization_id,
-            slug=slug,
-            name=name,
-            description=fields.description or "",
-            labels=dict(fields.labels or {}),
-            personal=personal,
-            now=now,
-        )
-
-    if fields.slug:
-        insert(fields.slug)
-        return fields.slug
-    candidate = slugify(slug_source)
-    for _attempt in range(_SLUG_ATTEMPTS):
-        if not uow.organizations.slug_exists(candidate):
-            try:
-                insert(candidate)
-            except AlreadyExists:
-                pass  # taken by a concurrent create since the check: try another suffix
-            else:
-                return candidate
-        candidate = with_suffix(slugify(slug_source))
-    raise invalid_field("slug", "could not derive a free slug from the name; choose one")
 
 
 def _check_etag(uow: UnitOfWork, organization_id: str, etag: str) -> None:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 from sqlalchemy.pool import ConnectionPoolEntry
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -27,6 +29,8 @@ def _sqlite_engine(url: str) -> Engine:
         # Take transaction control away from pysqlite so that "begin" below decides how
         # each transaction starts.
         dbapi_connection.isolation_level = None
+        # SQLite's lower() folds ASCII only; case-insensitive filters need Unicode.
+        dbapi_connection.create_function("lower", 1, _lower, deterministic=True)
         for pragma in (
             "journal_mode=WAL",
             "foreign_keys=ON",
@@ -45,6 +49,10 @@ def _sqlite_engine(url: str) -> Engine:
     return engine
 
 
+def _lower(value: str | None) -> str | None:
+    return value.lower() if isinstance(value, str) else value
+
+
 def read_only(engine: Engine) -> Engine:
     """An engine whose transactions only read (no write lock on SQLite)."""
     options: dict[str, Any] = {"read_only": True}
@@ -60,3 +68,16 @@ def is_unique_violation(error: IntegrityError) -> bool:
     if sqlstate is not None:
         return bool(sqlstate == "23505")
     return "UNIQUE constraint failed" in str(original)
+
+
+def flush_unique(session: Session, change: Callable[[], None]) -> bool:
+    """Applies `change` and flushes it in a savepoint; False (and nothing applied) when
+    it breaks a unique constraint, e.g. because a concurrent transaction won a race."""
+    try:
+        with session.begin_nested():
+            change()
+    except IntegrityError as error:
+        if is_unique_violation(error):
+            return False
+        raise
+    return True

@@ -6,10 +6,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import delete
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from orgservice.storage.database import is_unique_violation
+from orgservice.storage.database import flush_unique
 from orgservice.storage.tables import IdempotencyKeyRow
 
 
@@ -49,20 +48,12 @@ class IdempotencyRepository:
                 IdempotencyKeyRow.create_time < not_before,
             )
         )
-        try:
-            with self._session.begin_nested():
-                self._session.add(
-                    IdempotencyKeyRow(
-                        user_id=user_id,
-                        request_id=request_id,
-                        operation=operation,
-                        request_hash=request_hash,
-                        resource_id=resource_id,
-                        create_time=now,
-                    )
-                )
-        except IntegrityError as error:
-            if is_unique_violation(error):
-                return False
-            raise
-        return True
+        row = IdempotencyKeyRow(
+            user_id=user_id,
+            request_id=request_id,
+            operation=operation,
+            request_hash=request_hash,
+            resource_id=resource_id,
+            create_time=now,
+        )
+        return flush_unique(self._session, lambda: self._session.add(row))

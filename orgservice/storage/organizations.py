@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import exists, func, or_, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from orgservice.domain.errors import AlreadyExists
@@ -21,7 +20,7 @@ from orgservice.domain.models import (
     PageRequest,
 )
 from orgservice.domain.permissions import OWNER
-from orgservice.storage.database import is_unique_violation
+from orgservice.storage.database import flush_unique
 from orgservice.storage.paging import AnyRow, escape_like, fetch_page
 from orgservice.storage.tables import MembershipRow, OrganizationRow, WorkspaceRow
 
@@ -131,13 +130,17 @@ class OrganizationRepository:
         row.update_time = now
 
     def _flush_guarding_slug(self, slug: str, change: Callable[[], None]) -> None:
-        try:
-            with self._session.begin_nested():
-                change()
-        except IntegrityError as error:
-            if is_unique_violation(error):
-                raise slug_taken(slug) from error
-            raise
+        if not flush_unique(self._session, change):
+            raise slug_taken(slug)
+
+    def lock(self, organization_id: str) -> OrganizationState | None:
+        """Locks the organization row (FOR UPDATE) and returns its state."""
+        state = self._session.scalar(
+            select(OrganizationRow.state)
+            .where(OrganizationRow.id == organization_id)
+            .with_for_update()
+        )
+        return OrganizationState(state) if state else None
 
     def find_page(self, query: OrganizationQuery, page: PageRequest) -> Page[Organization]:
         statement = _WITH_COUNTS

@@ -6,13 +6,12 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from orgservice.domain.errors import AlreadyExists
 from orgservice.domain.models import Cursor, Page, PageRequest, Role
 from orgservice.domain.permissions import BUILT_IN_ROLES
-from orgservice.storage.database import is_unique_violation
+from orgservice.storage.database import flush_unique
 from orgservice.storage.paging import AnyRow, fetch_page
 from orgservice.storage.tables import RoleRow
 
@@ -48,15 +47,8 @@ class RoleRepository:
         now: datetime,
     ) -> Role:
         row = _row(organization_id, name, description, permissions, False, now)
-        try:
-            with self._session.begin_nested():
-                self._session.add(row)
-        except IntegrityError as error:
-            if is_unique_violation(error):
-                raise AlreadyExists(
-                    f"a role named {name!r} already exists", reason="ROLE_EXISTS"
-                ) from error
-            raise
+        if not flush_unique(self._session, lambda: self._session.add(row)):
+            raise AlreadyExists(f"a role named {name!r} already exists", reason="ROLE_EXISTS")
         return _to_role(row)
 
     def get(self, organization_id: str, name: str) -> Role | None:

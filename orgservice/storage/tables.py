@@ -19,6 +19,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -140,6 +141,39 @@ class WorkspaceRow(Base):
     version: Mapped[int] = mapped_column(Integer)
     create_time: Mapped[datetime]
     update_time: Mapped[datetime]
+
+
+class InvitationRow(Base):
+    __tablename__ = "invitations"
+    __table_args__ = (
+        # At most one pending invitation per email and organization.
+        Index(
+            "uq_invitations_pending_email",
+            "organization_id",
+            "email",
+            unique=True,
+            sqlite_where=text("state = 'pending'"),
+            postgresql_where=text("state = 'pending'"),
+        ),
+        Index(None, "organization_id", "create_time", "id"),
+        Index(None, "email", "state"),
+        Index(None, "id"),
+    )
+
+    organization_id: Mapped[str] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True
+    )
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    email: Mapped[str] = mapped_column(String(320))
+    role: Mapped[str] = mapped_column(SLUG)
+    # Stored state; a "pending" row past expire_time reads as expired.
+    state: Mapped[str] = mapped_column(String(16))
+    inviter_user_id: Mapped[str] = mapped_column(ID)
+    # SHA-256 of the token: the token itself is never stored.
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    create_time: Mapped[datetime]
+    update_time: Mapped[datetime]
+    expire_time: Mapped[datetime]
 
 
 class AuditEventRow(Base):

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from orgservice.storage.audit import AuditRepository
 from orgservice.storage.database import read_only
 from orgservice.storage.idempotency import IdempotencyRepository
+from orgservice.storage.invitations import InvitationRepository
 from orgservice.storage.memberships import MembershipRepository
 from orgservice.storage.organizations import OrganizationRepository
 from orgservice.storage.roles import RoleRepository
@@ -28,6 +29,7 @@ class UnitOfWork:
         self.memberships = MembershipRepository(session)
         self.roles = RoleRepository(session)
         self.workspaces = WorkspaceRepository(session)
+        self.invitations = InvitationRepository(session)
         self.audit = AuditRepository(session)
         self.idempotency = IdempotencyRepository(session)
 

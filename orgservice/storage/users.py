@@ -5,12 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from orgservice.domain.models import Identity, User, UserRef
 from orgservice.domain.validation import new_id
-from orgservice.storage.database import is_unique_violation
+from orgservice.storage.database import flush_unique
 from orgservice.storage.tables import UserRow
 
 
@@ -52,13 +51,8 @@ class UserRepository:
                 create_time=now,
                 update_time=now,
             )
-            try:
-                with self._session.begin_nested():
-                    self._session.add(row)
-            except IntegrityError as error:
-                if not is_unique_violation(error):
-                    raise
-            else:
+            new_row = row
+            if flush_unique(self._session, lambda: self._session.add(new_row)):
                 return to_user(row), True
             row = self._by_subject(identity.subject)
             assert row is not None, "a concurrent insert won the race, so the row exists"

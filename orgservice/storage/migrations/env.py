@@ -1,8 +1,19 @@
 """Alembic environment: runs on the connection orgservice.storage.migrate hands over."""
 
-from alembic import context
+from typing import Any, Literal
 
-from orgservice.storage.tables import Base
+from alembic import context
+from alembic.autogenerate.api import AutogenContext
+
+from orgservice.storage.tables import Base, UTCDateTime
+
+
+def render_item(type_: str, obj: Any, autogen_context: AutogenContext) -> str | Literal[False]:
+    """Keeps generated migrations free of application types."""
+    if type_ == "type" and isinstance(obj, UTCDateTime):
+        return "sa.DateTime(timezone=True)"
+    return False
+
 
 connection = context.config.attributes["connection"]
 context.configure(
@@ -10,6 +21,7 @@ context.configure(
     target_metadata=Base.metadata,
     render_as_batch=connection.dialect.name == "sqlite",
     compare_type=True,
+    render_item=render_item,
 )
 with context.begin_transaction():
     context.run_migrations()
