@@ -16,6 +16,7 @@ from orgservice.domain.models import Identity
 log = logging.getLogger(__name__)
 
 LEEWAY_SECONDS = 30
+JWKS_REFRESH_COOLDOWN_SECONDS = 1.0
 PLATFORM_SCOPE = "orgs:admin"
 _CACHED_TOKENS = 4096
 # One message for every failure: the caller learns nothing about why.
@@ -31,7 +32,14 @@ def static_key(key: Any) -> KeyResolver:
 
 def jwks_keys(url: str) -> KeyResolver:
     # PyJWKClient caches the key set and refetches it when a token names an unknown kid.
-    client = jwt.PyJWKClient(url, cache_keys=True, lifespan=300, timeout=5)
+    # No `cache_keys`: that per-kid cache never expires, so a key withdrawn from the set
+    # would stay trusted until restart.
+    client = jwt.PyJWKClient(url, lifespan=300, timeout=5)
+    # Recent PyJWT (the locked 2.15) only refetches after a cooldown, 30 s by default,
+    # counted from every fetch, the first one included: a key rotated in meanwhile would be
+    # refused. A short one still bounds the fetches that made-up kids can cause. (Set as an
+    # attribute: PyJWT versions without the cooldown reject the argument.)
+    client.cooldown_duration = JWKS_REFRESH_COOLDOWN_SECONDS
     return lambda token: client.get_signing_key_from_jwt(token).key
 
 
@@ -85,12 +93,16 @@ class TokenVerifier:
             raise Unauthenticated(_REJECTED) from error
         if not isinstance(claims.get("sub"), str) or not claims["sub"]:
             raise Unauthenticated(_REJECTED)
+        # PyJWT also takes a numeric string as `exp`; `verify` compares it as a number.
+        if not isinstance(claims["exp"], int | float) or isinstance(claims["exp"], bool):
+            raise Unauthenticated(_REJECTED)
         return claims
 
 
 def identity_from_claims(claims: Mapping[str, Any]) -> Identity:
     scope = claims.get("scope", "")
-    scopes = scope.split() if isinstance(scope, str) else list(scope or [])
+    # A space-separated string (RFC 8693) or a list; anything else grants nothing.
+    scopes = scope.split() if isinstance(scope, str) else scope if isinstance(scope, list) else []
     return Identity(
         subject=claims["sub"],
         email=_text(claims.get("email")),

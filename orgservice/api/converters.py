@@ -23,6 +23,16 @@ def timestamp(value: datetime | None) -> Timestamp | None:
     return result
 
 
+_INVITATION_STATES = {
+    models.InvitationState.PENDING: pb.INVITATION_STATE_PENDING,
+    models.InvitationState.ACCEPTED: pb.INVITATION_STATE_ACCEPTED,
+    models.InvitationState.DECLINED: pb.INVITATION_STATE_DECLINED,
+    models.InvitationState.REVOKED: pb.INVITATION_STATE_REVOKED,
+    models.InvitationState.EXPIRED: pb.INVITATION_STATE_EXPIRED,
+}
+INVITATION_STATES_FROM_PROTO = {proto: state for state, proto in _INVITATION_STATES.items()}
+
+
 def user(value: models.User) -> pb.User:
     return pb.User(
         id=value.id,
@@ -83,4 +93,31 @@ def audit_event(value: models.AuditEvent) -> pb.AuditEvent:
         target_id=value.target_id,
         details=value.details,
         create_time=timestamp(value.create_time),
+    )
+
+
+def invitation(value: models.Invitation) -> pb.Invitation:
+    return pb.Invitation(
+        id=value.id,
+        organization_id=value.organization_id,
+        email=value.email,
+        role=value.role,
+        state=_INVITATION_STATES[value.state],
+        inviter_user_id=value.inviter_user_id,
+        create_time=timestamp(value.create_time),
+        update_time=timestamp(value.update_time),
+        expire_time=timestamp(value.expire_time),
+    )
+
+
+def workspace(value: models.Workspace) -> pb.Workspace:
+    return pb.Workspace(
+        id=value.id,
+        organization_id=value.organization_id,
+        slug=value.slug,
+        name=value.name,
+        description=value.description,
+        create_time=timestamp(value.create_time),
+        update_time=timestamp(value.update_time),
+        etag=value.etag,
     )

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 from orgs.v1 import organization_service_pb2_grpc as rpc_grpc
 
+from orgservice.api.invitation_rpcs import InvitationRpcs
 from orgservice.api.member_rpcs import MemberRpcs
 from orgservice.api.organization_rpcs import OrganizationRpcs
 
 
-class OrganizationServicer(OrganizationRpcs, MemberRpcs, rpc_grpc.OrganizationServiceServicer):
+class OrganizationServicer(
+    OrganizationRpcs, MemberRpcs, InvitationRpcs, rpc_grpc.OrganizationServiceServicer
+):
     """Every RPC of the contract; mypy reports any the generated base leaves abstract."""

@@ -7,10 +7,12 @@ from dataclasses import dataclass
 from orgservice.service.audit import AuditService
 from orgservice.service.clock import Clock, system_clock
 from orgservice.service.identity import IdentityService
+from orgservice.service.invitations import InvitationService
 from orgservice.service.members import MemberService
 from orgservice.service.organizations import OrganizationService
 from orgservice.service.permission_checks import PermissionCheckService
 from orgservice.service.roles import RoleService
+from orgservice.service.workspaces import WorkspaceService
 from orgservice.storage.unit_of_work import Database
 
 
@@ -22,6 +24,8 @@ class Services:
     roles: RoleService
     permission_checks: PermissionCheckService
     audit: AuditService
+    invitations: InvitationService
+    workspaces: WorkspaceService
 
     @classmethod
     def build(
@@ -36,4 +40,6 @@ class Services:
             roles=RoleService(database, clock),
             permission_checks=PermissionCheckService(database),
             audit=AuditService(database),
+            invitations=InvitationService(database, clock),
+            workspaces=WorkspaceService(database, clock),
         )

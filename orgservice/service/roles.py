@@ -151,13 +151,16 @@ class RoleService:
         with self._database.transaction() as uow:
             authorize(uow, caller, organization_id, ROLES_DELETE, lock=True)
             _custom_role(uow, organization_id, name)
-            holders = uow.memberships.count_with_role(organization_id, name)
+            now = self._clock()
+            holders = uow.memberships.count_with_role(
+                organization_id, name
+            ) + uow.invitations.count_pending_with_role(organization_id, name, now)
             if holders:
                 raise FailedPrecondition(
-                    f"the role is held by {holders} member(s); change their role first",
+                    f"the role is held by {holders} member(s) or pending invitation(s); "
+                    "change or revoke those first",
                     reason="ROLE_IN_USE",
                 )
-            now = self._clock()
             uow.roles.delete(organization_id, name)
             audit.record(
                 uow,

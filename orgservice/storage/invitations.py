@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, Select, and_, or_, select
+from sqlalchemy import ColumnElement, Select, and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from orgservice.domain.errors import AlreadyExists
@@ -113,6 +113,18 @@ class InvitationRepository:
             InvitationRow.email == email, in_state(InvitationState.PENDING, now)
         )
         return self._page(query, now, page)
+
+    def count_pending_with_role(self, organization_id: str, role: str, now: datetime) -> int:
+        return (
+            self._session.scalar(
+                select(func.count()).where(
+                    InvitationRow.organization_id == organization_id,
+                    InvitationRow.role == role,
+                    in_state(InvitationState.PENDING, now),
+                )
+            )
+            or 0
+        )
 
     def update(
         self,

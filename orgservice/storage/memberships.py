@@ -116,6 +116,18 @@ class MembershipRepository:
             or 0
         )
 
+    def has_member_with_email(self, organization_id: str, email: str) -> bool:
+        found = self._session.scalar(
+            select(MembershipRow.user_id)
+            .join(UserRow, UserRow.id == MembershipRow.user_id)
+            .where(
+                MembershipRow.organization_id == organization_id,
+                func.lower(UserRow.email) == email.lower(),
+            )
+            .limit(1)
+        )
+        return found is not None
+
     def set_role(self, organization_id: str, user_id: str, role: str, now: datetime) -> None:
         row = self._session.get_one(MembershipRow, (organization_id, user_id))
         row.role = role

@@ -113,6 +113,76 @@ class OrganizationServiceStub:
                 request_serializer=orgs_dot_v1_dot_organization__service__pb2.DeleteRoleRequest.SerializeToString,
                 response_deserializer=orgs_dot_v1_dot_organization__service__pb2.DeleteRoleResponse.FromString,
                 _registered_method=True)
+        self.CreateInvitation = channel.unary_unary(
+                '/orgs.v1.OrganizationService/CreateInvitation',
+                request_serializer=orgs_dot_v1_dot_organization__service__pb2.CreateInvitationRequest.SerializeToString,
+                response_deserializer=orgs_dot_v1_dot_organization__service__pb2.CreateInvitationResponse.FromString,
+                _registered_method=True)
+        self.ListInvitations = channel.unary_unary(
+                '/orgs.v1.OrganizationService/ListInvitations',
+                request_serializer=orgs_dot_v1_dot_organization__service__pb2.ListInvitationsRequest.SerializeToString,
+                response_deserializer=orgs_dot_v1_dot_organization__service__pb2.ListInvitationsResponse.FromString,
+                _registered_method=True)
+        self.GetInvitation = channel.unary_unary(
+                '/orgs.v1.OrganizationService/GetInvitation',
+                request_serializer=orgs_dot_v1_dot_organization__service__pb2.GetInvitationRequest.SerializeToString,
+                response_deserializer=orgs_dot_v1_dot_organization__service__pb2.GetInvitationResponse.FromString,
+                _registered_method=True)
+        self.UpdateInvitation = channel.unary_unary(
+                '/orgs.v1.OrganizationService/UpdateInvitation',
+                request_serializer=orgs_dot_v1_dot_organization__service__pb2.UpdateInvitationRequest.SerializeToString,
+                response_deserializer=orgs_dot_v1_dot_organization__service__pb2.UpdateInvitationResponse.FromString,
+                _registered_method=True)
+        self.RevokeInvitation = channel.unary_unary(
+                '/orgs.v1.OrganizationService/RevokeInvitation',
+                request_serializer=orgs_dot_v1_dot_organization__service__pb2.RevokeInvitationRequest.SerializeToString,
+                response_deserializer=orgs_dot_v1_dot_organization__service__pb2.RevokeInvitationResponse.FromString,
+                _registered_method=True)
+        self.ResendInvitation = channel.unary_unary(
+                '/orgs.v1.OrganizationService/ResendInvitation',
+                request_serializer=orgs_dot_v1_dot_organization__service__pb2.ResendInvitationRequest.SerializeToString,
+                response_deserializer=orgs_dot_v1_dot_organization__service__pb2.ResendInvitationResponse.FromString,
+                _registered_method=True)
+        self.AcceptInvitation = channel.unary_unary(
+                '/orgs.v1.OrganizationService/AcceptInvitation',
+                request_serializer=orgs_dot_v1_dot_organization__service__pb2.AcceptInvitationRequest.SerializeToString,
+                response_deserializer=orgs_dot_v1_dot_organization__service__pb2.AcceptInvitationResponse.FromString,
+                _registered_method=True)
+        self.DeclineInvitation = channel.unary_unary(
+                '/orgs.v1.OrganizationService/DeclineInvitation',
+                request_serializer=orgs_dot_v1_dot_organization__service__pb2.DeclineInvitationRequest.SerializeToString,
+                response_deserializer=orgs_dot_v1_dot_organization__service__pb2.DeclineInvitationResponse.FromString,
+                _registered_method=True)
+        self.ListMyInvitations = channel.unary_unary(
+                '/orgs.v1.OrganizationService/ListMyInvitations',
+                request_serializer=orgs_dot_v1_dot_organization__service__pb2.ListMyInvitationsRequest.SerializeToString,
+                response_deserializer=orgs_dot_v1_dot_organization__service__pb2.ListMyInvitationsResponse.FromString,
+                _registered_method=True)
+        self.CreateWorkspace = channel.unary_unary(
+                '/orgs.v1.OrganizationService/CreateWorkspace',
+                request_serializer=orgs_dot_v1_dot_organization__service__pb2.CreateWorkspaceRequest.SerializeToString,
+                response_deserializer=orgs_dot_v1_dot_organization__service__pb2.CreateWorkspaceResponse.FromString,
+                _registered_method=True)
+        self.GetWorkspace = channel.unary_unary(
+                '/orgs.v1.OrganizationService/GetWorkspace',
+                request_serializer=orgs_dot_v1_dot_organization__service__pb2.GetWorkspaceRequest.SerializeToString,
+                response_deserializer=orgs_dot_v1_dot_organization__service__pb2.GetWorkspaceResponse.FromString,
+                _registered_method=True)
+        self.ListWorkspaces = channel.unary_unary(
+                '/orgs.v1.OrganizationService/ListWorkspaces',
+                request_serializer=orgs_dot_v1_dot_organization__service__pb2.ListWorkspacesRequest.SerializeToString,
+                response_deserializer=orgs_dot_v1_dot_organization__service__pb2.ListWorkspacesResponse.FromString,
+                _registered_method=True)
+        self.UpdateWorkspace = channel.unary_unary(
+                '/orgs.v1.OrganizationService/UpdateWorkspace',
+                request_serializer=orgs_dot_v1_dot_organization__service__pb2.UpdateWorkspaceRequest.SerializeToString,
+                response_deserializer=orgs_dot_v1_dot_organization__service__pb2.UpdateWorkspaceResponse.FromString,
+                _registered_method=True)
+        self.DeleteWorkspace = channel.unary_unary(
+                '/orgs.v1.OrganizationService/DeleteWorkspace',
+                request_serializer=orgs_dot_v1_dot_organization__service__pb2.DeleteWorkspaceRequest.SerializeToString,
+                response_deserializer=orgs_dot_v1_dot_organization__service__pb2.DeleteWorkspaceResponse.FromString,
+                _registered_method=True)
         self.CheckPermission = channel.unary_unary(
                 '/orgs.v1.OrganizationService/CheckPermission',
                 request_serializer=orgs_dot_v1_dot_organization__service__pb2.CheckPermissionRequest.SerializeToString,
@@ -238,6 +308,104 @@ class OrganizationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateInvitation(self, request, context):
+        """Invites an email address to join an organization; the token is shown only here.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListInvitations(self, request, context):
+        """Lists an organization's invitations, optionally in one state.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetInvitation(self, request, context):
+        """Returns one invitation (to administrators and to the invitee).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateInvitation(self, request, context):
+        """Changes a pending invitation's role or expiry.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RevokeInvitation(self, request, context):
+        """Revokes a pending invitation.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResendInvitation(self, request, context):
+        """Issues a new token and expiry for a pending or expired invitation.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AcceptInvitation(self, request, context):
+        """Accepts an invitation, making the caller a member.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeclineInvitation(self, request, context):
+        """Declines an invitation.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListMyInvitations(self, request, context):
+        """Lists pending invitations addressed to the caller's verified email.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateWorkspace(self, request, context):
+        """Creates a workspace in an organization.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetWorkspace(self, request, context):
+        """Returns one workspace.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListWorkspaces(self, request, context):
+        """Lists an organization's workspaces.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateWorkspace(self, request, context):
+        """Updates a workspace's name, slug or description.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteWorkspace(self, request, context):
+        """Deletes a workspace.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def CheckPermission(self, request, context):
         """Answers whether a user holds a permission in an organization.
         """
@@ -329,6 +497,76 @@ def add_OrganizationServiceServicer_to_server(servicer, server):
                     servicer.DeleteRole,
                     request_deserializer=orgs_dot_v1_dot_organization__service__pb2.DeleteRoleRequest.FromString,
                     response_serializer=orgs_dot_v1_dot_organization__service__pb2.DeleteRoleResponse.SerializeToString,
+            ),
+            'CreateInvitation': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateInvitation,
+                    request_deserializer=orgs_dot_v1_dot_organization__service__pb2.CreateInvitationRequest.FromString,
+                    response_serializer=orgs_dot_v1_dot_organization__service__pb2.CreateInvitationResponse.SerializeToString,
+            ),
+            'ListInvitations': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListInvitations,
+                    request_deserializer=orgs_dot_v1_dot_organization__service__pb2.ListInvitationsRequest.FromString,
+                    response_serializer=orgs_dot_v1_dot_organization__service__pb2.ListInvitationsResponse.SerializeToString,
+            ),
+            'GetInvitation': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetInvitation,
+                    request_deserializer=orgs_dot_v1_dot_organization__service__pb2.GetInvitationRequest.FromString,
+                    response_serializer=orgs_dot_v1_dot_organization__service__pb2.GetInvitationResponse.SerializeToString,
+            ),
+            'UpdateInvitation': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateInvitation,
+                    request_deserializer=orgs_dot_v1_dot_organization__service__pb2.UpdateInvitationRequest.FromString,
+                    response_serializer=orgs_dot_v1_dot_organization__service__pb2.UpdateInvitationResponse.SerializeToString,
+            ),
+            'RevokeInvitation': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevokeInvitation,
+                    request_deserializer=orgs_dot_v1_dot_organization__service__pb2.RevokeInvitationRequest.FromString,
+                    response_serializer=orgs_dot_v1_dot_organization__service__pb2.RevokeInvitationResponse.SerializeToString,
+            ),
+            'ResendInvitation': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResendInvitation,
+                    request_deserializer=orgs_dot_v1_dot_organization__service__pb2.ResendInvitationRequest.FromString,
+                    response_serializer=orgs_dot_v1_dot_organization__service__pb2.ResendInvitationResponse.SerializeToString,
+            ),
+            'AcceptInvitation': grpc.unary_unary_rpc_method_handler(
+                    servicer.AcceptInvitation,
+                    request_deserializer=orgs_dot_v1_dot_organization__service__pb2.AcceptInvitationRequest.FromString,
+                    response_serializer=orgs_dot_v1_dot_organization__service__pb2.AcceptInvitationResponse.SerializeToString,
+            ),
+            'DeclineInvitation': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeclineInvitation,
+                    request_deserializer=orgs_dot_v1_dot_organization__service__pb2.DeclineInvitationRequest.FromString,
+                    response_serializer=orgs_dot_v1_dot_organization__service__pb2.DeclineInvitationResponse.SerializeToString,
+            ),
+            'ListMyInvitations': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListMyInvitations,
+                    request_deserializer=orgs_dot_v1_dot_organization__service__pb2.ListMyInvitationsRequest.FromString,
+                    response_serializer=orgs_dot_v1_dot_organization__service__pb2.ListMyInvitationsResponse.SerializeToString,
+            ),
+            'CreateWorkspace': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateWorkspace,
+                    request_deserializer=orgs_dot_v1_dot_organization__service__pb2.CreateWorkspaceRequest.FromString,
+                    response_serializer=orgs_dot_v1_dot_organization__service__pb2.CreateWorkspaceResponse.SerializeToString,
+            ),
+            'GetWorkspace': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetWorkspace,
+                    request_deserializer=orgs_dot_v1_dot_organization__service__pb2.GetWorkspaceRequest.FromString,
+                    response_serializer=orgs_dot_v1_dot_organization__service__pb2.GetWorkspaceResponse.SerializeToString,
+            ),
+            'ListWorkspaces': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListWorkspaces,
+                    request_deserializer=orgs_dot_v1_dot_organization__service__pb2.ListWorkspacesRequest.FromString,
+                    response_serializer=orgs_dot_v1_dot_organization__service__pb2.ListWorkspacesResponse.SerializeToString,
+            ),
+            'UpdateWorkspace': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateWorkspace,
+                    request_deserializer=orgs_dot_v1_dot_organization__service__pb2.UpdateWorkspaceRequest.FromString,
+                    response_serializer=orgs_dot_v1_dot_organization__service__pb2.UpdateWorkspaceResponse.SerializeToString,
+            ),
+            'DeleteWorkspace': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteWorkspace,
+                    request_deserializer=orgs_dot_v1_dot_organization__service__pb2.DeleteWorkspaceRequest.FromString,
+                    response_serializer=orgs_dot_v1_dot_organization__service__pb2.DeleteWorkspaceResponse.SerializeToString,
             ),
             'CheckPermission': grpc.unary_unary_rpc_method_handler(
                     servicer.CheckPermission,
@@ -750,6 +988,384 @@ class OrganizationService:
             '/orgs.v1.OrganizationService/DeleteRole',
             orgs_dot_v1_dot_organization__service__pb2.DeleteRoleRequest.SerializeToString,
             orgs_dot_v1_dot_organization__service__pb2.DeleteRoleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateInvitation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/orgs.v1.OrganizationService/CreateInvitation',
+            orgs_dot_v1_dot_organization__service__pb2.CreateInvitationRequest.SerializeToString,
+            orgs_dot_v1_dot_organization__service__pb2.CreateInvitationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListInvitations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/orgs.v1.OrganizationService/ListInvitations',
+            orgs_dot_v1_dot_organization__service__pb2.ListInvitationsRequest.SerializeToString,
+            orgs_dot_v1_dot_organization__service__pb2.ListInvitationsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetInvitation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/orgs.v1.OrganizationService/GetInvitation',
+            orgs_dot_v1_dot_organization__service__pb2.GetInvitationRequest.SerializeToString,
+            orgs_dot_v1_dot_organization__service__pb2.GetInvitationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateInvitation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/orgs.v1.OrganizationService/UpdateInvitation',
+            orgs_dot_v1_dot_organization__service__pb2.UpdateInvitationRequest.SerializeToString,
+            orgs_dot_v1_dot_organization__service__pb2.UpdateInvitationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevokeInvitation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/orgs.v1.OrganizationService/RevokeInvitation',
+            orgs_dot_v1_dot_organization__service__pb2.RevokeInvitationRequest.SerializeToString,
+            orgs_dot_v1_dot_organization__service__pb2.RevokeInvitationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResendInvitation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/orgs.v1.OrganizationService/ResendInvitation',
+            orgs_dot_v1_dot_organization__service__pb2.ResendInvitationRequest.SerializeToString,
+            orgs_dot_v1_dot_organization__service__pb2.ResendInvitationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AcceptInvitation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/orgs.v1.OrganizationService/AcceptInvitation',
+            orgs_dot_v1_dot_organization__service__pb2.AcceptInvitationRequest.SerializeToString,
+            orgs_dot_v1_dot_organization__service__pb2.AcceptInvitationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeclineInvitation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/orgs.v1.OrganizationService/DeclineInvitation',
+            orgs_dot_v1_dot_organization__service__pb2.DeclineInvitationRequest.SerializeToString,
+            orgs_dot_v1_dot_organization__service__pb2.DeclineInvitationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListMyInvitations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/orgs.v1.OrganizationService/ListMyInvitations',
+            orgs_dot_v1_dot_organization__service__pb2.ListMyInvitationsRequest.SerializeToString,
+            orgs_dot_v1_dot_organization__service__pb2.ListMyInvitationsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateWorkspace(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/orgs.v1.OrganizationService/CreateWorkspace',
+            orgs_dot_v1_dot_organization__service__pb2.CreateWorkspaceRequest.SerializeToString,
+            orgs_dot_v1_dot_organization__service__pb2.CreateWorkspaceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetWorkspace(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/orgs.v1.OrganizationService/GetWorkspace',
+            orgs_dot_v1_dot_organization__service__pb2.GetWorkspaceRequest.SerializeToString,
+            orgs_dot_v1_dot_organization__service__pb2.GetWorkspaceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListWorkspaces(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/orgs.v1.OrganizationService/ListWorkspaces',
+            orgs_dot_v1_dot_organization__service__pb2.ListWorkspacesRequest.SerializeToString,
+            orgs_dot_v1_dot_organization__service__pb2.ListWorkspacesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateWorkspace(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/orgs.v1.OrganizationService/UpdateWorkspace',
+            orgs_dot_v1_dot_organization__service__pb2.UpdateWorkspaceRequest.SerializeToString,
+            orgs_dot_v1_dot_organization__service__pb2.UpdateWorkspaceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteWorkspace(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/orgs.v1.OrganizationService/DeleteWorkspace',
+            orgs_dot_v1_dot_organization__service__pb2.DeleteWorkspaceRequest.SerializeToString,
+            orgs_dot_v1_dot_organization__service__pb2.DeleteWorkspaceResponse.FromString,
             options,
             channel_credentials,
             insecure,

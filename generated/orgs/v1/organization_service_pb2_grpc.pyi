@@ -69,6 +69,34 @@ class OrganizationServiceStub:
     """Updates a custom role's description or permissions."""
     DeleteRole: _grpc.UnaryUnaryMultiCallable[_organization_service_pb2.DeleteRoleRequest, _organization_service_pb2.DeleteRoleResponse]
     """Deletes a custom role that nobody holds."""
+    CreateInvitation: _grpc.UnaryUnaryMultiCallable[_organization_service_pb2.CreateInvitationRequest, _organization_service_pb2.CreateInvitationResponse]
+    """Invites an email address to join an organization; the token is shown only here."""
+    ListInvitations: _grpc.UnaryUnaryMultiCallable[_organization_service_pb2.ListInvitationsRequest, _organization_service_pb2.ListInvitationsResponse]
+    """Lists an organization's invitations, optionally in one state."""
+    GetInvitation: _grpc.UnaryUnaryMultiCallable[_organization_service_pb2.GetInvitationRequest, _organization_service_pb2.GetInvitationResponse]
+    """Returns one invitation (to administrators and to the invitee)."""
+    UpdateInvitation: _grpc.UnaryUnaryMultiCallable[_organization_service_pb2.UpdateInvitationRequest, _organization_service_pb2.UpdateInvitationResponse]
+    """Changes a pending invitation's role or expiry."""
+    RevokeInvitation: _grpc.UnaryUnaryMultiCallable[_organization_service_pb2.RevokeInvitationRequest, _organization_service_pb2.RevokeInvitationResponse]
+    """Revokes a pending invitation."""
+    ResendInvitation: _grpc.UnaryUnaryMultiCallable[_organization_service_pb2.ResendInvitationRequest, _organization_service_pb2.ResendInvitationResponse]
+    """Issues a new token and expiry for a pending or expired invitation."""
+    AcceptInvitation: _grpc.UnaryUnaryMultiCallable[_organization_service_pb2.AcceptInvitationRequest, _organization_service_pb2.AcceptInvitationResponse]
+    """Accepts an invitation, making the caller a member."""
+    DeclineInvitation: _grpc.UnaryUnaryMultiCallable[_organization_service_pb2.DeclineInvitationRequest, _organization_service_pb2.DeclineInvitationResponse]
+    """Declines an invitation."""
+    ListMyInvitations: _grpc.UnaryUnaryMultiCallable[_organization_service_pb2.ListMyInvitationsRequest, _organization_service_pb2.ListMyInvitationsResponse]
+    """Lists pending invitations addressed to the caller's verified email."""
+    CreateWorkspace: _grpc.UnaryUnaryMultiCallable[_organization_service_pb2.CreateWorkspaceRequest, _organization_service_pb2.CreateWorkspaceResponse]
+    """Creates a workspace in an organization."""
+    GetWorkspace: _grpc.UnaryUnaryMultiCallable[_organization_service_pb2.GetWorkspaceRequest, _organization_service_pb2.GetWorkspaceResponse]
+    """Returns one workspace."""
+    ListWorkspaces: _grpc.UnaryUnaryMultiCallable[_organization_service_pb2.ListWorkspacesRequest, _organization_service_pb2.ListWorkspacesResponse]
+    """Lists an organization's workspaces."""
+    UpdateWorkspace: _grpc.UnaryUnaryMultiCallable[_organization_service_pb2.UpdateWorkspaceRequest, _organization_service_pb2.UpdateWorkspaceResponse]
+    """Updates a workspace's name, slug or description."""
+    DeleteWorkspace: _grpc.UnaryUnaryMultiCallable[_organization_service_pb2.DeleteWorkspaceRequest, _organization_service_pb2.DeleteWorkspaceResponse]
+    """Deletes a workspace."""
     CheckPermission: _grpc.UnaryUnaryMultiCallable[_organization_service_pb2.CheckPermissionRequest, _organization_service_pb2.CheckPermissionResponse]
     """Answers whether a user holds a permission in an organization."""
     ListAuditEvents: _grpc.UnaryUnaryMultiCallable[_organization_service_pb2.ListAuditEventsRequest, _organization_service_pb2.ListAuditEventsResponse]
@@ -115,6 +143,34 @@ class OrganizationServiceAsyncStub(OrganizationServiceStub):
     """Updates a custom role's description or permissions."""
     DeleteRole: _aio.UnaryUnaryMultiCallable[_organization_service_pb2.DeleteRoleRequest, _organization_service_pb2.DeleteRoleResponse]  # type: ignore[assignment]
     """Deletes a custom role that nobody holds."""
+    CreateInvitation: _aio.UnaryUnaryMultiCallable[_organization_service_pb2.CreateInvitationRequest, _organization_service_pb2.CreateInvitationResponse]  # type: ignore[assignment]
+    """Invites an email address to join an organization; the token is shown only here."""
+    ListInvitations: _aio.UnaryUnaryMultiCallable[_organization_service_pb2.ListInvitationsRequest, _organization_service_pb2.ListInvitationsResponse]  # type: ignore[assignment]
+    """Lists an organization's invitations, optionally in one state."""
+    GetInvitation: _aio.UnaryUnaryMultiCallable[_organization_service_pb2.GetInvitationRequest, _organization_service_pb2.GetInvitationResponse]  # type: ignore[assignment]
+    """Returns one invitation (to administrators and to the invitee)."""
+    UpdateInvitation: _aio.UnaryUnaryMultiCallable[_organization_service_pb2.UpdateInvitationRequest, _organization_service_pb2.UpdateInvitationResponse]  # type: ignore[assignment]
+    """Changes a pending invitation's role or expiry."""
+    RevokeInvitation: _aio.UnaryUnaryMultiCallable[_organization_service_pb2.RevokeInvitationRequest, _organization_service_pb2.RevokeInvitationResponse]  # type: ignore[assignment]
+    """Revokes a pending invitation."""
+    ResendInvitation: _aio.UnaryUnaryMultiCallable[_organization_service_pb2.ResendInvitationRequest, _organization_service_pb2.ResendInvitationResponse]  # type: ignore[assignment]
+    """Issues a new token and expiry for a pending or expired invitation."""
+    AcceptInvitation: _aio.UnaryUnaryMultiCallable[_organization_service_pb2.AcceptInvitationRequest, _organization_service_pb2.AcceptInvitationResponse]  # type: ignore[assignment]
+    """Accepts an invitation, making the caller a member."""
+    DeclineInvitation: _aio.UnaryUnaryMultiCallable[_organization_service_pb2.DeclineInvitationRequest, _organization_service_pb2.DeclineInvitationResponse]  # type: ignore[assignment]
+    """Declines an invitation."""
+    ListMyInvitations: _aio.UnaryUnaryMultiCallable[_organization_service_pb2.ListMyInvitationsRequest, _organization_service_pb2.ListMyInvitationsResponse]  # type: ignore[assignment]
+    """Lists pending invitations addressed to the caller's verified email."""
+    CreateWorkspace: _aio.UnaryUnaryMultiCallable[_organization_service_pb2.CreateWorkspaceRequest, _organization_service_pb2.CreateWorkspaceResponse]  # type: ignore[assignment]
+    """Creates a workspace in an organization."""
+    GetWorkspace: _aio.UnaryUnaryMultiCallable[_organization_service_pb2.GetWorkspaceRequest, _organization_service_pb2.GetWorkspaceResponse]  # type: ignore[assignment]
+    """Returns one workspace."""
+    ListWorkspaces: _aio.UnaryUnaryMultiCallable[_organization_service_pb2.ListWorkspacesRequest, _organization_service_pb2.ListWorkspacesResponse]  # type: ignore[assignment]
+    """Lists an organization's workspaces."""
+    UpdateWorkspace: _aio.UnaryUnaryMultiCallable[_organization_service_pb2.UpdateWorkspaceRequest, _organization_service_pb2.UpdateWorkspaceResponse]  # type: ignore[assignment]
+    """Updates a workspace's name, slug or description."""
+    DeleteWorkspace: _aio.UnaryUnaryMultiCallable[_organization_service_pb2.DeleteWorkspaceRequest, _organization_service_pb2.DeleteWorkspaceResponse]  # type: ignore[assignment]
+    """Deletes a workspace."""
     CheckPermission: _aio.UnaryUnaryMultiCallable[_organization_service_pb2.CheckPermissionRequest, _organization_service_pb2.CheckPermissionResponse]  # type: ignore[assignment]
     """Answers whether a user holds a permission in an organization."""
     ListAuditEvents: _aio.UnaryUnaryMultiCallable[_organization_service_pb2.ListAuditEventsRequest, _organization_service_pb2.ListAuditEventsResponse]  # type: ignore[assignment]
@@ -248,6 +304,118 @@ class OrganizationServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_organization_service_pb2.DeleteRoleResponse, _abc.Awaitable[_organization_service_pb2.DeleteRoleResponse]]:
         """Deletes a custom role that nobody holds."""
+
+    @_abc_1.abstractmethod
+    def CreateInvitation(
+        self,
+        request: _organization_service_pb2.CreateInvitationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_organization_service_pb2.CreateInvitationResponse, _abc.Awaitable[_organization_service_pb2.CreateInvitationResponse]]:
+        """Invites an email address to join an organization; the token is shown only here."""
+
+    @_abc_1.abstractmethod
+    def ListInvitations(
+        self,
+        request: _organization_service_pb2.ListInvitationsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_organization_service_pb2.ListInvitationsResponse, _abc.Awaitable[_organization_service_pb2.ListInvitationsResponse]]:
+        """Lists an organization's invitations, optionally in one state."""
+
+    @_abc_1.abstractmethod
+    def GetInvitation(
+        self,
+        request: _organization_service_pb2.GetInvitationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_organization_service_pb2.GetInvitationResponse, _abc.Awaitable[_organization_service_pb2.GetInvitationResponse]]:
+        """Returns one invitation (to administrators and to the invitee)."""
+
+    @_abc_1.abstractmethod
+    def UpdateInvitation(
+        self,
+        request: _organization_service_pb2.UpdateInvitationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_organization_service_pb2.UpdateInvitationResponse, _abc.Awaitable[_organization_service_pb2.UpdateInvitationResponse]]:
+        """Changes a pending invitation's role or expiry."""
+
+    @_abc_1.abstractmethod
+    def RevokeInvitation(
+        self,
+        request: _organization_service_pb2.RevokeInvitationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_organization_service_pb2.RevokeInvitationResponse, _abc.Awaitable[_organization_service_pb2.RevokeInvitationResponse]]:
+        """Revokes a pending invitation."""
+
+    @_abc_1.abstractmethod
+    def ResendInvitation(
+        self,
+        request: _organization_service_pb2.ResendInvitationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_organization_service_pb2.ResendInvitationResponse, _abc.Awaitable[_organization_service_pb2.ResendInvitationResponse]]:
+        """Issues a new token and expiry for a pending or expired invitation."""
+
+    @_abc_1.abstractmethod
+    def AcceptInvitation(
+        self,
+        request: _organization_service_pb2.AcceptInvitationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_organization_service_pb2.AcceptInvitationResponse, _abc.Awaitable[_organization_service_pb2.AcceptInvitationResponse]]:
+        """Accepts an invitation, making the caller a member."""
+
+    @_abc_1.abstractmethod
+    def DeclineInvitation(
+        self,
+        request: _organization_service_pb2.DeclineInvitationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_organization_service_pb2.DeclineInvitationResponse, _abc.Awaitable[_organization_service_pb2.DeclineInvitationResponse]]:
+        """Declines an invitation."""
+
+    @_abc_1.abstractmethod
+    def ListMyInvitations(
+        self,
+        request: _organization_service_pb2.ListMyInvitationsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_organization_service_pb2.ListMyInvitationsResponse, _abc.Awaitable[_organization_service_pb2.ListMyInvitationsResponse]]:
+        """Lists pending invitations addressed to the caller's verified email."""
+
+    @_abc_1.abstractmethod
+    def CreateWorkspace(
+        self,
+        request: _organization_service_pb2.CreateWorkspaceRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_organization_service_pb2.CreateWorkspaceResponse, _abc.Awaitable[_organization_service_pb2.CreateWorkspaceResponse]]:
+        """Creates a workspace in an organization."""
+
+    @_abc_1.abstractmethod
+    def GetWorkspace(
+        self,
+        request: _organization_service_pb2.GetWorkspaceRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_organization_service_pb2.GetWorkspaceResponse, _abc.Awaitable[_organization_service_pb2.GetWorkspaceResponse]]:
+        """Returns one workspace."""
+
+    @_abc_1.abstractmethod
+    def ListWorkspaces(
+        self,
+        request: _organization_service_pb2.ListWorkspacesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_organization_service_pb2.ListWorkspacesResponse, _abc.Awaitable[_organization_service_pb2.ListWorkspacesResponse]]:
+        """Lists an organization's workspaces."""
+
+    @_abc_1.abstractmethod
+    def UpdateWorkspace(
+        self,
+        request: _organization_service_pb2.UpdateWorkspaceRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_organization_service_pb2.UpdateWorkspaceResponse, _abc.Awaitable[_organization_service_pb2.UpdateWorkspaceResponse]]:
+        """Updates a workspace's name, slug or description."""
+
+    @_abc_1.abstractmethod
+    def DeleteWorkspace(
+        self,
+        request: _organization_service_pb2.DeleteWorkspaceRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_organization_service_pb2.DeleteWorkspaceResponse, _abc.Awaitable[_organization_service_pb2.DeleteWorkspaceResponse]]:
+        """Deletes a workspace."""
 
     @_abc_1.abstractmethod
     def CheckPermission(
