@@ -1,0 +1,1 @@
+"""Benchmarks for orgservice (run with `make bench`)."""
