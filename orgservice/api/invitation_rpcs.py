@@ -11,9 +11,20 @@ from orgs.v1 import resources_pb2 as pb
 
 from orgservice.api import converters
 from orgservice.api.field_masks import paths_to_update
-from orgservice.api.rpc_base import RpcBase
+from orgservice.api.rpc_base import RpcBase, authorized_input
 from orgservice.domain.errors import invalid
 from orgservice.domain.models import WorkspaceFields
+from orgservice.domain.permissions import (
+    INVITATIONS_CREATE,
+    INVITATIONS_LIST,
+    INVITATIONS_UPDATE,
+    WORKSPACES_CREATE,
+    WORKSPACES_DELETE,
+    WORKSPACES_GET,
+    WORKSPACES_LIST,
+    WORKSPACES_UPDATE,
+)
+from orgservice.service.access import Target
 
 INVITATION_MUTABLE_FIELDS = frozenset({"role", "expire_time"})
 WORKSPACE_MUTABLE_FIELDS = frozenset({"name", "slug", "description"})
@@ -30,6 +41,7 @@ def _one_of(request: rpc.AcceptInvitationRequest | rpc.DeclineInvitationRequest)
 
 
 class InvitationRpcs(RpcBase):
+    @authorized_input(INVITATIONS_CREATE)
     def CreateInvitation(
         self, request: rpc.CreateInvitationRequest, context: grpc.ServicerContext
     ) -> rpc.CreateInvitationResponse:
@@ -45,6 +57,7 @@ class InvitationRpcs(RpcBase):
             invitation=converters.invitation(invitation), token=token
         )
 
+    @authorized_input(INVITATIONS_LIST)
     def ListInvitations(
         self, request: rpc.ListInvitationsRequest, context: grpc.ServicerContext
     ) -> rpc.ListInvitationsResponse:
@@ -65,6 +78,7 @@ class InvitationRpcs(RpcBase):
         invitation = self._services.invitations.get(self._caller(), request.invitation_id)
         return rpc.GetInvitationResponse(invitation=converters.invitation(invitation))
 
+    @authorized_input(INVITATIONS_UPDATE, lambda r: Target(invitation_id=r.invitation.id))
     def UpdateInvitation(
         self, request: rpc.UpdateInvitationRequest, context: grpc.ServicerContext
     ) -> rpc.UpdateInvitationResponse:
@@ -90,6 +104,7 @@ class InvitationRpcs(RpcBase):
         invitation = self._services.invitations.revoke(self._caller(), request.invitation_id)
         return rpc.RevokeInvitationResponse(invitation=converters.invitation(invitation))
 
+    @authorized_input(INVITATIONS_CREATE, lambda r: Target(invitation_id=r.invitation_id))
     def ResendInvitation(
         self, request: rpc.ResendInvitationRequest, context: grpc.ServicerContext
     ) -> rpc.ResendInvitationResponse:
@@ -123,6 +138,7 @@ class InvitationRpcs(RpcBase):
             total_size=result.total_size,
         )
 
+    @authorized_input(WORKSPACES_CREATE)
     def CreateWorkspace(
         self, request: rpc.CreateWorkspaceRequest, context: grpc.ServicerContext
     ) -> rpc.CreateWorkspaceResponse:
@@ -134,6 +150,7 @@ class InvitationRpcs(RpcBase):
         )
         return rpc.CreateWorkspaceResponse(workspace=converters.workspace(workspace))
 
+    @authorized_input(WORKSPACES_GET)
     def GetWorkspace(
         self, request: rpc.GetWorkspaceRequest, context: grpc.ServicerContext
     ) -> rpc.GetWorkspaceResponse:
@@ -142,6 +159,7 @@ class InvitationRpcs(RpcBase):
         )
         return rpc.GetWorkspaceResponse(workspace=converters.workspace(workspace))
 
+    @authorized_input(WORKSPACES_LIST)
     def ListWorkspaces(
         self, request: rpc.ListWorkspacesRequest, context: grpc.ServicerContext
     ) -> rpc.ListWorkspacesResponse:
@@ -155,6 +173,7 @@ class InvitationRpcs(RpcBase):
             total_size=result.total_size,
         )
 
+    @authorized_input(WORKSPACES_UPDATE, lambda r: Target(r.workspace.organization_id))
     def UpdateWorkspace(
         self, request: rpc.UpdateWorkspaceRequest, context: grpc.ServicerContext
     ) -> rpc.UpdateWorkspaceResponse:
@@ -174,6 +193,7 @@ class InvitationRpcs(RpcBase):
         )
         return rpc.UpdateWorkspaceResponse(workspace=converters.workspace(workspace))
 
+    @authorized_input(WORKSPACES_DELETE)
     def DeleteWorkspace(
         self, request: rpc.DeleteWorkspaceRequest, context: grpc.ServicerContext
     ) -> rpc.DeleteWorkspaceResponse:

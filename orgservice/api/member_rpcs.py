@@ -7,14 +7,26 @@ from orgs.v1 import organization_service_pb2 as rpc
 
 from orgservice.api import converters
 from orgservice.api.field_masks import paths_to_update
-from orgservice.api.rpc_base import RpcBase
+from orgservice.api.rpc_base import RpcBase, authorized_input
 from orgservice.domain.errors import invalid
 from orgservice.domain.models import UserRef
+from orgservice.domain.permissions import (
+    AUDIT_LIST,
+    MEMBERS_ADD,
+    MEMBERS_LIST,
+    MEMBERS_UPDATE,
+    ROLES_CREATE,
+    ROLES_DELETE,
+    ROLES_LIST,
+    ROLES_UPDATE,
+)
+from orgservice.service.access import Target
 
 ROLE_MUTABLE_FIELDS = frozenset({"description", "permissions"})
 
 
 class MemberRpcs(RpcBase):
+    @authorized_input(MEMBERS_LIST)
     def ListMembers(
         self, request: rpc.ListMembersRequest, context: grpc.ServicerContext
     ) -> rpc.ListMembersResponse:
@@ -28,6 +40,7 @@ class MemberRpcs(RpcBase):
             total_size=result.total_size,
         )
 
+    @authorized_input(MEMBERS_ADD)
     def AddMember(
         self, request: rpc.AddMemberRequest, context: grpc.ServicerContext
     ) -> rpc.AddMemberResponse:
@@ -37,6 +50,7 @@ class MemberRpcs(RpcBase):
         )
         return rpc.AddMemberResponse(member=converters.member(member))
 
+    @authorized_input(MEMBERS_UPDATE)
     def UpdateMember(
         self, request: rpc.UpdateMemberRequest, context: grpc.ServicerContext
     ) -> rpc.UpdateMemberResponse:
@@ -51,6 +65,7 @@ class MemberRpcs(RpcBase):
         self._services.members.remove(self._caller(), request.organization_id, request.user_id)
         return rpc.RemoveMemberResponse()
 
+    @authorized_input(ROLES_LIST)
     def ListRoles(
         self, request: rpc.ListRolesRequest, context: grpc.ServicerContext
     ) -> rpc.ListRolesResponse:
@@ -64,6 +79,7 @@ class MemberRpcs(RpcBase):
             total_size=result.total_size,
         )
 
+    @authorized_input(ROLES_CREATE)
     def CreateRole(
         self, request: rpc.CreateRoleRequest, context: grpc.ServicerContext
     ) -> rpc.CreateRoleResponse:
@@ -77,6 +93,7 @@ class MemberRpcs(RpcBase):
         )
         return rpc.CreateRoleResponse(role=converters.role(role))
 
+    @authorized_input(ROLES_UPDATE, lambda r: Target(r.role.organization_id))
     def UpdateRole(
         self, request: rpc.UpdateRoleRequest, context: grpc.ServicerContext
     ) -> rpc.UpdateRoleResponse:
@@ -95,6 +112,7 @@ class MemberRpcs(RpcBase):
         )
         return rpc.UpdateRoleResponse(role=converters.role(role))
 
+    @authorized_input(ROLES_DELETE)
     def DeleteRole(
         self, request: rpc.DeleteRoleRequest, context: grpc.ServicerContext
     ) -> rpc.DeleteRoleResponse:
@@ -113,6 +131,7 @@ class MemberRpcs(RpcBase):
         )
         return rpc.CheckPermissionResponse(allowed=decision.allowed, role=decision.role)
 
+    @authorized_input(AUDIT_LIST)
     def ListAuditEvents(
         self, request: rpc.ListAuditEventsRequest, context: grpc.ServicerContext
     ) -> rpc.ListAuditEventsResponse:

@@ -7,9 +7,11 @@ from orgs.v1 import organization_service_pb2 as rpc
 
 from orgservice.api import converters
 from orgservice.api.field_masks import paths_to_update
-from orgservice.api.rpc_base import RpcBase
+from orgservice.api.rpc_base import RpcBase, authorized_input
 from orgservice.domain.errors import invalid
 from orgservice.domain.models import OrganizationFields
+from orgservice.domain.permissions import ORGANIZATIONS_UPDATE
+from orgservice.service.access import Target
 
 ORGANIZATION_MUTABLE_FIELDS = frozenset({"name", "slug", "description", "labels"})
 
@@ -71,6 +73,7 @@ class OrganizationRpcs(RpcBase):
             total_size=result.total_size,
         )
 
+    @authorized_input(ORGANIZATIONS_UPDATE, lambda r: Target(r.organization.id))
     def UpdateOrganization(
         self, request: rpc.UpdateOrganizationRequest, context: grpc.ServicerContext
     ) -> rpc.UpdateOrganizationResponse:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Protocol, cast
+import functools
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar, cast
 
+import grpc
 from google.protobuf.message import Message
 
 from orgservice.api.interceptors import current_identity, note_user
 from orgservice.api.page_tokens import PageTokens, page_size, request_binding
 from orgservice.domain.models import Caller, Cursor, PageRequest
+from orgservice.service.access import Target
 from orgservice.service.registry import Services
 
 
@@ -41,3 +45,34 @@ class RpcBase:
 
     def _next_page_token(self, request: Message, caller: Caller, cursor: Cursor | None) -> str:
         return self._page_tokens.encode(cursor, request_binding(request, caller.user_id))
+
+
+RpcT = TypeVar("RpcT", bound=RpcBase)
+RequestT = TypeVar("RequestT")
+ResponseT = TypeVar("ResponseT")
+Handler = Callable[[RpcT, RequestT, grpc.ServicerContext], ResponseT]
+TargetOf = Callable[[Any], Target]
+
+
+def _organization(request: Any) -> Target:
+    return Target(organization_id=request.organization_id)
+
+
+def authorized_input(
+    permission: str, target: TargetOf = _organization
+) -> Callable[[Handler[RpcT, RequestT, ResponseT]], Handler[RpcT, RequestT, ResponseT]]:
+    """Marks an organization-scoped RPC: if its input turns out invalid, callers who
+    may not make the request get NOT_FOUND / PERMISSION_DENIED instead of the input
+    error. `target` names the organization (an id, or a lookup in the database)."""
+
+    def decorate(method: Handler[RpcT, RequestT, ResponseT]) -> Handler[RpcT, RequestT, ResponseT]:
+        @functools.wraps(method)
+        def handler(self: RpcT, request: RequestT, context: grpc.ServicerContext) -> ResponseT:
+            with self._services.access.input_errors_after_authorization(
+                self._caller(), permission, target(request)
+            ):
+                return method(self, request, context)
+
+        return handler
+
+    return decorate

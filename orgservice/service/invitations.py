@@ -355,10 +355,18 @@ class InvitationService:
         lock: bool = False,
     ) -> Invitation:
         """The invitation, if the caller holds `permission` in its organization. For
-        non-members it does not exist, whichever organization it belongs to."""
+        non-members it does not exist, whichever organization it belongs to. Reads
+        (no lock) work in soft-deleted organizations too, as other reads do."""
         invitation = self._find(uow, invitation_id)
         try:
-            authorize(uow, caller, invitation.organization_id, permission, lock=lock)
+            authorize(
+                uow,
+                caller,
+                invitation.organization_id,
+                permission,
+                lock=lock,
+                allow_deleted=not lock,
+            )
         except NotFound as error:
             raise invitation_not_found() from error
         return self._reload(uow, invitation_id, self._clock()) if lock else invitation

@@ -35,8 +35,6 @@ class PermissionCheckService:
         """Platform callers may ask about anyone and never get NOT_FOUND: an unknown
         organization or user is simply not allowed. Others ask about themselves, and
         organizations they are not in do not exist for them."""
-        if permission not in ALL_PERMISSIONS:
-            raise invalid("permission", f"unknown permission {permission!r}")
         subject = user_id or caller.user_id
         if subject != caller.user_id and not caller.is_platform:
             raise PermissionDenied("only platform callers may check another user's permissions")
@@ -48,6 +46,8 @@ class PermissionCheckService:
             )
             if not caller.is_platform and not _visible(record):
                 raise organization_not_found()
+            if permission not in ALL_PERMISSIONS:
+                raise invalid("permission", f"unknown permission {permission!r}")
             if record is None or record.state is OrganizationState.DELETED:
                 return Decision(False, (record.role or "") if record else "")
             # A platform caller asking about itself acts as an owner everywhere.

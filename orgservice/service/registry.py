@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from orgservice.service.access import AccessService
 from orgservice.service.audit import AuditService
 from orgservice.service.clock import Clock, system_clock
 from orgservice.service.identity import IdentityService
@@ -18,6 +19,7 @@ from orgservice.storage.unit_of_work import Database
 
 @dataclass(frozen=True)
 class Services:
+    access: AccessService
     identities: IdentityService
     organizations: OrganizationService
     members: MemberService
@@ -32,6 +34,7 @@ class Services:
         cls, database: Database, *, clock: Clock = system_clock, personal_organizations: bool = True
     ) -> Services:
         return cls(
+            access=AccessService(database),
             identities=IdentityService(
                 database, clock, personal_organizations=personal_organizations
             ),

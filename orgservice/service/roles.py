@@ -22,11 +22,13 @@ from orgservice.service.idempotency import create_once
 from orgservice.storage.unit_of_work import Database, UnitOfWork
 
 
-def _checked_permissions(violations: Violations, permissions: Sequence[str]) -> list[str]:
+def _checked_permissions(
+    violations: Violations, field: str, permissions: Sequence[str]
+) -> list[str]:
     for index, permission in enumerate(permissions):
         if permission not in CUSTOM_ROLE_PERMISSIONS:
             violations.add(
-                f"permissions[{index}]",
+                f"{field}[{index}]",
                 f"{permission!r} is not a permission a custom role can hold",
             )
     return sorted_permissions(permissions)
@@ -66,7 +68,7 @@ class RoleService:
         violations = Violations()
         check_slug(violations, "name", name)
         check_description(violations, "description", description)
-        granted = _checked_permissions(violations, permissions)
+        granted = _checked_permissions(violations, "permissions", permissions)
         violations.raise_if_any()
 
         def create(uow: UnitOfWork, _new_id: str) -> Role:
@@ -122,7 +124,11 @@ class RoleService:
         violations = Violations()
         if description is not None:
             check_description(violations, "role.description", description)
-        granted = None if permissions is None else _checked_permissions(violations, permissions)
+        granted = (
+            None
+            if permissions is None
+            else _checked_permissions(violations, "role.permissions", permissions)
+        )
         violations.raise_if_any()
         with self._database.transaction() as uow:
             access = authorize(uow, caller, organization_id, ROLES_UPDATE, lock=True)

@@ -42,6 +42,8 @@ def _validated(fields: WorkspaceFields, *, creating: bool) -> WorkspaceFields:
 
 
 def _load(uow: UnitOfWork, organization_id: str, workspace_id: str) -> Workspace:
+    if not workspace_id:
+        raise invalid("workspace_id", "is required")
     workspace = uow.workspaces.get(organization_id, workspace_id) if is_uuid(workspace_id) else None
     if workspace is None:
         raise workspace_not_found()
@@ -158,8 +160,6 @@ class WorkspaceService:
     def delete(
         self, caller: Caller, organization_id: str, workspace_id: str, *, etag: str = ""
     ) -> None:
-        if not workspace_id:
-            raise invalid("workspace_id", "is required")
         with self._database.transaction() as uow:
             authorize(uow, caller, organization_id, WORKSPACES_DELETE, lock=True)
             current = _load(uow, organization_id, workspace_id)
