@@ -99,12 +99,14 @@ def _migrate(settings: Settings) -> int:
 def _serve(settings: Settings) -> int:
     from orgservice.server import serve
 
+    # The banner comes once the server listens: it names the bound port (`--port 0`
+    # picks one) and never advertises a server that failed to start.
     if settings.dev:
-        _print_dev_banner(settings)
+        return serve(settings, on_listening=lambda port: _print_dev_banner(settings, port))
     return serve(settings)
 
 
-def _print_dev_banner(settings: Settings) -> None:
+def _print_dev_banner(settings: Settings, port: int) -> None:
     key = devkeys.load_or_create(settings.dev_key_file)
     token = devkeys.mint_token(
         key,
@@ -118,7 +120,7 @@ def _print_dev_banner(settings: Settings) -> None:
         preferred_username="dev",
     )
     loopback_or_any = settings.host in {"127.0.0.1", "0.0.0.0", "::", "::1"}  # noqa: S104
-    target = f"{'localhost' if loopback_or_any else settings.host}:{settings.port}"
+    target = f"{'localhost' if loopback_or_any else settings.host}:{port}"
     auth = shlex.quote(f"authorization: Bearer {token}")
     create = shlex.quote('{"name": "Acme Inc"}')
     print(

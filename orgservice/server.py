@@ -126,7 +126,7 @@ class OrgServer:
         self.port = port
         self._health = health_servicer
         self._database_health = database_health
-        self._database = database
+        self.database = database
 
     def start(self) -> None:
         self._database_health.start()
@@ -137,7 +137,7 @@ class OrgServer:
         self._health.enter_graceful_shutdown()
         self._database_health.stop()
         self.server.stop(grace).wait()
-        self._database.engine.dispose()
+        self.database.engine.dispose()
 
 
 def create_server(settings: Settings, *, reuse_port: bool = False) -> OrgServer:
@@ -170,21 +170,31 @@ def create_server(settings: Settings, *, reuse_port: bool = False) -> OrgServer:
     return OrgServer(server, port, health_servicer, database_health, database)
 
 
-def serve(settings: Settings) -> int:
-    """Runs until SIGTERM or SIGINT, then shuts down gracefully and returns 0."""
+def serve(settings: Settings, on_listening: Callable[[int], None] | None = None) -> int:
+    """Runs until SIGTERM or SIGINT, then shuts down gracefully and returns 0.
+
+    `on_listening` gets the bound port once the server is listening (never when it
+    cannot start), e.g. to print the port that `--port 0` picked."""
     # One secret for every worker, so page tokens work whichever process answers.
     settings = settings.with_page_token_secret()
     if settings.workers > 1:
-        return _serve_workers(settings)
-    return _serve_one(settings, reuse_port=False)
+        return _serve_workers(settings, on_listening)
+    return _serve_one(settings, reuse_port=False, on_listening=on_listening)
 
 
-def _serve_one(settings: Settings, *, reuse_port: bool) -> int:
+def _serve_one(
+    settings: Settings,
+    *,
+    reuse_port: bool,
+    on_listening: Callable[[int], None] | None = None,
+) -> int:
     running = create_server(settings, reuse_port=reuse_port)
     stop = threading.Event()
     _on_termination(stop.set)
     running.start()
     log.info("orgservice listening on %s:%d", settings.host, running.port)
+    if on_listening is not None:
+        on_listening(running.port)
     while not stop.wait(1):
         pass
     log.info("shutting down (grace %.1fs)", settings.shutdown_grace)
@@ -192,7 +202,7 @@ def _serve_one(settings: Settings, *, reuse_port: bool) -> int:
     return 0
 
 
-def _serve_workers(settings: Settings) -> int:
+def _serve_workers(settings: Settings, on_listening: Callable[[int], None] | None) -> int:
     # Migrate once up front so the workers start against the final schema.
     engine = create_database_engine(settings.database_url)
     migrate.upgrade(engine)
@@ -211,6 +221,8 @@ def _serve_workers(settings: Settings) -> int:
     _on_termination(stop_workers)
     for worker in workers:
         worker.start()
+    if on_listening is not None:
+        on_listening(settings.port)  # fixed for workers; they bind it as they come up
     for worker in workers:
         worker.join()
     failed = [w.name for w in workers if w.exitcode not in (0, -signal.SIGTERM)]
