@@ -21,7 +21,7 @@ from orgservice.domain.models import (
 )
 from orgservice.domain.permissions import OWNER
 from orgservice.storage.database import flush_unique
-from orgservice.storage.paging import AnyRow, escape_like, fetch_page
+from orgservice.storage.paging import AnyRow, fetch_page, name_or_slug_contains
 from orgservice.storage.tables import MembershipRow, OrganizationRow, WorkspaceRow
 
 _MEMBER_COUNT = (
@@ -162,12 +162,8 @@ class OrganizationRepository:
         else:
             statement = statement.where(OrganizationRow.state == OrganizationState.ACTIVE.value)
         if query.name_filter:
-            pattern = f"%{escape_like(query.name_filter.lower())}%"
             statement = statement.where(
-                or_(
-                    func.lower(OrganizationRow.name).like(pattern, escape="\\"),
-                    OrganizationRow.slug.like(pattern, escape="\\"),
-                )
+                name_or_slug_contains(OrganizationRow.name, OrganizationRow.slug, query.name_filter)
             )
         rows, total, next_cursor = fetch_page(
             self._session,

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, Select, func, literal, select, tuple_
+from sqlalchemy import ColumnElement, Row, Select, func, literal, or_, select, tuple_
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from orgservice.domain.models import Cursor, PageRequest
@@ -42,6 +42,14 @@ def fetch_page(
         rows = rows[: page.limit]
         next_cursor = cursor_of(rows[-1])
     return rows, total or 0, next_cursor
+
+
+def name_or_slug_contains(
+    name: InstrumentedAttribute[str], slug: InstrumentedAttribute[str], text: str
+) -> ColumnElement[bool]:
+    """Case-insensitive substring match on a name or a (lower-case) slug."""
+    pattern = f"%{escape_like(text.lower())}%"
+    return or_(func.lower(name).like(pattern, escape="\\"), slug.like(pattern, escape="\\"))
 
 
 def escape_like(text: str) -> str:

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import delete, exists, func, or_, select
+from sqlalchemy import delete, exists, select
 from sqlalchemy.orm import Session
 
 from orgservice.domain.errors import AlreadyExists
 from orgservice.domain.models import Cursor, Page, PageRequest, Workspace, WorkspaceFields
 from orgservice.storage.database import flush_unique
 from orgservice.storage.organizations import etag_of
-from orgservice.storage.paging import AnyRow, escape_like, fetch_page
+from orgservice.storage.paging import AnyRow, fetch_page, name_or_slug_contains
 from orgservice.storage.tables import WorkspaceRow
 
 
@@ -75,12 +75,8 @@ class WorkspaceRepository:
     ) -> Page[Workspace]:
         query = select(WorkspaceRow).where(WorkspaceRow.organization_id == organization_id)
         if name_filter:
-            pattern = f"%{escape_like(name_filter.lower())}%"
             query = query.where(
-                or_(
-                    func.lower(WorkspaceRow.name).like(pattern, escape="\\"),
-                    WorkspaceRow.slug.like(pattern, escape="\\"),
-                )
+                name_or_slug_contains(WorkspaceRow.name, WorkspaceRow.slug, name_filter)
             )
         rows, total, next_cursor = fetch_page(
             self._session,
