@@ -11,6 +11,7 @@ from google.protobuf.message import Message
 
 from orgservice.api.interceptors import current_identity, note_user
 from orgservice.api.page_tokens import PageTokens, page_size, request_binding
+from orgservice.domain.errors import InvalidArgument
 from orgservice.domain.models import Caller, Cursor, PageRequest
 from orgservice.service.access import Target
 from orgservice.service.registry import Services
@@ -68,10 +69,14 @@ def authorized_input(
     def decorate(method: Handler[RpcT, RequestT, ResponseT]) -> Handler[RpcT, RequestT, ResponseT]:
         @functools.wraps(method)
         def handler(self: RpcT, request: RequestT, context: grpc.ServicerContext) -> ResponseT:
-            with self._services.access.input_errors_after_authorization(
-                self._caller(), permission, target(request)
-            ):
+            try:
                 return method(self, request, context)
+            except InvalidArgument:
+                # Only on the error path: the caller must first be allowed to ask.
+                target_of_request = target(request)
+                if target_of_request.organization_id or target_of_request.invitation_id:
+                    self._services.access.require(self._caller(), permission, target_of_request)
+                raise
 
         return handler
 

@@ -42,6 +42,27 @@ def clean_name(violations: Violations, field_path: str, name: str) -> str:
     return trimmed
 
 
+def clean_named_fields(
+    violations: Violations,
+    *,
+    name: str | None,
+    slug: str | None,
+    description: str | None,
+    creating: bool,
+) -> str | None:
+    """The rules organizations and workspaces share: a name (required on create), an
+    optional slug that may not be cleared, a description. Returns the trimmed name."""
+    if name is not None or creating:
+        name = clean_name(violations, "name", name or "")
+    if slug:
+        check_slug(violations, "slug", slug)
+    elif slug is not None and not creating:
+        violations.add("slug", "must not be empty")
+    if description is not None:
+        check_description(violations, "description", description)
+    return name
+
+
 def check_description(violations: Violations, field_path: str, description: str) -> None:
     if len(description) > MAX_DESCRIPTION_LENGTH:
         violations.add(field_path, f"must be at most {MAX_DESCRIPTION_LENGTH} characters")

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from orgservice.domain.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
+from orgservice.domain.errors import FailedPrecondition, NotFound, PermissionDenied
 from orgservice.domain.models import Caller, OrganizationState
 from orgservice.domain.permissions import ALL_PERMISSIONS, ORGANIZATIONS_UNDELETE, OWNER
 from orgservice.domain.validation import is_uuid
@@ -96,36 +94,23 @@ class AccessService:
     def __init__(self, database: Database) -> None:
         self._database = database
 
-    @contextmanager
-    def input_errors_after_authorization(
-        self, caller: Caller, permission: str, target: Target
-    ) -> Iterator[None]:
-        """Reports bad input only to callers allowed to make the request (AIP-211):
-        when the block raises InvalidArgument, the caller is authorized first, so a
-        non-member still gets NOT_FOUND and a member without the permission
-        PERMISSION_DENIED. Costs nothing on the success path."""
-        try:
-            yield
-        except InvalidArgument:
-            if not (target.organization_id or target.invitation_id):
-                raise  # a request naming no organization is about none
-            with self._database.snapshot() as uow:
-                organization_id = target.organization_id
+    def require(self, caller: Caller, permission: str, target: Target) -> None:
+        """Raises what authorize() would for this caller (NOT_FOUND, PERMISSION_DENIED),
+        naming the organization directly or through one of its invitations."""
+        with self._database.snapshot() as uow:
+            organization_id = target.organization_id
+            if target.invitation_id:
+                invitation = (
+                    uow.invitations.get(target.invitation_id, datetime.now(UTC))
+                    if is_uuid(target.invitation_id)
+                    else None
+                )
+                if invitation is None:
+                    return  # no invitation: the input error stands
+                organization_id = invitation.organization_id
+            try:
+                authorize(uow, caller, organization_id, permission, allow_deleted=True)
+            except NotFound as error:
                 if target.invitation_id:
-                    invitation = (
-                        uow.invitations.get(target.invitation_id, datetime.now(UTC))
-                        if is_uuid(target.invitation_id)
-                        else None
-                    )
-                    if invitation is None:
-                        raise
-                    organization_id = invitation.organization_id
-                try:
-                    authorize(uow, caller, organization_id, permission, allow_deleted=True)
-                except NotFound as error:
-                    if target.invitation_id:
-                        raise NotFound(
-                            "invitation not found", reason="INVITATION_NOT_FOUND"
-                        ) from error
-                    raise
-            raise
+                    raise NotFound("invitation not found", reason="INVITATION_NOT_FOUND") from error
+                raise

@@ -27,10 +27,8 @@ from orgservice.domain.permissions import (
     OWNER,
 )
 from orgservice.domain.validation import (
-    check_description,
     check_labels,
-    check_slug,
-    clean_name,
+    clean_named_fields,
     new_id,
 )
 from orgservice.service import audit
@@ -187,15 +185,13 @@ def load_organization(uow: UnitOfWork, organization_id: str) -> Organization:
 def validated(fields: OrganizationFields, *, creating: bool) -> OrganizationFields:
     """Checks every given field, reporting all violations at once; returns trimmed fields."""
     violations = Violations()
-    name = fields.name
-    if name is not None or creating:
-        name = clean_name(violations, "name", name or "")
-    if fields.slug:
-        check_slug(violations, "slug", fields.slug)
-    elif fields.slug is not None and not creating:
-        violations.add("slug", "must not be empty")
-    if fields.description is not None:
-        check_description(violations, "description", fields.description)
+    name = clean_named_fields(
+        violations,
+        name=fields.name,
+        slug=fields.slug,
+        description=fields.description,
+        creating=creating,
+    )
     if fields.labels is not None:
         check_labels(violations, "labels", fields.labels)
     violations.raise_if_any()

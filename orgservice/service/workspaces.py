@@ -13,7 +13,7 @@ from orgservice.domain.permissions import (
     WORKSPACES_LIST,
     WORKSPACES_UPDATE,
 )
-from orgservice.domain.validation import check_description, check_slug, clean_name, is_uuid
+from orgservice.domain.validation import clean_named_fields, is_uuid
 from orgservice.service import audit
 from orgservice.service.access import authorize
 from orgservice.service.clock import Clock, system_clock
@@ -28,15 +28,13 @@ def workspace_not_found() -> NotFound:
 
 def _validated(fields: WorkspaceFields, *, creating: bool) -> WorkspaceFields:
     violations = Violations()
-    name = fields.name
-    if name is not None or creating:
-        name = clean_name(violations, "name", name or "")
-    if fields.slug:
-        check_slug(violations, "slug", fields.slug)
-    elif fields.slug is not None and not creating:
-        violations.add("slug", "must not be empty")
-    if fields.description is not None:
-        check_description(violations, "description", fields.description)
+    name = clean_named_fields(
+        violations,
+        name=fields.name,
+        slug=fields.slug,
+        description=fields.description,
+        creating=creating,
+    )
     violations.raise_if_any()
     return WorkspaceFields(name, fields.slug, fields.description)
 
