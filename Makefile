@@ -17,8 +17,7 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 setup: $(VENV)/.installed
 
 $(BUF): package.json package-lock.json
-	# `npm ci` rejects this lock: npm leaves buf's per-platform optional packages out of it.
-	npm install --no-audit --no-fund --loglevel=error
+	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
 # Regenerates generated/ from protos/ (python, grpc and mypy stubs).
