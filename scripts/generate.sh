@@ -4,7 +4,8 @@ set -euo pipefail
 out=$1
 rm -rf "$out/orgs"
 mkdir -p "$out"
-# protoc finds the mypy plugins next to the interpreter.
+# protoc finds the mypy plugins next to the interpreter. Only orgs/v1 is compiled: the
+# vendored google/api protos are imports, provided at run time by googleapis-common-protos.
 PATH="$(dirname "${PY:-python}"):$PATH" "${PY:-python}" -m grpc_tools.protoc -I protos \
   --python_out="$out" --grpc_python_out="$out" \
   --mypy_out="$out" --mypy_grpc_out="$out" \

@@ -23,7 +23,7 @@ DESCRIPTOR: _descriptor.FileDescriptor
 
 @_typing.final
 class GetCurrentUserRequest(_message.Message):
-    """Request for GetCurrentUser."""
+    """Asks who the caller is; it has no fields, the bearer token says it all."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -40,7 +40,7 @@ Global___GetCurrentUserRequest: _TypeAlias = GetCurrentUserRequest  # noqa: Y015
 
 @_typing.final
 class GetCurrentUserResponse(_message.Message):
-    """Response for GetCurrentUser."""
+    """The calling user as the service knows them."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -98,7 +98,10 @@ Global___GetCurrentUserResponse: _TypeAlias = GetCurrentUserResponse  # noqa: Y0
 
 @_typing.final
 class CreateOrganizationRequest(_message.Message):
-    """Request for CreateOrganization."""
+    """The new organization's fields. Fails with INVALID_ARGUMENT for bad fields and
+    ALREADY_EXISTS `SLUG_TAKEN` when the given slug is in use (a derived slug gets a
+    random suffix instead).
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -128,16 +131,20 @@ class CreateOrganizationRequest(_message.Message):
     LABELS_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     name: _builtins.str
-    """Required. 1 to 200 characters."""
+    """1 to 200 characters after trimming, no control characters."""
     slug: _builtins.str
-    """Optional. Derived from `name` when empty."""
+    """3 to 63 characters of `a-z`, `0-9` and `-`; derived from `name` when empty."""
     description: _builtins.str
-    """Optional. At most 2,000 characters."""
+    """At most 2,000 characters."""
     request_id: _builtins.str
-    """Optional idempotency key (a UUID): a repeat within 24 hours returns the first result."""
+    """Idempotency key: a UUID (hyphenated, any case); a repeat within 24 hours returns
+    the first result.
+    """
     @_builtins.property
     def labels(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
-        """Optional. At most 64 labels."""
+        """At most 64 labels; keys match `^[a-z][a-z0-9_.-]{0,62}$`, values at most 256
+        characters.
+        """
 
     def __init__(
         self,
@@ -158,7 +165,7 @@ Global___CreateOrganizationRequest: _TypeAlias = CreateOrganizationRequest  # no
 
 @_typing.final
 class CreateOrganizationResponse(_message.Message):
-    """Response for CreateOrganization."""
+    """The organization created (on a repeated request_id: the one first created)."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -182,7 +189,9 @@ Global___CreateOrganizationResponse: _TypeAlias = CreateOrganizationResponse  # 
 
 @_typing.final
 class GetOrganizationRequest(_message.Message):
-    """Request for GetOrganization."""
+    """Names the organization to return. Fails with NOT_FOUND `ORGANIZATION_NOT_FOUND` when
+    it does not exist or the caller is not a member.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -210,7 +219,7 @@ Global___GetOrganizationRequest: _TypeAlias = GetOrganizationRequest  # noqa: Y0
 
 @_typing.final
 class GetOrganizationResponse(_message.Message):
-    """Response for GetOrganization."""
+    """The organization asked for."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -234,7 +243,9 @@ Global___GetOrganizationResponse: _TypeAlias = GetOrganizationResponse  # noqa: 
 
 @_typing.final
 class ListOrganizationsRequest(_message.Message):
-    """Request for ListOrganizations."""
+    """Which organizations to list, oldest first. Naming another user in `user_id` without
+    being a platform caller fails with PERMISSION_DENIED.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -244,13 +255,19 @@ class ListOrganizationsRequest(_message.Message):
     SHOW_DELETED_FIELD_NUMBER: _builtins.int
     USER_ID_FIELD_NUMBER: _builtins.int
     page_size: _builtins.int
-    """Maximum results per page: 0 means 50, values above 1000 are coerced to 1000."""
+    """Maximum results per page: 0 means 50, values above 1000 are coerced to 1000,
+    negative values fail with INVALID_ARGUMENT.
+    """
     page_token: _builtins.str
-    """`next_page_token` of the previous page, with all other fields unchanged."""
+    """The previous response's opaque `next_page_token`; every other field must be
+    unchanged, else INVALID_ARGUMENT.
+    """
     filter: _builtins.str
-    """Case-insensitive substring of the name or slug."""
+    """Case-insensitive substring of the name or slug, at most 200 characters; plain
+    text, not an AIP-160 filter expression. Empty lists all.
+    """
     show_deleted: _builtins.bool
-    """Also list soft-deleted organizations the caller owns."""
+    """Also list soft-deleted organizations the caller owns (platform callers: all)."""
     user_id: _builtins.str
     """Platform callers only: list this user's organizations instead of all."""
     def __init__(
@@ -272,7 +289,7 @@ Global___ListOrganizationsRequest: _TypeAlias = ListOrganizationsRequest  # noqa
 
 @_typing.final
 class ListOrganizationsResponse(_message.Message):
-    """Response for ListOrganizations."""
+    """One page of organizations."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -282,10 +299,10 @@ class ListOrganizationsResponse(_message.Message):
     next_page_token: _builtins.str
     """Token for the next page; empty on the last page."""
     total_size: _builtins.int
-    """Number of organizations matching the request across all pages."""
+    """Exact number of organizations matching the request across all pages."""
     @_builtins.property
     def organizations(self) -> _containers.RepeatedCompositeFieldContainer[_resources_pb2.Organization]:
-        """One page of organizations, oldest first."""
+        """The organizations on this page, oldest first."""
 
     def __init__(
         self,
@@ -304,7 +321,10 @@ Global___ListOrganizationsResponse: _TypeAlias = ListOrganizationsResponse  # no
 
 @_typing.final
 class UpdateOrganizationRequest(_message.Message):
-    """Request for UpdateOrganization."""
+    """The organization's new field values. Fails with INVALID_ARGUMENT for bad fields or
+    mask paths, ALREADY_EXISTS `SLUG_TAKEN`, ABORTED `ETAG_MISMATCH` and
+    FAILED_PRECONDITION `ORGANIZATION_DELETED`.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -312,11 +332,16 @@ class UpdateOrganizationRequest(_message.Message):
     UPDATE_MASK_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def organization(self) -> _resources_pb2.Organization:
-        """The organization to update: `id` is required, `etag` optional."""
+        """The organization to update, named by `id`. With a non-empty `etag`, the update
+        happens only if it is still current.
+        """
 
     @_builtins.property
     def update_mask(self) -> _field_mask_pb2.FieldMask:
-        """Fields to update (name, slug, description, labels); empty means every field set."""
+        """Fields to update: `name`, `slug`, `description`, `labels`, or `*` for all four.
+        Empty means every one of them that `organization` sets. Other paths fail with
+        INVALID_ARGUMENT.
+        """
 
     def __init__(
         self,
@@ -334,7 +359,7 @@ Global___UpdateOrganizationRequest: _TypeAlias = UpdateOrganizationRequest  # no
 
 @_typing.final
 class UpdateOrganizationResponse(_message.Message):
-    """Response for UpdateOrganization."""
+    """The organization after the update."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -358,7 +383,9 @@ Global___UpdateOrganizationResponse: _TypeAlias = UpdateOrganizationResponse  # 
 
 @_typing.final
 class DeleteOrganizationRequest(_message.Message):
-    """Request for DeleteOrganization."""
+    """The organization to soft-delete. Fails with ABORTED `ETAG_MISMATCH`, and with
+    FAILED_PRECONDITION `ORGANIZATION_DELETED` when it is deleted already.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -367,7 +394,7 @@ class DeleteOrganizationRequest(_message.Message):
     organization_id: _builtins.str
     """The organization to delete."""
     etag: _builtins.str
-    """Optional: fail with ABORTED unless this is the current etag."""
+    """When non-empty, delete only if this is the organization's current etag."""
     def __init__(
         self,
         *,
@@ -384,14 +411,14 @@ Global___DeleteOrganizationRequest: _TypeAlias = DeleteOrganizationRequest  # no
 
 @_typing.final
 class DeleteOrganizationResponse(_message.Message):
-    """Response for DeleteOrganization."""
+    """The organization as deleted."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
     ORGANIZATION_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def organization(self) -> _resources_pb2.Organization:
-        """The organization, now in state DELETED."""
+        """The organization, now DELETED, with `delete_time` and `purge_time` set."""
 
     def __init__(
         self,
@@ -408,7 +435,9 @@ Global___DeleteOrganizationResponse: _TypeAlias = DeleteOrganizationResponse  # 
 
 @_typing.final
 class UndeleteOrganizationRequest(_message.Message):
-    """Request for UndeleteOrganization."""
+    """The organization to restore. Fails with FAILED_PRECONDITION
+    `ORGANIZATION_NOT_DELETED` when it is active, and NOT_FOUND once it is purged.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -430,14 +459,14 @@ Global___UndeleteOrganizationRequest: _TypeAlias = UndeleteOrganizationRequest  
 
 @_typing.final
 class UndeleteOrganizationResponse(_message.Message):
-    """Response for UndeleteOrganization."""
+    """The organization as restored."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
     ORGANIZATION_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def organization(self) -> _resources_pb2.Organization:
-        """The organization, active again."""
+        """The organization, ACTIVE again."""
 
     def __init__(
         self,
@@ -454,7 +483,7 @@ Global___UndeleteOrganizationResponse: _TypeAlias = UndeleteOrganizationResponse
 
 @_typing.final
 class ListMembersRequest(_message.Message):
-    """Request for ListMembers."""
+    """Which members to list, in the order they joined."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -465,9 +494,13 @@ class ListMembersRequest(_message.Message):
     organization_id: _builtins.str
     """The organization whose members to list."""
     page_size: _builtins.int
-    """Maximum results per page: 0 means 50, values above 1000 are coerced to 1000."""
+    """Maximum results per page: 0 means 50, values above 1000 are coerced to 1000,
+    negative values fail with INVALID_ARGUMENT.
+    """
     page_token: _builtins.str
-    """`next_page_token` of the previous page, with all other fields unchanged."""
+    """The previous response's opaque `next_page_token`; every other field must be
+    unchanged, else INVALID_ARGUMENT.
+    """
     role: _builtins.str
     """Only members holding this role (for example `owner`); empty lists everyone."""
     def __init__(
@@ -488,7 +521,7 @@ Global___ListMembersRequest: _TypeAlias = ListMembersRequest  # noqa: Y015
 
 @_typing.final
 class ListMembersResponse(_message.Message):
-    """Response for ListMembers."""
+    """One page of members."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -498,10 +531,10 @@ class ListMembersResponse(_message.Message):
     next_page_token: _builtins.str
     """Token for the next page; empty on the last page."""
     total_size: _builtins.int
-    """Number of members matching the request across all pages."""
+    """Exact number of members matching the request across all pages."""
     @_builtins.property
     def members(self) -> _containers.RepeatedCompositeFieldContainer[_resources_pb2.Member]:
-        """One page of members, in the order they joined."""
+        """The members on this page, in the order they joined."""
 
     def __init__(
         self,
@@ -520,7 +553,13 @@ Global___ListMembersResponse: _TypeAlias = ListMembersResponse  # noqa: Y015
 
 @_typing.final
 class AddMemberRequest(_message.Message):
-    """Request for AddMember."""
+    """The user to add and the role to grant. The user must have called the service
+    before: NOT_FOUND `USER_NOT_FOUND` otherwise (invite them instead). Also fails with
+    ALREADY_EXISTS `ALREADY_MEMBER`, INVALID_ARGUMENT `UNKNOWN_ROLE`,
+    FAILED_PRECONDITION `AMBIGUOUS_USER`, PERMISSION_DENIED `OWNER_REQUIRED` (granting
+    owner as a non-owner) and PERMISSION_DENIED when the role holds permissions the
+    caller lacks.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -538,7 +577,7 @@ class AddMemberRequest(_message.Message):
     email: _builtins.str
     """The user's email address."""
     role: _builtins.str
-    """The role to grant; only owners may grant `owner`."""
+    """The role to grant, an existing role of the organization."""
     def __init__(
         self,
         *,
@@ -560,7 +599,7 @@ Global___AddMemberRequest: _TypeAlias = AddMemberRequest  # noqa: Y015
 
 @_typing.final
 class AddMemberResponse(_message.Message):
-    """Response for AddMember."""
+    """The membership created."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -584,7 +623,11 @@ Global___AddMemberResponse: _TypeAlias = AddMemberResponse  # noqa: Y015
 
 @_typing.final
 class UpdateMemberRequest(_message.Message):
-    """Request for UpdateMember."""
+    """The member and their new role; giving a member the role they hold changes nothing.
+    Fails with NOT_FOUND `MEMBER_NOT_FOUND`, INVALID_ARGUMENT `UNKNOWN_ROLE`,
+    PERMISSION_DENIED `OWNER_REQUIRED` (granting owner, or changing an owner's role, as
+    a non-owner) and FAILED_PRECONDITION `LAST_OWNER`.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -596,7 +639,7 @@ class UpdateMemberRequest(_message.Message):
     user_id: _builtins.str
     """The member whose role changes."""
     role: _builtins.str
-    """The new role."""
+    """The new role, an existing role of the organization."""
     def __init__(
         self,
         *,
@@ -614,7 +657,7 @@ Global___UpdateMemberRequest: _TypeAlias = UpdateMemberRequest  # noqa: Y015
 
 @_typing.final
 class UpdateMemberResponse(_message.Message):
-    """Response for UpdateMember."""
+    """The membership after the change."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -638,7 +681,10 @@ Global___UpdateMemberResponse: _TypeAlias = UpdateMemberResponse  # noqa: Y015
 
 @_typing.final
 class RemoveMemberRequest(_message.Message):
-    """Request for RemoveMember."""
+    """The member to remove. Fails with NOT_FOUND `MEMBER_NOT_FOUND`, PERMISSION_DENIED
+    `OWNER_REQUIRED` (removing an owner as a non-owner) and FAILED_PRECONDITION
+    `LAST_OWNER`, also when the last owner tries to leave.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -664,7 +710,7 @@ Global___RemoveMemberRequest: _TypeAlias = RemoveMemberRequest  # noqa: Y015
 
 @_typing.final
 class RemoveMemberResponse(_message.Message):
-    """Response for RemoveMember."""
+    """Empty: the member is gone."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -681,7 +727,7 @@ Global___RemoveMemberResponse: _TypeAlias = RemoveMemberResponse  # noqa: Y015
 
 @_typing.final
 class ListRolesRequest(_message.Message):
-    """Request for ListRoles."""
+    """Which roles to list: built-in roles first, then custom roles oldest first."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -691,9 +737,13 @@ class ListRolesRequest(_message.Message):
     organization_id: _builtins.str
     """The organization whose roles to list."""
     page_size: _builtins.int
-    """Maximum results per page: 0 means 50, values above 1000 are coerced to 1000."""
+    """Maximum results per page: 0 means 50, values above 1000 are coerced to 1000,
+    negative values fail with INVALID_ARGUMENT.
+    """
     page_token: _builtins.str
-    """`next_page_token` of the previous page, with all other fields unchanged."""
+    """The previous response's opaque `next_page_token`; every other field must be
+    unchanged, else INVALID_ARGUMENT.
+    """
     def __init__(
         self,
         *,
@@ -711,7 +761,7 @@ Global___ListRolesRequest: _TypeAlias = ListRolesRequest  # noqa: Y015
 
 @_typing.final
 class ListRolesResponse(_message.Message):
-    """Response for ListRoles."""
+    """One page of roles."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -721,10 +771,10 @@ class ListRolesResponse(_message.Message):
     next_page_token: _builtins.str
     """Token for the next page; empty on the last page."""
     total_size: _builtins.int
-    """Number of roles across all pages."""
+    """Exact number of roles across all pages."""
     @_builtins.property
     def roles(self) -> _containers.RepeatedCompositeFieldContainer[_resources_pb2.Role]:
-        """One page of roles: built-in roles first, then custom roles oldest first."""
+        """The roles on this page: built-in roles first, then custom roles oldest first."""
 
     def __init__(
         self,
@@ -743,7 +793,10 @@ Global___ListRolesResponse: _TypeAlias = ListRolesResponse  # noqa: Y015
 
 @_typing.final
 class CreateRoleRequest(_message.Message):
-    """Request for CreateRole."""
+    """The new custom role. Fails with INVALID_ARGUMENT for bad fields or unknown
+    permissions, ALREADY_EXISTS `ROLE_EXISTS`, and PERMISSION_DENIED when a non-owner
+    grants permissions they do not hold.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -755,14 +808,18 @@ class CreateRoleRequest(_message.Message):
     organization_id: _builtins.str
     """The organization to create the role in."""
     name: _builtins.str
-    """Unique name within the organization (slug rules)."""
+    """Unique name within the organization: 3 to 63 characters of `a-z`, `0-9` and `-`."""
     description: _builtins.str
-    """Optional. At most 2,000 characters."""
+    """At most 2,000 characters."""
     request_id: _builtins.str
-    """Optional idempotency key (a UUID): a repeat within 24 hours returns the first result."""
+    """Idempotency key: a UUID (hyphenated, any case); a repeat within 24 hours returns
+    the first result.
+    """
     @_builtins.property
     def permissions(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Permissions to grant; any except organizations.delete and organizations.undelete."""
+        """Permissions to grant: any except `organizations.delete` and
+        `organizations.undelete`. Empty grants nothing.
+        """
 
     def __init__(
         self,
@@ -783,7 +840,7 @@ Global___CreateRoleRequest: _TypeAlias = CreateRoleRequest  # noqa: Y015
 
 @_typing.final
 class CreateRoleResponse(_message.Message):
-    """Response for CreateRole."""
+    """The role created (on a repeated request_id: the one first created)."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -807,7 +864,11 @@ Global___CreateRoleResponse: _TypeAlias = CreateRoleResponse  # noqa: Y015
 
 @_typing.final
 class UpdateRoleRequest(_message.Message):
-    """Request for UpdateRole."""
+    """The custom role's new field values. Fails with NOT_FOUND `ROLE_NOT_FOUND`,
+    FAILED_PRECONDITION `BUILT_IN_ROLE`, INVALID_ARGUMENT for bad fields, mask paths or
+    unknown permissions, and PERMISSION_DENIED when a non-owner grants or removes
+    permissions they do not hold.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -815,11 +876,13 @@ class UpdateRoleRequest(_message.Message):
     UPDATE_MASK_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def role(self) -> _resources_pb2.Role:
-        """The role to update, named by `organization_id` and `name`."""
+        """The role to update, named by `organization_id` and `name` (both required)."""
 
     @_builtins.property
     def update_mask(self) -> _field_mask_pb2.FieldMask:
-        """Fields to update (description, permissions); empty means every field set."""
+        """Fields to update: `description`, `permissions`, or `*` for both. Empty means every
+        one of them that `role` sets. Other paths fail with INVALID_ARGUMENT.
+        """
 
     def __init__(
         self,
@@ -837,7 +900,7 @@ Global___UpdateRoleRequest: _TypeAlias = UpdateRoleRequest  # noqa: Y015
 
 @_typing.final
 class UpdateRoleResponse(_message.Message):
-    """Response for UpdateRole."""
+    """The role after the update."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -861,7 +924,10 @@ Global___UpdateRoleResponse: _TypeAlias = UpdateRoleResponse  # noqa: Y015
 
 @_typing.final
 class DeleteRoleRequest(_message.Message):
-    """Request for DeleteRole."""
+    """The custom role to delete. Fails with NOT_FOUND `ROLE_NOT_FOUND`,
+    FAILED_PRECONDITION `BUILT_IN_ROLE`, and FAILED_PRECONDITION `ROLE_IN_USE` while a
+    member or pending invitation holds it.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -887,7 +953,7 @@ Global___DeleteRoleRequest: _TypeAlias = DeleteRoleRequest  # noqa: Y015
 
 @_typing.final
 class DeleteRoleResponse(_message.Message):
-    """Response for DeleteRole."""
+    """Empty: the role is gone."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -904,7 +970,11 @@ Global___DeleteRoleResponse: _TypeAlias = DeleteRoleResponse  # noqa: Y015
 
 @_typing.final
 class CheckPermissionRequest(_message.Message):
-    """Request for CheckPermission."""
+    """The permission to check. Fails with INVALID_ARGUMENT for an unknown permission, and
+    with PERMISSION_DENIED when a caller who is not a platform caller names another
+    user. Never NOT_FOUND for platform callers: an unknown organization or user is
+    simply not allowed.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -919,7 +989,9 @@ class CheckPermissionRequest(_message.Message):
     user_id: _builtins.str
     """Platform callers only: the user to check; defaults to the caller."""
     workspace_id: _builtins.str
-    """Optional: the workspace the action concerns; it must belong to the organization."""
+    """The workspace the action concerns: a workspace outside the organization is not
+    allowed.
+    """
     def __init__(
         self,
         *,
@@ -938,14 +1010,16 @@ Global___CheckPermissionRequest: _TypeAlias = CheckPermissionRequest  # noqa: Y0
 
 @_typing.final
 class CheckPermissionResponse(_message.Message):
-    """Response for CheckPermission."""
+    """The answer to a permission check."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
     ALLOWED_FIELD_NUMBER: _builtins.int
     ROLE_FIELD_NUMBER: _builtins.int
     allowed: _builtins.bool
-    """Whether the user holds the permission."""
+    """Whether the user holds the permission (always false in a soft-deleted
+    organization).
+    """
     role: _builtins.str
     """The user's role in the organization; empty for non-members."""
     def __init__(
@@ -964,7 +1038,7 @@ Global___CheckPermissionResponse: _TypeAlias = CheckPermissionResponse  # noqa: 
 
 @_typing.final
 class ListAuditEventsRequest(_message.Message):
-    """Request for ListAuditEvents."""
+    """Which audit events to list, newest first."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -975,11 +1049,17 @@ class ListAuditEventsRequest(_message.Message):
     organization_id: _builtins.str
     """The organization whose events to list."""
     page_size: _builtins.int
-    """Maximum results per page: 0 means 50, values above 1000 are coerced to 1000."""
+    """Maximum results per page: 0 means 50, values above 1000 are coerced to 1000,
+    negative values fail with INVALID_ARGUMENT.
+    """
     page_token: _builtins.str
-    """`next_page_token` of the previous page, with all other fields unchanged."""
+    """The previous response's opaque `next_page_token`; every other field must be
+    unchanged, else INVALID_ARGUMENT.
+    """
     action: _builtins.str
-    """Only events with this action (`member.added`) or in this group (`member`)."""
+    """Only events with this action (`member.added`) or in this group (`member`); empty
+    lists all.
+    """
     def __init__(
         self,
         *,
@@ -998,7 +1078,7 @@ Global___ListAuditEventsRequest: _TypeAlias = ListAuditEventsRequest  # noqa: Y0
 
 @_typing.final
 class ListAuditEventsResponse(_message.Message):
-    """Response for ListAuditEvents."""
+    """One page of audit events."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -1008,10 +1088,10 @@ class ListAuditEventsResponse(_message.Message):
     next_page_token: _builtins.str
     """Token for the next page; empty on the last page."""
     total_size: _builtins.int
-    """Number of events matching the request across all pages."""
+    """Exact number of events matching the request across all pages."""
     @_builtins.property
     def events(self) -> _containers.RepeatedCompositeFieldContainer[_resources_pb2.AuditEvent]:
-        """One page of events, newest first."""
+        """The events on this page, newest first."""
 
     def __init__(
         self,
@@ -1030,7 +1110,11 @@ Global___ListAuditEventsResponse: _TypeAlias = ListAuditEventsResponse  # noqa: 
 
 @_typing.final
 class CreateInvitationRequest(_message.Message):
-    """Request for CreateInvitation."""
+    """The invitation to send. Fails with ALREADY_EXISTS `ALREADY_MEMBER` or
+    `INVITATION_PENDING`, INVALID_ARGUMENT `UNKNOWN_ROLE`, PERMISSION_DENIED
+    `OWNER_REQUIRED` (inviting as owner as a non-owner) and PERMISSION_DENIED when the
+    role holds permissions the caller lacks.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -1042,16 +1126,19 @@ class CreateInvitationRequest(_message.Message):
     organization_id: _builtins.str
     """The organization to invite to."""
     email: _builtins.str
-    """The invitee's email address."""
+    """The invitee's email address; stored lower-cased."""
     role: _builtins.str
-    """The role the invitee receives on acceptance."""
+    """The role the invitee receives on acceptance, an existing role of the organization."""
     request_id: _builtins.str
-    """Optional idempotency key (a UUID): a repeat within 24 hours returns the first
-    invitation, without its token (tokens are shown once; resend for a new one).
+    """Idempotency key: a UUID (hyphenated, any case); a repeat within 24 hours returns
+    the first invitation without its token (tokens are shown once; resend for a new
+    one).
     """
     @_builtins.property
     def ttl(self) -> _duration_pb2.Duration:
-        """How long the invitation stays acceptable: default 7 days, at most 30 days."""
+        """How long the invitation stays acceptable: positive, at most 30 days; default 7
+        days.
+        """
 
     def __init__(
         self,
@@ -1072,17 +1159,19 @@ Global___CreateInvitationRequest: _TypeAlias = CreateInvitationRequest  # noqa: 
 
 @_typing.final
 class CreateInvitationResponse(_message.Message):
-    """Response for CreateInvitation."""
+    """The invitation created and its secret token."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
     INVITATION_FIELD_NUMBER: _builtins.int
     TOKEN_FIELD_NUMBER: _builtins.int
     token: _builtins.str
-    """The secret the invitee accepts with; shown only in this response."""
+    """The secret the invitee accepts with. Shown only here (the service keeps a hash);
+    empty when a repeated request_id returns an earlier invitation.
+    """
     @_builtins.property
     def invitation(self) -> _resources_pb2.Invitation:
-        """The new invitation."""
+        """The new invitation, PENDING."""
 
     def __init__(
         self,
@@ -1100,7 +1189,7 @@ Global___CreateInvitationResponse: _TypeAlias = CreateInvitationResponse  # noqa
 
 @_typing.final
 class ListInvitationsRequest(_message.Message):
-    """Request for ListInvitations."""
+    """Which invitations to list, oldest first."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -1111,9 +1200,13 @@ class ListInvitationsRequest(_message.Message):
     organization_id: _builtins.str
     """The organization whose invitations to list."""
     page_size: _builtins.int
-    """Maximum results per page: 0 means 50, values above 1000 are coerced to 1000."""
+    """Maximum results per page: 0 means 50, values above 1000 are coerced to 1000,
+    negative values fail with INVALID_ARGUMENT.
+    """
     page_token: _builtins.str
-    """`next_page_token` of the previous page, with all other fields unchanged."""
+    """The previous response's opaque `next_page_token`; every other field must be
+    unchanged, else INVALID_ARGUMENT.
+    """
     state: _resources_pb2.InvitationState.ValueType
     """Only invitations in this state; unspecified lists all."""
     def __init__(
@@ -1134,7 +1227,7 @@ Global___ListInvitationsRequest: _TypeAlias = ListInvitationsRequest  # noqa: Y0
 
 @_typing.final
 class ListInvitationsResponse(_message.Message):
-    """Response for ListInvitations."""
+    """One page of invitations."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -1144,10 +1237,10 @@ class ListInvitationsResponse(_message.Message):
     next_page_token: _builtins.str
     """Token for the next page; empty on the last page."""
     total_size: _builtins.int
-    """Number of invitations matching the request across all pages."""
+    """Exact number of invitations matching the request across all pages."""
     @_builtins.property
     def invitations(self) -> _containers.RepeatedCompositeFieldContainer[_resources_pb2.Invitation]:
-        """One page of invitations, oldest first."""
+        """The invitations on this page, oldest first."""
 
     def __init__(
         self,
@@ -1166,7 +1259,9 @@ Global___ListInvitationsResponse: _TypeAlias = ListInvitationsResponse  # noqa: 
 
 @_typing.final
 class GetInvitationRequest(_message.Message):
-    """Request for GetInvitation."""
+    """The invitation to return. Fails with NOT_FOUND `INVITATION_NOT_FOUND` when it does
+    not exist or the caller may not see it.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -1188,7 +1283,7 @@ Global___GetInvitationRequest: _TypeAlias = GetInvitationRequest  # noqa: Y015
 
 @_typing.final
 class GetInvitationResponse(_message.Message):
-    """Response for GetInvitation."""
+    """The invitation asked for."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -1212,7 +1307,11 @@ Global___GetInvitationResponse: _TypeAlias = GetInvitationResponse  # noqa: Y015
 
 @_typing.final
 class UpdateInvitationRequest(_message.Message):
-    """Request for UpdateInvitation."""
+    """The pending invitation's new field values. Fails with FAILED_PRECONDITION
+    `INVITATION_EXPIRED` or `INVITATION_NOT_PENDING`, INVALID_ARGUMENT `UNKNOWN_ROLE` or
+    for bad fields and mask paths, and the permission errors of CreateInvitation when
+    the role changes.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -1224,7 +1323,9 @@ class UpdateInvitationRequest(_message.Message):
 
     @_builtins.property
     def update_mask(self) -> _field_mask_pb2.FieldMask:
-        """Fields to update (role, expire_time); empty means every field set."""
+        """Fields to update: `role`, `expire_time`, or `*` for both. Empty means every one of
+        them that `invitation` sets. Other paths fail with INVALID_ARGUMENT.
+        """
 
     def __init__(
         self,
@@ -1242,7 +1343,7 @@ Global___UpdateInvitationRequest: _TypeAlias = UpdateInvitationRequest  # noqa: 
 
 @_typing.final
 class UpdateInvitationResponse(_message.Message):
-    """Response for UpdateInvitation."""
+    """The invitation after the update."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -1266,7 +1367,9 @@ Global___UpdateInvitationResponse: _TypeAlias = UpdateInvitationResponse  # noqa
 
 @_typing.final
 class RevokeInvitationRequest(_message.Message):
-    """Request for RevokeInvitation."""
+    """The invitation to revoke. Fails with FAILED_PRECONDITION `INVITATION_EXPIRED` or
+    `INVITATION_NOT_PENDING` unless it is pending.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -1288,7 +1391,7 @@ Global___RevokeInvitationRequest: _TypeAlias = RevokeInvitationRequest  # noqa: 
 
 @_typing.final
 class RevokeInvitationResponse(_message.Message):
-    """Response for RevokeInvitation."""
+    """The invitation as revoked."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -1312,7 +1415,9 @@ Global___RevokeInvitationResponse: _TypeAlias = RevokeInvitationResponse  # noqa
 
 @_typing.final
 class ResendInvitationRequest(_message.Message):
-    """Request for ResendInvitation."""
+    """The invitation to renew. Fails with FAILED_PRECONDITION `INVITATION_NOT_PENDING`
+    once it was accepted, declined or revoked.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -1322,7 +1427,7 @@ class ResendInvitationRequest(_message.Message):
     """The pending or expired invitation to resend."""
     @_builtins.property
     def ttl(self) -> _duration_pb2.Duration:
-        """New lifetime from now: default 7 days, at most 30 days."""
+        """New lifetime from now: positive, at most 30 days; default 7 days."""
 
     def __init__(
         self,
@@ -1340,14 +1445,14 @@ Global___ResendInvitationRequest: _TypeAlias = ResendInvitationRequest  # noqa: 
 
 @_typing.final
 class ResendInvitationResponse(_message.Message):
-    """Response for ResendInvitation."""
+    """The renewed invitation and its new secret token."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
     INVITATION_FIELD_NUMBER: _builtins.int
     TOKEN_FIELD_NUMBER: _builtins.int
     token: _builtins.str
-    """The new token; the previous one no longer works."""
+    """The new token, shown only here; the previous one no longer works."""
     @_builtins.property
     def invitation(self) -> _resources_pb2.Invitation:
         """The invitation, PENDING with its new expiry."""
@@ -1368,7 +1473,11 @@ Global___ResendInvitationResponse: _TypeAlias = ResendInvitationResponse  # noqa
 
 @_typing.final
 class AcceptInvitationRequest(_message.Message):
-    """Request for AcceptInvitation."""
+    """The invitation to accept. Fails with NOT_FOUND `INVITATION_NOT_FOUND` (also when its
+    organization is deleted), FAILED_PRECONDITION `INVITATION_EXPIRED`,
+    `INVITATION_NOT_PENDING` or `INVITED_ROLE_DELETED`, and ALREADY_EXISTS
+    `ALREADY_MEMBER`.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -1396,7 +1505,7 @@ Global___AcceptInvitationRequest: _TypeAlias = AcceptInvitationRequest  # noqa: 
 
 @_typing.final
 class AcceptInvitationResponse(_message.Message):
-    """Response for AcceptInvitation."""
+    """The membership the invitation created."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -1420,7 +1529,9 @@ Global___AcceptInvitationResponse: _TypeAlias = AcceptInvitationResponse  # noqa
 
 @_typing.final
 class DeclineInvitationRequest(_message.Message):
-    """Request for DeclineInvitation."""
+    """The invitation to decline. Fails with NOT_FOUND `INVITATION_NOT_FOUND` and
+    FAILED_PRECONDITION `INVITATION_EXPIRED` or `INVITATION_NOT_PENDING`.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -1429,7 +1540,7 @@ class DeclineInvitationRequest(_message.Message):
     invitation_id: _builtins.str
     """The invitation's id: the caller's verified email must be the invited one."""
     token: _builtins.str
-    """The invitation's token."""
+    """The invitation's token: anyone holding it may decline."""
     def __init__(
         self,
         *,
@@ -1448,7 +1559,7 @@ Global___DeclineInvitationRequest: _TypeAlias = DeclineInvitationRequest  # noqa
 
 @_typing.final
 class DeclineInvitationResponse(_message.Message):
-    """Response for DeclineInvitation."""
+    """The invitation as declined."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -1472,16 +1583,20 @@ Global___DeclineInvitationResponse: _TypeAlias = DeclineInvitationResponse  # no
 
 @_typing.final
 class ListMyInvitationsRequest(_message.Message):
-    """Request for ListMyInvitations."""
+    """Which page of the caller's pending invitations to list, oldest first. A caller
+    without a verified email gets an empty list.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     page_size: _builtins.int
-    """Maximum results per page: 0 means 50, values above 1000 are coerced to 1000."""
+    """Maximum results per page: 0 means 50, values above 1000 are coerced to 1000,
+    negative values fail with INVALID_ARGUMENT.
+    """
     page_token: _builtins.str
-    """`next_page_token` of the previous page."""
+    """The previous response's opaque `next_page_token`."""
     def __init__(
         self,
         *,
@@ -1498,7 +1613,7 @@ Global___ListMyInvitationsRequest: _TypeAlias = ListMyInvitationsRequest  # noqa
 
 @_typing.final
 class ListMyInvitationsResponse(_message.Message):
-    """Response for ListMyInvitations."""
+    """One page of the caller's pending invitations."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -1508,10 +1623,12 @@ class ListMyInvitationsResponse(_message.Message):
     next_page_token: _builtins.str
     """Token for the next page; empty on the last page."""
     total_size: _builtins.int
-    """Number of such invitations across all pages."""
+    """Exact number of such invitations across all pages."""
     @_builtins.property
     def invitations(self) -> _containers.RepeatedCompositeFieldContainer[_resources_pb2.Invitation]:
-        """One page of pending invitations for the caller's verified email, oldest first."""
+        """The pending invitations on this page for the caller's verified email, oldest
+        first.
+        """
 
     def __init__(
         self,
@@ -1530,7 +1647,10 @@ Global___ListMyInvitationsResponse: _TypeAlias = ListMyInvitationsResponse  # no
 
 @_typing.final
 class CreateWorkspaceRequest(_message.Message):
-    """Request for CreateWorkspace."""
+    """The new workspace's fields. Fails with INVALID_ARGUMENT for bad fields and
+    ALREADY_EXISTS `SLUG_TAKEN` when the given slug is in use in the organization (a
+    derived slug gets a random suffix instead).
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -1542,13 +1662,17 @@ class CreateWorkspaceRequest(_message.Message):
     organization_id: _builtins.str
     """The organization to create the workspace in."""
     name: _builtins.str
-    """Required. 1 to 200 characters."""
+    """1 to 200 characters after trimming, no control characters."""
     slug: _builtins.str
-    """Optional, unique within the organization. Derived from `name` when empty."""
+    """Unique within the organization, 3 to 63 characters of `a-z`, `0-9` and `-`;
+    derived from `name` when empty.
+    """
     description: _builtins.str
-    """Optional. At most 2,000 characters."""
+    """At most 2,000 characters."""
     request_id: _builtins.str
-    """Optional idempotency key (a UUID): a repeat within 24 hours returns the first result."""
+    """Idempotency key: a UUID (hyphenated, any case); a repeat within 24 hours returns
+    the first result.
+    """
     def __init__(
         self,
         *,
@@ -1568,7 +1692,7 @@ Global___CreateWorkspaceRequest: _TypeAlias = CreateWorkspaceRequest  # noqa: Y0
 
 @_typing.final
 class CreateWorkspaceResponse(_message.Message):
-    """Response for CreateWorkspace."""
+    """The workspace created (on a repeated request_id: the one first created)."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -1592,7 +1716,9 @@ Global___CreateWorkspaceResponse: _TypeAlias = CreateWorkspaceResponse  # noqa: 
 
 @_typing.final
 class GetWorkspaceRequest(_message.Message):
-    """Request for GetWorkspace."""
+    """The workspace to return. Fails with NOT_FOUND `WORKSPACE_NOT_FOUND` when the
+    organization has no such workspace.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -1618,7 +1744,7 @@ Global___GetWorkspaceRequest: _TypeAlias = GetWorkspaceRequest  # noqa: Y015
 
 @_typing.final
 class GetWorkspaceResponse(_message.Message):
-    """Response for GetWorkspace."""
+    """The workspace asked for."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -1642,7 +1768,7 @@ Global___GetWorkspaceResponse: _TypeAlias = GetWorkspaceResponse  # noqa: Y015
 
 @_typing.final
 class ListWorkspacesRequest(_message.Message):
-    """Request for ListWorkspaces."""
+    """Which workspaces to list, oldest first."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -1653,11 +1779,17 @@ class ListWorkspacesRequest(_message.Message):
     organization_id: _builtins.str
     """The organization whose workspaces to list."""
     page_size: _builtins.int
-    """Maximum results per page: 0 means 50, values above 1000 are coerced to 1000."""
+    """Maximum results per page: 0 means 50, values above 1000 are coerced to 1000,
+    negative values fail with INVALID_ARGUMENT.
+    """
     page_token: _builtins.str
-    """`next_page_token` of the previous page, with all other fields unchanged."""
+    """The previous response's opaque `next_page_token`; every other field must be
+    unchanged, else INVALID_ARGUMENT.
+    """
     filter: _builtins.str
-    """Case-insensitive substring of the name or slug."""
+    """Case-insensitive substring of the name or slug, at most 200 characters; plain
+    text, not an AIP-160 filter expression. Empty lists all.
+    """
     def __init__(
         self,
         *,
@@ -1676,7 +1808,7 @@ Global___ListWorkspacesRequest: _TypeAlias = ListWorkspacesRequest  # noqa: Y015
 
 @_typing.final
 class ListWorkspacesResponse(_message.Message):
-    """Response for ListWorkspaces."""
+    """One page of workspaces."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -1686,10 +1818,10 @@ class ListWorkspacesResponse(_message.Message):
     next_page_token: _builtins.str
     """Token for the next page; empty on the last page."""
     total_size: _builtins.int
-    """Number of workspaces matching the request across all pages."""
+    """Exact number of workspaces matching the request across all pages."""
     @_builtins.property
     def workspaces(self) -> _containers.RepeatedCompositeFieldContainer[_resources_pb2.Workspace]:
-        """One page of workspaces, oldest first."""
+        """The workspaces on this page, oldest first."""
 
     def __init__(
         self,
@@ -1708,7 +1840,10 @@ Global___ListWorkspacesResponse: _TypeAlias = ListWorkspacesResponse  # noqa: Y0
 
 @_typing.final
 class UpdateWorkspaceRequest(_message.Message):
-    """Request for UpdateWorkspace."""
+    """The workspace's new field values. Fails with NOT_FOUND `WORKSPACE_NOT_FOUND`,
+    INVALID_ARGUMENT for bad fields or mask paths, ALREADY_EXISTS `SLUG_TAKEN` and
+    ABORTED `ETAG_MISMATCH`.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -1716,11 +1851,15 @@ class UpdateWorkspaceRequest(_message.Message):
     UPDATE_MASK_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def workspace(self) -> _resources_pb2.Workspace:
-        """The workspace to update, named by `organization_id` and `id`; `etag` optional."""
+        """The workspace to update, named by `organization_id` and `id` (both required). With
+        a non-empty `etag`, the update happens only if it is still current.
+        """
 
     @_builtins.property
     def update_mask(self) -> _field_mask_pb2.FieldMask:
-        """Fields to update (name, slug, description); empty means every field set."""
+        """Fields to update: `name`, `slug`, `description`, or `*` for all three. Empty means
+        every one of them that `workspace` sets. Other paths fail with INVALID_ARGUMENT.
+        """
 
     def __init__(
         self,
@@ -1738,7 +1877,7 @@ Global___UpdateWorkspaceRequest: _TypeAlias = UpdateWorkspaceRequest  # noqa: Y0
 
 @_typing.final
 class UpdateWorkspaceResponse(_message.Message):
-    """Response for UpdateWorkspace."""
+    """The workspace after the update."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -1762,7 +1901,9 @@ Global___UpdateWorkspaceResponse: _TypeAlias = UpdateWorkspaceResponse  # noqa: 
 
 @_typing.final
 class DeleteWorkspaceRequest(_message.Message):
-    """Request for DeleteWorkspace."""
+    """The workspace to delete. Fails with NOT_FOUND `WORKSPACE_NOT_FOUND` and ABORTED
+    `ETAG_MISMATCH`.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -1774,7 +1915,7 @@ class DeleteWorkspaceRequest(_message.Message):
     workspace_id: _builtins.str
     """The workspace to delete."""
     etag: _builtins.str
-    """Optional: fail with ABORTED unless this is the current etag."""
+    """When non-empty, delete only if this is the workspace's current etag."""
     def __init__(
         self,
         *,
@@ -1792,7 +1933,7 @@ Global___DeleteWorkspaceRequest: _TypeAlias = DeleteWorkspaceRequest  # noqa: Y0
 
 @_typing.final
 class DeleteWorkspaceResponse(_message.Message):
-    """Response for DeleteWorkspace."""
+    """Empty: the workspace is gone."""
 
     DESCRIPTOR: _descriptor.Descriptor
 

@@ -28,8 +28,83 @@ if _version_not_supported:
 class OrganizationServiceStub:
     """Manages organizations, their members, roles, invitations and workspaces.
 
-    Every RPC requires `authorization: Bearer <JWT>` metadata. A caller who is not a
-    member of an organization gets NOT_FOUND for every request about it.
+    Authentication: every RPC requires `authorization: Bearer <JWT>` metadata. A token
+    whose `scope` claim contains `orgs:admin` is a platform caller (an internal service):
+    it acts as an owner of every organization.
+
+    Authorization: each organization-scoped RPC needs one permission, named in its
+    comment. The built-in roles hold: owner everything; admin everything except
+    `organizations.delete` and `organizations.undelete`; developer `organizations.get`,
+    `members.list`, `roles.list`, `workspaces.list`, `workspaces.get`,
+    `workspaces.create`, `workspaces.update`; viewer the same without
+    `workspaces.create` and `workspaces.update`. A caller who is not a member of an
+    organization gets NOT_FOUND for every request about it, exactly as if it did not
+    exist; a member lacking the permission gets PERMISSION_DENIED. A soft-deleted
+    organization exists only for holders of `organizations.undelete`: they can read it,
+    and every change but UndeleteOrganization fails with `ORGANIZATION_DELETED`.
+
+    Lists: `page_size` 0 means 50, values above 1000 are coerced to 1000, negative values
+    fail with INVALID_ARGUMENT. `page_token` is opaque and bound to the caller and to the
+    request's other fields: reusing it with different ones fails with INVALID_ARGUMENT.
+    `total_size` is exact. The order is stable, without duplicates or gaps across pages.
+
+    Creates take an optional `request_id`, a UUID in the hyphenated 8-4-4-4-12 form (any
+    case): repeating a create with the same request_id within 24 hours returns the first
+    result and creates nothing; reusing it for a different request fails with
+    `REQUEST_ID_REUSED`.
+
+    Etags: an update or delete carrying a non-empty etag that no longer matches the
+    resource fails with ABORTED `ETAG_MISMATCH`; an empty etag skips the check.
+
+    Errors carry a google.rpc.ErrorInfo with domain "orgs.v1" and one of the reasons
+    below, each sent with exactly one status code; errors about request fields also carry
+    a google.rpc.BadRequest with one violation per field. Status messages are plain
+    English and never contain secrets.
+
+    Error reasons by status code:
+
+    INVALID_ARGUMENT
+    INVALID_ARGUMENT: fields are missing or malformed; the BadRequest lists them.
+    UNKNOWN_ROLE: the request names a role the organization does not have.
+    REQUEST_ID_REUSED: the request_id was used before for a different request.
+    NOT_FOUND
+    ORGANIZATION_NOT_FOUND: no such organization, or the caller is not a member.
+    MEMBER_NOT_FOUND: the user is not a member of the organization.
+    USER_NOT_FOUND: no user matches; invite them by email instead.
+    ROLE_NOT_FOUND: no such role in the organization.
+    INVITATION_NOT_FOUND: no such invitation visible to the caller.
+    WORKSPACE_NOT_FOUND: no such workspace in the organization.
+    ALREADY_EXISTS
+    SLUG_TAKEN: another organization, or workspace in the organization, has the slug.
+    ALREADY_MEMBER: the user is already a member of the organization.
+    INVITATION_PENDING: a pending invitation for the email exists already.
+    ROLE_EXISTS: the organization has a role with this name already.
+    PERMISSION_DENIED
+    PERMISSION_DENIED: the caller lacks a permission; metadata "permission" names it.
+    OWNER_REQUIRED: only owners may grant, change or remove the owner role.
+    FAILED_PRECONDITION
+    LAST_OWNER: the change would leave the organization without an owner.
+    ORGANIZATION_DELETED: the organization is soft-deleted; undelete it first.
+    ORGANIZATION_NOT_DELETED: UndeleteOrganization on an active organization.
+    INVITATION_EXPIRED: the invitation expired; ResendInvitation renews it.
+    INVITATION_NOT_PENDING: the invitation was accepted, declined or revoked.
+    INVITED_ROLE_DELETED: the invitation's role was deleted after it was sent.
+    BUILT_IN_ROLE: built-in roles cannot be changed or deleted.
+    ROLE_IN_USE: members or pending invitations still hold the role.
+    AMBIGUOUS_USER: several users match the username or email; name the user_id.
+    ABORTED
+    ETAG_MISMATCH: the resource changed since it was read; read it again and retry.
+    UNAUTHENTICATED
+    UNAUTHENTICATED: the bearer token is missing, malformed, expired or not trusted.
+    UNAVAILABLE
+    DATABASE_UNAVAILABLE: the database cannot be reached; retry with backoff.
+    SHUTTING_DOWN: the server is stopping; retry on another replica.
+    DEADLINE_EXCEEDED
+    DEADLINE_EXCEEDED: the call's deadline passed before it completed.
+    RESOURCE_EXHAUSTED
+    TOO_MANY_REQUESTS: the server is overloaded; retry with backoff.
+    INTERNAL
+    INTERNAL: an unexpected failure; metadata "correlation_id" finds it in the logs.
     """
 
     def __init__(self, channel):
@@ -198,223 +273,314 @@ class OrganizationServiceStub:
 class OrganizationServiceServicer:
     """Manages organizations, their members, roles, invitations and workspaces.
 
-    Every RPC requires `authorization: Bearer <JWT>` metadata. A caller who is not a
-    member of an organization gets NOT_FOUND for every request about it.
+    Authentication: every RPC requires `authorization: Bearer <JWT>` metadata. A token
+    whose `scope` claim contains `orgs:admin` is a platform caller (an internal service):
+    it acts as an owner of every organization.
+
+    Authorization: each organization-scoped RPC needs one permission, named in its
+    comment. The built-in roles hold: owner everything; admin everything except
+    `organizations.delete` and `organizations.undelete`; developer `organizations.get`,
+    `members.list`, `roles.list`, `workspaces.list`, `workspaces.get`,
+    `workspaces.create`, `workspaces.update`; viewer the same without
+    `workspaces.create` and `workspaces.update`. A caller who is not a member of an
+    organization gets NOT_FOUND for every request about it, exactly as if it did not
+    exist; a member lacking the permission gets PERMISSION_DENIED. A soft-deleted
+    organization exists only for holders of `organizations.undelete`: they can read it,
+    and every change but UndeleteOrganization fails with `ORGANIZATION_DELETED`.
+
+    Lists: `page_size` 0 means 50, values above 1000 are coerced to 1000, negative values
+    fail with INVALID_ARGUMENT. `page_token` is opaque and bound to the caller and to the
+    request's other fields: reusing it with different ones fails with INVALID_ARGUMENT.
+    `total_size` is exact. The order is stable, without duplicates or gaps across pages.
+
+    Creates take an optional `request_id`, a UUID in the hyphenated 8-4-4-4-12 form (any
+    case): repeating a create with the same request_id within 24 hours returns the first
+    result and creates nothing; reusing it for a different request fails with
+    `REQUEST_ID_REUSED`.
+
+    Etags: an update or delete carrying a non-empty etag that no longer matches the
+    resource fails with ABORTED `ETAG_MISMATCH`; an empty etag skips the check.
+
+    Errors carry a google.rpc.ErrorInfo with domain "orgs.v1" and one of the reasons
+    below, each sent with exactly one status code; errors about request fields also carry
+    a google.rpc.BadRequest with one violation per field. Status messages are plain
+    English and never contain secrets.
+
+    Error reasons by status code:
+
+    INVALID_ARGUMENT
+    INVALID_ARGUMENT: fields are missing or malformed; the BadRequest lists them.
+    UNKNOWN_ROLE: the request names a role the organization does not have.
+    REQUEST_ID_REUSED: the request_id was used before for a different request.
+    NOT_FOUND
+    ORGANIZATION_NOT_FOUND: no such organization, or the caller is not a member.
+    MEMBER_NOT_FOUND: the user is not a member of the organization.
+    USER_NOT_FOUND: no user matches; invite them by email instead.
+    ROLE_NOT_FOUND: no such role in the organization.
+    INVITATION_NOT_FOUND: no such invitation visible to the caller.
+    WORKSPACE_NOT_FOUND: no such workspace in the organization.
+    ALREADY_EXISTS
+    SLUG_TAKEN: another organization, or workspace in the organization, has the slug.
+    ALREADY_MEMBER: the user is already a member of the organization.
+    INVITATION_PENDING: a pending invitation for the email exists already.
+    ROLE_EXISTS: the organization has a role with this name already.
+    PERMISSION_DENIED
+    PERMISSION_DENIED: the caller lacks a permission; metadata "permission" names it.
+    OWNER_REQUIRED: only owners may grant, change or remove the owner role.
+    FAILED_PRECONDITION
+    LAST_OWNER: the change would leave the organization without an owner.
+    ORGANIZATION_DELETED: the organization is soft-deleted; undelete it first.
+    ORGANIZATION_NOT_DELETED: UndeleteOrganization on an active organization.
+    INVITATION_EXPIRED: the invitation expired; ResendInvitation renews it.
+    INVITATION_NOT_PENDING: the invitation was accepted, declined or revoked.
+    INVITED_ROLE_DELETED: the invitation's role was deleted after it was sent.
+    BUILT_IN_ROLE: built-in roles cannot be changed or deleted.
+    ROLE_IN_USE: members or pending invitations still hold the role.
+    AMBIGUOUS_USER: several users match the username or email; name the user_id.
+    ABORTED
+    ETAG_MISMATCH: the resource changed since it was read; read it again and retry.
+    UNAUTHENTICATED
+    UNAUTHENTICATED: the bearer token is missing, malformed, expired or not trusted.
+    UNAVAILABLE
+    DATABASE_UNAVAILABLE: the database cannot be reached; retry with backoff.
+    SHUTTING_DOWN: the server is stopping; retry on another replica.
+    DEADLINE_EXCEEDED
+    DEADLINE_EXCEEDED: the call's deadline passed before it completed.
+    RESOURCE_EXHAUSTED
+    TOO_MANY_REQUESTS: the server is overloaded; retry with backoff.
+    INTERNAL
+    INTERNAL: an unexpected failure; metadata "correlation_id" finds it in the logs.
     """
 
     def GetCurrentUser(self, request, context):
-        """Returns the calling user and their memberships, provisioning the user (and their
-        personal organization) on the first call.
+        """Returns the calling user and their memberships, provisioning the user (and, when
+        enabled, their personal organization) on the subject's first call. Any caller.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def CreateOrganization(self, request, context):
-        """Creates an organization with the caller as its owner.
+        """Creates an organization with the caller as its owner, together with the built-in
+        roles and a workspace `default`. Any caller.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetOrganization(self, request, context):
-        """Returns one organization by id or slug.
+        """Returns one organization by id or slug. Needs `organizations.get`.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListOrganizations(self, request, context):
-        """Lists the organizations the caller belongs to (platform callers: all).
+        """Lists the organizations the caller belongs to; platform callers see all. Any
+        caller.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def UpdateOrganization(self, request, context):
-        """Updates an organization's name, slug, description or labels.
+        """Updates an organization's name, slug, description or labels. Needs
+        `organizations.update`.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def DeleteOrganization(self, request, context):
-        """Soft-deletes an organization; it is purged 30 days later.
+        """Soft-deletes an organization: it is hidden and purged 30 days later, its slug stays
+        reserved until then. Needs `organizations.delete`.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def UndeleteOrganization(self, request, context):
-        """Restores a soft-deleted organization.
+        """Restores a soft-deleted organization before it is purged. Needs
+        `organizations.undelete`.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListMembers(self, request, context):
-        """Lists an organization's members, optionally only those holding one role.
+        """Lists an organization's members, optionally only those holding one role. Needs
+        `members.list`.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def AddMember(self, request, context):
-        """Adds an existing user to an organization with a role.
+        """Adds an existing user to an organization with a role. Needs `members.add`.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def UpdateMember(self, request, context):
-        """Changes a member's role.
+        """Changes a member's role. Needs `members.update`.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def RemoveMember(self, request, context):
-        """Removes a member; any member may remove themselves (leave).
+        """Removes a member. Needs `members.remove`, except that any member may remove
+        themselves (leave).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListRoles(self, request, context):
-        """Lists an organization's roles, built-in roles first.
+        """Lists an organization's roles, built-in roles first. Needs `roles.list`.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def CreateRole(self, request, context):
-        """Creates a custom role.
+        """Creates a custom role. Needs `roles.create`.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def UpdateRole(self, request, context):
-        """Updates a custom role's description or permissions.
+        """Updates a custom role's description or permissions. Needs `roles.update`.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def DeleteRole(self, request, context):
-        """Deletes a custom role that nobody holds.
+        """Deletes a custom role that no member or pending invitation holds. Needs
+        `roles.delete`.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def CreateInvitation(self, request, context):
-        """Invites an email address to join an organization; the token is shown only here.
+        """Invites an email address to join an organization with a role; the response holds
+        the only copy of the invitation's token. Needs `invitations.create`.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListInvitations(self, request, context):
-        """Lists an organization's invitations, optionally in one state.
+        """Lists an organization's invitations, optionally in one state. Needs
+        `invitations.list`.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetInvitation(self, request, context):
-        """Returns one invitation (to administrators and to the invitee).
+        """Returns one invitation. Needs `invitations.list`, or being the invitee (the
+        caller's verified email is the invited one).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def UpdateInvitation(self, request, context):
-        """Changes a pending invitation's role or expiry.
+        """Changes a pending invitation's role or expiry. Needs `invitations.update`.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def RevokeInvitation(self, request, context):
-        """Revokes a pending invitation.
+        """Revokes a pending invitation. Needs `invitations.revoke`.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ResendInvitation(self, request, context):
-        """Issues a new token and expiry for a pending or expired invitation.
+        """Issues a new token and expiry for a pending or expired invitation; the old token
+        stops working. Needs `invitations.create`.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def AcceptInvitation(self, request, context):
-        """Accepts an invitation, making the caller a member.
+        """Accepts a pending invitation, making the caller a member with its role; single use.
+        By id: the invitee only. By token: any caller holding it.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def DeclineInvitation(self, request, context):
-        """Declines an invitation.
+        """Declines a pending invitation. By id: the invitee only. By token: any caller
+        holding it.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListMyInvitations(self, request, context):
-        """Lists pending invitations addressed to the caller's verified email.
+        """Lists the pending invitations addressed to the caller's verified email. Any
+        caller.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def CreateWorkspace(self, request, context):
-        """Creates a workspace in an organization.
+        """Creates a workspace in an organization. Needs `workspaces.create`.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetWorkspace(self, request, context):
-        """Returns one workspace.
+        """Returns one workspace. Needs `workspaces.get`.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListWorkspaces(self, request, context):
-        """Lists an organization's workspaces.
+        """Lists an organization's workspaces. Needs `workspaces.list`.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def UpdateWorkspace(self, request, context):
-        """Updates a workspace's name, slug or description.
+        """Updates a workspace's name, slug or description. Needs `workspaces.update`.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def DeleteWorkspace(self, request, context):
-        """Deletes a workspace.
+        """Deletes a workspace. Needs `workspaces.delete`.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def CheckPermission(self, request, context):
-        """Answers whether a user holds a permission in an organization.
+        """Answers whether a user holds a permission in an organization. Any member, about
+        themselves; platform callers about any user.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListAuditEvents(self, request, context):
-        """Lists an organization's audit events, newest first.
+        """Lists an organization's audit events, newest first. Needs `audit.list`.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -589,8 +755,83 @@ def add_OrganizationServiceServicer_to_server(servicer, server):
 class OrganizationService:
     """Manages organizations, their members, roles, invitations and workspaces.
 
-    Every RPC requires `authorization: Bearer <JWT>` metadata. A caller who is not a
-    member of an organization gets NOT_FOUND for every request about it.
+    Authentication: every RPC requires `authorization: Bearer <JWT>` metadata. A token
+    whose `scope` claim contains `orgs:admin` is a platform caller (an internal service):
+    it acts as an owner of every organization.
+
+    Authorization: each organization-scoped RPC needs one permission, named in its
+    comment. The built-in roles hold: owner everything; admin everything except
+    `organizations.delete` and `organizations.undelete`; developer `organizations.get`,
+    `members.list`, `roles.list`, `workspaces.list`, `workspaces.get`,
+    `workspaces.create`, `workspaces.update`; viewer the same without
+    `workspaces.create` and `workspaces.update`. A caller who is not a member of an
+    organization gets NOT_FOUND for every request about it, exactly as if it did not
+    exist; a member lacking the permission gets PERMISSION_DENIED. A soft-deleted
+    organization exists only for holders of `organizations.undelete`: they can read it,
+    and every change but UndeleteOrganization fails with `ORGANIZATION_DELETED`.
+
+    Lists: `page_size` 0 means 50, values above 1000 are coerced to 1000, negative values
+    fail with INVALID_ARGUMENT. `page_token` is opaque and bound to the caller and to the
+    request's other fields: reusing it with different ones fails with INVALID_ARGUMENT.
+    `total_size` is exact. The order is stable, without duplicates or gaps across pages.
+
+    Creates take an optional `request_id`, a UUID in the hyphenated 8-4-4-4-12 form (any
+    case): repeating a create with the same request_id within 24 hours returns the first
+    result and creates nothing; reusing it for a different request fails with
+    `REQUEST_ID_REUSED`.
+
+    Etags: an update or delete carrying a non-empty etag that no longer matches the
+    resource fails with ABORTED `ETAG_MISMATCH`; an empty etag skips the check.
+
+    Errors carry a google.rpc.ErrorInfo with domain "orgs.v1" and one of the reasons
+    below, each sent with exactly one status code; errors about request fields also carry
+    a google.rpc.BadRequest with one violation per field. Status messages are plain
+    English and never contain secrets.
+
+    Error reasons by status code:
+
+    INVALID_ARGUMENT
+    INVALID_ARGUMENT: fields are missing or malformed; the BadRequest lists them.
+    UNKNOWN_ROLE: the request names a role the organization does not have.
+    REQUEST_ID_REUSED: the request_id was used before for a different request.
+    NOT_FOUND
+    ORGANIZATION_NOT_FOUND: no such organization, or the caller is not a member.
+    MEMBER_NOT_FOUND: the user is not a member of the organization.
+    USER_NOT_FOUND: no user matches; invite them by email instead.
+    ROLE_NOT_FOUND: no such role in the organization.
+    INVITATION_NOT_FOUND: no such invitation visible to the caller.
+    WORKSPACE_NOT_FOUND: no such workspace in the organization.
+    ALREADY_EXISTS
+    SLUG_TAKEN: another organization, or workspace in the organization, has the slug.
+    ALREADY_MEMBER: the user is already a member of the organization.
+    INVITATION_PENDING: a pending invitation for the email exists already.
+    ROLE_EXISTS: the organization has a role with this name already.
+    PERMISSION_DENIED
+    PERMISSION_DENIED: the caller lacks a permission; metadata "permission" names it.
+    OWNER_REQUIRED: only owners may grant, change or remove the owner role.
+    FAILED_PRECONDITION
+    LAST_OWNER: the change would leave the organization without an owner.
+    ORGANIZATION_DELETED: the organization is soft-deleted; undelete it first.
+    ORGANIZATION_NOT_DELETED: UndeleteOrganization on an active organization.
+    INVITATION_EXPIRED: the invitation expired; ResendInvitation renews it.
+    INVITATION_NOT_PENDING: the invitation was accepted, declined or revoked.
+    INVITED_ROLE_DELETED: the invitation's role was deleted after it was sent.
+    BUILT_IN_ROLE: built-in roles cannot be changed or deleted.
+    ROLE_IN_USE: members or pending invitations still hold the role.
+    AMBIGUOUS_USER: several users match the username or email; name the user_id.
+    ABORTED
+    ETAG_MISMATCH: the resource changed since it was read; read it again and retry.
+    UNAUTHENTICATED
+    UNAUTHENTICATED: the bearer token is missing, malformed, expired or not trusted.
+    UNAVAILABLE
+    DATABASE_UNAVAILABLE: the database cannot be reached; retry with backoff.
+    SHUTTING_DOWN: the server is stopping; retry on another replica.
+    DEADLINE_EXCEEDED
+    DEADLINE_EXCEEDED: the call's deadline passed before it completed.
+    RESOURCE_EXHAUSTED
+    TOO_MANY_REQUESTS: the server is overloaded; retry with backoff.
+    INTERNAL
+    INTERNAL: an unexpected failure; metadata "correlation_id" finds it in the logs.
     """
 
     @staticmethod

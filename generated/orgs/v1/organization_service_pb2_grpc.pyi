@@ -29,8 +29,83 @@ GRPC_VERSION: str
 class OrganizationServiceStub:
     """Manages organizations, their members, roles, invitations and workspaces.
 
-    Every RPC requires `authorization: Bearer <JWT>` metadata. A caller who is not a
-    member of an organization gets NOT_FOUND for every request about it.
+    Authentication: every RPC requires `authorization: Bearer <JWT>` metadata. A token
+    whose `scope` claim contains `orgs:admin` is a platform caller (an internal service):
+    it acts as an owner of every organization.
+
+    Authorization: each organization-scoped RPC needs one permission, named in its
+    comment. The built-in roles hold: owner everything; admin everything except
+    `organizations.delete` and `organizations.undelete`; developer `organizations.get`,
+    `members.list`, `roles.list`, `workspaces.list`, `workspaces.get`,
+    `workspaces.create`, `workspaces.update`; viewer the same without
+    `workspaces.create` and `workspaces.update`. A caller who is not a member of an
+    organization gets NOT_FOUND for every request about it, exactly as if it did not
+    exist; a member lacking the permission gets PERMISSION_DENIED. A soft-deleted
+    organization exists only for holders of `organizations.undelete`: they can read it,
+    and every change but UndeleteOrganization fails with `ORGANIZATION_DELETED`.
+
+    Lists: `page_size` 0 means 50, values above 1000 are coerced to 1000, negative values
+    fail with INVALID_ARGUMENT. `page_token` is opaque and bound to the caller and to the
+    request's other fields: reusing it with different ones fails with INVALID_ARGUMENT.
+    `total_size` is exact. The order is stable, without duplicates or gaps across pages.
+
+    Creates take an optional `request_id`, a UUID in the hyphenated 8-4-4-4-12 form (any
+    case): repeating a create with the same request_id within 24 hours returns the first
+    result and creates nothing; reusing it for a different request fails with
+    `REQUEST_ID_REUSED`.
+
+    Etags: an update or delete carrying a non-empty etag that no longer matches the
+    resource fails with ABORTED `ETAG_MISMATCH`; an empty etag skips the check.
+
+    Errors carry a google.rpc.ErrorInfo with domain "orgs.v1" and one of the reasons
+    below, each sent with exactly one status code; errors about request fields also carry
+    a google.rpc.BadRequest with one violation per field. Status messages are plain
+    English and never contain secrets.
+
+    Error reasons by status code:
+
+    INVALID_ARGUMENT
+      INVALID_ARGUMENT: fields are missing or malformed; the BadRequest lists them.
+      UNKNOWN_ROLE: the request names a role the organization does not have.
+      REQUEST_ID_REUSED: the request_id was used before for a different request.
+    NOT_FOUND
+      ORGANIZATION_NOT_FOUND: no such organization, or the caller is not a member.
+      MEMBER_NOT_FOUND: the user is not a member of the organization.
+      USER_NOT_FOUND: no user matches; invite them by email instead.
+      ROLE_NOT_FOUND: no such role in the organization.
+      INVITATION_NOT_FOUND: no such invitation visible to the caller.
+      WORKSPACE_NOT_FOUND: no such workspace in the organization.
+    ALREADY_EXISTS
+      SLUG_TAKEN: another organization, or workspace in the organization, has the slug.
+      ALREADY_MEMBER: the user is already a member of the organization.
+      INVITATION_PENDING: a pending invitation for the email exists already.
+      ROLE_EXISTS: the organization has a role with this name already.
+    PERMISSION_DENIED
+      PERMISSION_DENIED: the caller lacks a permission; metadata "permission" names it.
+      OWNER_REQUIRED: only owners may grant, change or remove the owner role.
+    FAILED_PRECONDITION
+      LAST_OWNER: the change would leave the organization without an owner.
+      ORGANIZATION_DELETED: the organization is soft-deleted; undelete it first.
+      ORGANIZATION_NOT_DELETED: UndeleteOrganization on an active organization.
+      INVITATION_EXPIRED: the invitation expired; ResendInvitation renews it.
+      INVITATION_NOT_PENDING: the invitation was accepted, declined or revoked.
+      INVITED_ROLE_DELETED: the invitation's role was deleted after it was sent.
+      BUILT_IN_ROLE: built-in roles cannot be changed or deleted.
+      ROLE_IN_USE: members or pending invitations still hold the role.
+      AMBIGUOUS_USER: several users match the username or email; name the user_id.
+    ABORTED
+      ETAG_MISMATCH: the resource changed since it was read; read it again and retry.
+    UNAUTHENTICATED
+      UNAUTHENTICATED: the bearer token is missing, malformed, expired or not trusted.
+    UNAVAILABLE
+      DATABASE_UNAVAILABLE: the database cannot be reached; retry with backoff.
+      SHUTTING_DOWN: the server is stopping; retry on another replica.
+    DEADLINE_EXCEEDED
+      DEADLINE_EXCEEDED: the call's deadline passed before it completed.
+    RESOURCE_EXHAUSTED
+      TOO_MANY_REQUESTS: the server is overloaded; retry with backoff.
+    INTERNAL
+      INTERNAL: an unexpected failure; metadata "correlation_id" finds it in the logs.
     """
 
     @_typing.overload
@@ -38,149 +113,363 @@ class OrganizationServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> OrganizationServiceAsyncStub: ...
     GetCurrentUser: _grpc.UnaryUnaryMultiCallable[_organization_service_pb2.GetCurrentUserRequest, _organization_service_pb2.GetCurrentUserResponse]
-    """Returns the calling user and their memberships, provisioning the user (and their
-    personal organization) on the first call.
+    """Returns the calling user and their memberships, provisioning the user (and, when
+    enabled, their personal organization) on the subject's first call. Any caller.
     """
     CreateOrganization: _grpc.UnaryUnaryMultiCallable[_organization_service_pb2.CreateOrganizationRequest, _organization_service_pb2.CreateOrganizationResponse]
-    """Creates an organization with the caller as its owner."""
+    """Creates an organization with the caller as its owner, together with the built-in
+    roles and a workspace `default`. Any caller.
+    """
     GetOrganization: _grpc.UnaryUnaryMultiCallable[_organization_service_pb2.GetOrganizationRequest, _organization_service_pb2.GetOrganizationResponse]
-    """Returns one organization by id or slug."""
+    """Returns one organization by id or slug. Needs `organizations.get`."""
     ListOrganizations: _grpc.UnaryUnaryMultiCallable[_organization_service_pb2.ListOrganizationsRequest, _organization_service_pb2.ListOrganizationsResponse]
-    """Lists the organizations the caller belongs to (platform callers: all)."""
+    """Lists the organizations the caller belongs to; platform callers see all. Any
+    caller.
+    """
     UpdateOrganization: _grpc.UnaryUnaryMultiCallable[_organization_service_pb2.UpdateOrganizationRequest, _organization_service_pb2.UpdateOrganizationResponse]
-    """Updates an organization's name, slug, description or labels."""
+    """Updates an organization's name, slug, description or labels. Needs
+    `organizations.update`.
+    """
     DeleteOrganization: _grpc.UnaryUnaryMultiCallable[_organization_service_pb2.DeleteOrganizationRequest, _organization_service_pb2.DeleteOrganizationResponse]
-    """Soft-deletes an organization; it is purged 30 days later."""
+    """Soft-deletes an organization: it is hidden and purged 30 days later, its slug stays
+    reserved until then. Needs `organizations.delete`.
+    """
     UndeleteOrganization: _grpc.UnaryUnaryMultiCallable[_organization_service_pb2.UndeleteOrganizationRequest, _organization_service_pb2.UndeleteOrganizationResponse]
-    """Restores a soft-deleted organization."""
+    """Restores a soft-deleted organization before it is purged. Needs
+    `organizations.undelete`.
+    """
     ListMembers: _grpc.UnaryUnaryMultiCallable[_organization_service_pb2.ListMembersRequest, _organization_service_pb2.ListMembersResponse]
-    """Lists an organization's members, optionally only those holding one role."""
+    """Lists an organization's members, optionally only those holding one role. Needs
+    `members.list`.
+    """
     AddMember: _grpc.UnaryUnaryMultiCallable[_organization_service_pb2.AddMemberRequest, _organization_service_pb2.AddMemberResponse]
-    """Adds an existing user to an organization with a role."""
+    """Adds an existing user to an organization with a role. Needs `members.add`."""
     UpdateMember: _grpc.UnaryUnaryMultiCallable[_organization_service_pb2.UpdateMemberRequest, _organization_service_pb2.UpdateMemberResponse]
-    """Changes a member's role."""
+    """Changes a member's role. Needs `members.update`."""
     RemoveMember: _grpc.UnaryUnaryMultiCallable[_organization_service_pb2.RemoveMemberRequest, _organization_service_pb2.RemoveMemberResponse]
-    """Removes a member; any member may remove themselves (leave)."""
+    """Removes a member. Needs `members.remove`, except that any member may remove
+    themselves (leave).
+    """
     ListRoles: _grpc.UnaryUnaryMultiCallable[_organization_service_pb2.ListRolesRequest, _organization_service_pb2.ListRolesResponse]
-    """Lists an organization's roles, built-in roles first."""
+    """Lists an organization's roles, built-in roles first. Needs `roles.list`."""
     CreateRole: _grpc.UnaryUnaryMultiCallable[_organization_service_pb2.CreateRoleRequest, _organization_service_pb2.CreateRoleResponse]
-    """Creates a custom role."""
+    """Creates a custom role. Needs `roles.create`."""
     UpdateRole: _grpc.UnaryUnaryMultiCallable[_organization_service_pb2.UpdateRoleRequest, _organization_service_pb2.UpdateRoleResponse]
-    """Updates a custom role's description or permissions."""
+    """Updates a custom role's description or permissions. Needs `roles.update`."""
     DeleteRole: _grpc.UnaryUnaryMultiCallable[_organization_service_pb2.DeleteRoleRequest, _organization_service_pb2.DeleteRoleResponse]
-    """Deletes a custom role that nobody holds."""
+    """Deletes a custom role that no member or pending invitation holds. Needs
+    `roles.delete`.
+    """
     CreateInvitation: _grpc.UnaryUnaryMultiCallable[_organization_service_pb2.CreateInvitationRequest, _organization_service_pb2.CreateInvitationResponse]
-    """Invites an email address to join an organization; the token is shown only here."""
+    """Invites an email address to join an organization with a role; the response holds
+    the only copy of the invitation's token. Needs `invitations.create`.
+    """
     ListInvitations: _grpc.UnaryUnaryMultiCallable[_organization_service_pb2.ListInvitationsRequest, _organization_service_pb2.ListInvitationsResponse]
-    """Lists an organization's invitations, optionally in one state."""
+    """Lists an organization's invitations, optionally in one state. Needs
+    `invitations.list`.
+    """
     GetInvitation: _grpc.UnaryUnaryMultiCallable[_organization_service_pb2.GetInvitationRequest, _organization_service_pb2.GetInvitationResponse]
-    """Returns one invitation (to administrators and to the invitee)."""
+    """Returns one invitation. Needs `invitations.list`, or being the invitee (the
+    caller's verified email is the invited one).
+    """
     UpdateInvitation: _grpc.UnaryUnaryMultiCallable[_organization_service_pb2.UpdateInvitationRequest, _organization_service_pb2.UpdateInvitationResponse]
-    """Changes a pending invitation's role or expiry."""
+    """Changes a pending invitation's role or expiry. Needs `invitations.update`."""
     RevokeInvitation: _grpc.UnaryUnaryMultiCallable[_organization_service_pb2.RevokeInvitationRequest, _organization_service_pb2.RevokeInvitationResponse]
-    """Revokes a pending invitation."""
+    """Revokes a pending invitation. Needs `invitations.revoke`."""
     ResendInvitation: _grpc.UnaryUnaryMultiCallable[_organization_service_pb2.ResendInvitationRequest, _organization_service_pb2.ResendInvitationResponse]
-    """Issues a new token and expiry for a pending or expired invitation."""
+    """Issues a new token and expiry for a pending or expired invitation; the old token
+    stops working. Needs `invitations.create`.
+    """
     AcceptInvitation: _grpc.UnaryUnaryMultiCallable[_organization_service_pb2.AcceptInvitationRequest, _organization_service_pb2.AcceptInvitationResponse]
-    """Accepts an invitation, making the caller a member."""
+    """Accepts a pending invitation, making the caller a member with its role; single use.
+    By id: the invitee only. By token: any caller holding it.
+    """
     DeclineInvitation: _grpc.UnaryUnaryMultiCallable[_organization_service_pb2.DeclineInvitationRequest, _organization_service_pb2.DeclineInvitationResponse]
-    """Declines an invitation."""
+    """Declines a pending invitation. By id: the invitee only. By token: any caller
+    holding it.
+    """
     ListMyInvitations: _grpc.UnaryUnaryMultiCallable[_organization_service_pb2.ListMyInvitationsRequest, _organization_service_pb2.ListMyInvitationsResponse]
-    """Lists pending invitations addressed to the caller's verified email."""
+    """Lists the pending invitations addressed to the caller's verified email. Any
+    caller.
+    """
     CreateWorkspace: _grpc.UnaryUnaryMultiCallable[_organization_service_pb2.CreateWorkspaceRequest, _organization_service_pb2.CreateWorkspaceResponse]
-    """Creates a workspace in an organization."""
+    """Creates a workspace in an organization. Needs `workspaces.create`."""
     GetWorkspace: _grpc.UnaryUnaryMultiCallable[_organization_service_pb2.GetWorkspaceRequest, _organization_service_pb2.GetWorkspaceResponse]
-    """Returns one workspace."""
+    """Returns one workspace. Needs `workspaces.get`."""
     ListWorkspaces: _grpc.UnaryUnaryMultiCallable[_organization_service_pb2.ListWorkspacesRequest, _organization_service_pb2.ListWorkspacesResponse]
-    """Lists an organization's workspaces."""
+    """Lists an organization's workspaces. Needs `workspaces.list`."""
     UpdateWorkspace: _grpc.UnaryUnaryMultiCallable[_organization_service_pb2.UpdateWorkspaceRequest, _organization_service_pb2.UpdateWorkspaceResponse]
-    """Updates a workspace's name, slug or description."""
+    """Updates a workspace's name, slug or description. Needs `workspaces.update`."""
     DeleteWorkspace: _grpc.UnaryUnaryMultiCallable[_organization_service_pb2.DeleteWorkspaceRequest, _organization_service_pb2.DeleteWorkspaceResponse]
-    """Deletes a workspace."""
+    """Deletes a workspace. Needs `workspaces.delete`."""
     CheckPermission: _grpc.UnaryUnaryMultiCallable[_organization_service_pb2.CheckPermissionRequest, _organization_service_pb2.CheckPermissionResponse]
-    """Answers whether a user holds a permission in an organization."""
+    """Answers whether a user holds a permission in an organization. Any member, about
+    themselves; platform callers about any user.
+    """
     ListAuditEvents: _grpc.UnaryUnaryMultiCallable[_organization_service_pb2.ListAuditEventsRequest, _organization_service_pb2.ListAuditEventsResponse]
-    """Lists an organization's audit events, newest first."""
+    """Lists an organization's audit events, newest first. Needs `audit.list`."""
 
 @_typing.type_check_only
 class OrganizationServiceAsyncStub(OrganizationServiceStub):
     """Manages organizations, their members, roles, invitations and workspaces.
 
-    Every RPC requires `authorization: Bearer <JWT>` metadata. A caller who is not a
-    member of an organization gets NOT_FOUND for every request about it.
+    Authentication: every RPC requires `authorization: Bearer <JWT>` metadata. A token
+    whose `scope` claim contains `orgs:admin` is a platform caller (an internal service):
+    it acts as an owner of every organization.
+
+    Authorization: each organization-scoped RPC needs one permission, named in its
+    comment. The built-in roles hold: owner everything; admin everything except
+    `organizations.delete` and `organizations.undelete`; developer `organizations.get`,
+    `members.list`, `roles.list`, `workspaces.list`, `workspaces.get`,
+    `workspaces.create`, `workspaces.update`; viewer the same without
+    `workspaces.create` and `workspaces.update`. A caller who is not a member of an
+    organization gets NOT_FOUND for every request about it, exactly as if it did not
+    exist; a member lacking the permission gets PERMISSION_DENIED. A soft-deleted
+    organization exists only for holders of `organizations.undelete`: they can read it,
+    and every change but UndeleteOrganization fails with `ORGANIZATION_DELETED`.
+
+    Lists: `page_size` 0 means 50, values above 1000 are coerced to 1000, negative values
+    fail with INVALID_ARGUMENT. `page_token` is opaque and bound to the caller and to the
+    request's other fields: reusing it with different ones fails with INVALID_ARGUMENT.
+    `total_size` is exact. The order is stable, without duplicates or gaps across pages.
+
+    Creates take an optional `request_id`, a UUID in the hyphenated 8-4-4-4-12 form (any
+    case): repeating a create with the same request_id within 24 hours returns the first
+    result and creates nothing; reusing it for a different request fails with
+    `REQUEST_ID_REUSED`.
+
+    Etags: an update or delete carrying a non-empty etag that no longer matches the
+    resource fails with ABORTED `ETAG_MISMATCH`; an empty etag skips the check.
+
+    Errors carry a google.rpc.ErrorInfo with domain "orgs.v1" and one of the reasons
+    below, each sent with exactly one status code; errors about request fields also carry
+    a google.rpc.BadRequest with one violation per field. Status messages are plain
+    English and never contain secrets.
+
+    Error reasons by status code:
+
+    INVALID_ARGUMENT
+      INVALID_ARGUMENT: fields are missing or malformed; the BadRequest lists them.
+      UNKNOWN_ROLE: the request names a role the organization does not have.
+      REQUEST_ID_REUSED: the request_id was used before for a different request.
+    NOT_FOUND
+      ORGANIZATION_NOT_FOUND: no such organization, or the caller is not a member.
+      MEMBER_NOT_FOUND: the user is not a member of the organization.
+      USER_NOT_FOUND: no user matches; invite them by email instead.
+      ROLE_NOT_FOUND: no such role in the organization.
+      INVITATION_NOT_FOUND: no such invitation visible to the caller.
+      WORKSPACE_NOT_FOUND: no such workspace in the organization.
+    ALREADY_EXISTS
+      SLUG_TAKEN: another organization, or workspace in the organization, has the slug.
+      ALREADY_MEMBER: the user is already a member of the organization.
+      INVITATION_PENDING: a pending invitation for the email exists already.
+      ROLE_EXISTS: the organization has a role with this name already.
+    PERMISSION_DENIED
+      PERMISSION_DENIED: the caller lacks a permission; metadata "permission" names it.
+      OWNER_REQUIRED: only owners may grant, change or remove the owner role.
+    FAILED_PRECONDITION
+      LAST_OWNER: the change would leave the organization without an owner.
+      ORGANIZATION_DELETED: the organization is soft-deleted; undelete it first.
+      ORGANIZATION_NOT_DELETED: UndeleteOrganization on an active organization.
+      INVITATION_EXPIRED: the invitation expired; ResendInvitation renews it.
+      INVITATION_NOT_PENDING: the invitation was accepted, declined or revoked.
+      INVITED_ROLE_DELETED: the invitation's role was deleted after it was sent.
+      BUILT_IN_ROLE: built-in roles cannot be changed or deleted.
+      ROLE_IN_USE: members or pending invitations still hold the role.
+      AMBIGUOUS_USER: several users match the username or email; name the user_id.
+    ABORTED
+      ETAG_MISMATCH: the resource changed since it was read; read it again and retry.
+    UNAUTHENTICATED
+      UNAUTHENTICATED: the bearer token is missing, malformed, expired or not trusted.
+    UNAVAILABLE
+      DATABASE_UNAVAILABLE: the database cannot be reached; retry with backoff.
+      SHUTTING_DOWN: the server is stopping; retry on another replica.
+    DEADLINE_EXCEEDED
+      DEADLINE_EXCEEDED: the call's deadline passed before it completed.
+    RESOURCE_EXHAUSTED
+      TOO_MANY_REQUESTS: the server is overloaded; retry with backoff.
+    INTERNAL
+      INTERNAL: an unexpected failure; metadata "correlation_id" finds it in the logs.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     GetCurrentUser: _aio.UnaryUnaryMultiCallable[_organization_service_pb2.GetCurrentUserRequest, _organization_service_pb2.GetCurrentUserResponse]  # type: ignore[assignment]
-    """Returns the calling user and their memberships, provisioning the user (and their
-    personal organization) on the first call.
+    """Returns the calling user and their memberships, provisioning the user (and, when
+    enabled, their personal organization) on the subject's first call. Any caller.
     """
     CreateOrganization: _aio.UnaryUnaryMultiCallable[_organization_service_pb2.CreateOrganizationRequest, _organization_service_pb2.CreateOrganizationResponse]  # type: ignore[assignment]
-    """Creates an organization with the caller as its owner."""
+    """Creates an organization with the caller as its owner, together with the built-in
+    roles and a workspace `default`. Any caller.
+    """
     GetOrganization: _aio.UnaryUnaryMultiCallable[_organization_service_pb2.GetOrganizationRequest, _organization_service_pb2.GetOrganizationResponse]  # type: ignore[assignment]
-    """Returns one organization by id or slug."""
+    """Returns one organization by id or slug. Needs `organizations.get`."""
     ListOrganizations: _aio.UnaryUnaryMultiCallable[_organization_service_pb2.ListOrganizationsRequest, _organization_service_pb2.ListOrganizationsResponse]  # type: ignore[assignment]
-    """Lists the organizations the caller belongs to (platform callers: all)."""
+    """Lists the organizations the caller belongs to; platform callers see all. Any
+    caller.
+    """
     UpdateOrganization: _aio.UnaryUnaryMultiCallable[_organization_service_pb2.UpdateOrganizationRequest, _organization_service_pb2.UpdateOrganizationResponse]  # type: ignore[assignment]
-    """Updates an organization's name, slug, description or labels."""
+    """Updates an organization's name, slug, description or labels. Needs
+    `organizations.update`.
+    """
     DeleteOrganization: _aio.UnaryUnaryMultiCallable[_organization_service_pb2.DeleteOrganizationRequest, _organization_service_pb2.DeleteOrganizationResponse]  # type: ignore[assignment]
-    """Soft-deletes an organization; it is purged 30 days later."""
+    """Soft-deletes an organization: it is hidden and purged 30 days later, its slug stays
+    reserved until then. Needs `organizations.delete`.
+    """
     UndeleteOrganization: _aio.UnaryUnaryMultiCallable[_organization_service_pb2.UndeleteOrganizationRequest, _organization_service_pb2.UndeleteOrganizationResponse]  # type: ignore[assignment]
-    """Restores a soft-deleted organization."""
+    """Restores a soft-deleted organization before it is purged. Needs
+    `organizations.undelete`.
+    """
     ListMembers: _aio.UnaryUnaryMultiCallable[_organization_service_pb2.ListMembersRequest, _organization_service_pb2.ListMembersResponse]  # type: ignore[assignment]
-    """Lists an organization's members, optionally only those holding one role."""
+    """Lists an organization's members, optionally only those holding one role. Needs
+    `members.list`.
+    """
     AddMember: _aio.UnaryUnaryMultiCallable[_organization_service_pb2.AddMemberRequest, _organization_service_pb2.AddMemberResponse]  # type: ignore[assignment]
-    """Adds an existing user to an organization with a role."""
+    """Adds an existing user to an organization with a role. Needs `members.add`."""
     UpdateMember: _aio.UnaryUnaryMultiCallable[_organization_service_pb2.UpdateMemberRequest, _organization_service_pb2.UpdateMemberResponse]  # type: ignore[assignment]
-    """Changes a member's role."""
+    """Changes a member's role. Needs `members.update`."""
     RemoveMember: _aio.UnaryUnaryMultiCallable[_organization_service_pb2.RemoveMemberRequest, _organization_service_pb2.RemoveMemberResponse]  # type: ignore[assignment]
-    """Removes a member; any member may remove themselves (leave)."""
+    """Removes a member. Needs `members.remove`, except that any member may remove
+    themselves (leave).
+    """
     ListRoles: _aio.UnaryUnaryMultiCallable[_organization_service_pb2.ListRolesRequest, _organization_service_pb2.ListRolesResponse]  # type: ignore[assignment]
-    """Lists an organization's roles, built-in roles first."""
+    """Lists an organization's roles, built-in roles first. Needs `roles.list`."""
     CreateRole: _aio.UnaryUnaryMultiCallable[_organization_service_pb2.CreateRoleRequest, _organization_service_pb2.CreateRoleResponse]  # type: ignore[assignment]
-    """Creates a custom role."""
+    """Creates a custom role. Needs `roles.create`."""
     UpdateRole: _aio.UnaryUnaryMultiCallable[_organization_service_pb2.UpdateRoleRequest, _organization_service_pb2.UpdateRoleResponse]  # type: ignore[assignment]
-    """Updates a custom role's description or permissions."""
+    """Updates a custom role's description or permissions. Needs `roles.update`."""
     DeleteRole: _aio.UnaryUnaryMultiCallable[_organization_service_pb2.DeleteRoleRequest, _organization_service_pb2.DeleteRoleResponse]  # type: ignore[assignment]
-    """Deletes a custom role that nobody holds."""
+    """Deletes a custom role that no member or pending invitation holds. Needs
+    `roles.delete`.
+    """
     CreateInvitation: _aio.UnaryUnaryMultiCallable[_organization_service_pb2.CreateInvitationRequest, _organization_service_pb2.CreateInvitationResponse]  # type: ignore[assignment]
-    """Invites an email address to join an organization; the token is shown only here."""
+    """Invites an email address to join an organization with a role; the response holds
+    the only copy of the invitation's token. Needs `invitations.create`.
+    """
     ListInvitations: _aio.UnaryUnaryMultiCallable[_organization_service_pb2.ListInvitationsRequest, _organization_service_pb2.ListInvitationsResponse]  # type: ignore[assignment]
-    """Lists an organization's invitations, optionally in one state."""
+    """Lists an organization's invitations, optionally in one state. Needs
+    `invitations.list`.
+    """
     GetInvitation: _aio.UnaryUnaryMultiCallable[_organization_service_pb2.GetInvitationRequest, _organization_service_pb2.GetInvitationResponse]  # type: ignore[assignment]
-    """Returns one invitation (to administrators and to the invitee)."""
+    """Returns one invitation. Needs `invitations.list`, or being the invitee (the
+    caller's verified email is the invited one).
+    """
     UpdateInvitation: _aio.UnaryUnaryMultiCallable[_organization_service_pb2.UpdateInvitationRequest, _organization_service_pb2.UpdateInvitationResponse]  # type: ignore[assignment]
-    """Changes a pending invitation's role or expiry."""
+    """Changes a pending invitation's role or expiry. Needs `invitations.update`."""
     RevokeInvitation: _aio.UnaryUnaryMultiCallable[_organization_service_pb2.RevokeInvitationRequest, _organization_service_pb2.RevokeInvitationResponse]  # type: ignore[assignment]
-    """Revokes a pending invitation."""
+    """Revokes a pending invitation. Needs `invitations.revoke`."""
     ResendInvitation: _aio.UnaryUnaryMultiCallable[_organization_service_pb2.ResendInvitationRequest, _organization_service_pb2.ResendInvitationResponse]  # type: ignore[assignment]
-    """Issues a new token and expiry for a pending or expired invitation."""
+    """Issues a new token and expiry for a pending or expired invitation; the old token
+    stops working. Needs `invitations.create`.
+    """
     AcceptInvitation: _aio.UnaryUnaryMultiCallable[_organization_service_pb2.AcceptInvitationRequest, _organization_service_pb2.AcceptInvitationResponse]  # type: ignore[assignment]
-    """Accepts an invitation, making the caller a member."""
+    """Accepts a pending invitation, making the caller a member with its role; single use.
+    By id: the invitee only. By token: any caller holding it.
+    """
     DeclineInvitation: _aio.UnaryUnaryMultiCallable[_organization_service_pb2.DeclineInvitationRequest, _organization_service_pb2.DeclineInvitationResponse]  # type: ignore[assignment]
-    """Declines an invitation."""
+    """Declines a pending invitation. By id: the invitee only. By token: any caller
+    holding it.
+    """
     ListMyInvitations: _aio.UnaryUnaryMultiCallable[_organization_service_pb2.ListMyInvitationsRequest, _organization_service_pb2.ListMyInvitationsResponse]  # type: ignore[assignment]
-    """Lists pending invitations addressed to the caller's verified email."""
+    """Lists the pending invitations addressed to the caller's verified email. Any
+    caller.
+    """
     CreateWorkspace: _aio.UnaryUnaryMultiCallable[_organization_service_pb2.CreateWorkspaceRequest, _organization_service_pb2.CreateWorkspaceResponse]  # type: ignore[assignment]
-    """Creates a workspace in an organization."""
+    """Creates a workspace in an organization. Needs `workspaces.create`."""
     GetWorkspace: _aio.UnaryUnaryMultiCallable[_organization_service_pb2.GetWorkspaceRequest, _organization_service_pb2.GetWorkspaceResponse]  # type: ignore[assignment]
-    """Returns one workspace."""
+    """Returns one workspace. Needs `workspaces.get`."""
     ListWorkspaces: _aio.UnaryUnaryMultiCallable[_organization_service_pb2.ListWorkspacesRequest, _organization_service_pb2.ListWorkspacesResponse]  # type: ignore[assignment]
-    """Lists an organization's workspaces."""
+    """Lists an organization's workspaces. Needs `workspaces.list`."""
     UpdateWorkspace: _aio.UnaryUnaryMultiCallable[_organization_service_pb2.UpdateWorkspaceRequest, _organization_service_pb2.UpdateWorkspaceResponse]  # type: ignore[assignment]
-    """Updates a workspace's name, slug or description."""
+    """Updates a workspace's name, slug or description. Needs `workspaces.update`."""
     DeleteWorkspace: _aio.UnaryUnaryMultiCallable[_organization_service_pb2.DeleteWorkspaceRequest, _organization_service_pb2.DeleteWorkspaceResponse]  # type: ignore[assignment]
-    """Deletes a workspace."""
+    """Deletes a workspace. Needs `workspaces.delete`."""
     CheckPermission: _aio.UnaryUnaryMultiCallable[_organization_service_pb2.CheckPermissionRequest, _organization_service_pb2.CheckPermissionResponse]  # type: ignore[assignment]
-    """Answers whether a user holds a permission in an organization."""
+    """Answers whether a user holds a permission in an organization. Any member, about
+    themselves; platform callers about any user.
+    """
     ListAuditEvents: _aio.UnaryUnaryMultiCallable[_organization_service_pb2.ListAuditEventsRequest, _organization_service_pb2.ListAuditEventsResponse]  # type: ignore[assignment]
-    """Lists an organization's audit events, newest first."""
+    """Lists an organization's audit events, newest first. Needs `audit.list`."""
 
 class OrganizationServiceServicer(metaclass=_abc_1.ABCMeta):
     """Manages organizations, their members, roles, invitations and workspaces.
 
-    Every RPC requires `authorization: Bearer <JWT>` metadata. A caller who is not a
-    member of an organization gets NOT_FOUND for every request about it.
+    Authentication: every RPC requires `authorization: Bearer <JWT>` metadata. A token
+    whose `scope` claim contains `orgs:admin` is a platform caller (an internal service):
+    it acts as an owner of every organization.
+
+    Authorization: each organization-scoped RPC needs one permission, named in its
+    comment. The built-in roles hold: owner everything; admin everything except
+    `organizations.delete` and `organizations.undelete`; developer `organizations.get`,
+    `members.list`, `roles.list`, `workspaces.list`, `workspaces.get`,
+    `workspaces.create`, `workspaces.update`; viewer the same without
+    `workspaces.create` and `workspaces.update`. A caller who is not a member of an
+    organization gets NOT_FOUND for every request about it, exactly as if it did not
+    exist; a member lacking the permission gets PERMISSION_DENIED. A soft-deleted
+    organization exists only for holders of `organizations.undelete`: they can read it,
+    and every change but UndeleteOrganization fails with `ORGANIZATION_DELETED`.
+
+    Lists: `page_size` 0 means 50, values above 1000 are coerced to 1000, negative values
+    fail with INVALID_ARGUMENT. `page_token` is opaque and bound to the caller and to the
+    request's other fields: reusing it with different ones fails with INVALID_ARGUMENT.
+    `total_size` is exact. The order is stable, without duplicates or gaps across pages.
+
+    Creates take an optional `request_id`, a UUID in the hyphenated 8-4-4-4-12 form (any
+    case): repeating a create with the same request_id within 24 hours returns the first
+    result and creates nothing; reusing it for a different request fails with
+    `REQUEST_ID_REUSED`.
+
+    Etags: an update or delete carrying a non-empty etag that no longer matches the
+    resource fails with ABORTED `ETAG_MISMATCH`; an empty etag skips the check.
+
+    Errors carry a google.rpc.ErrorInfo with domain "orgs.v1" and one of the reasons
+    below, each sent with exactly one status code; errors about request fields also carry
+    a google.rpc.BadRequest with one violation per field. Status messages are plain
+    English and never contain secrets.
+
+    Error reasons by status code:
+
+    INVALID_ARGUMENT
+      INVALID_ARGUMENT: fields are missing or malformed; the BadRequest lists them.
+      UNKNOWN_ROLE: the request names a role the organization does not have.
+      REQUEST_ID_REUSED: the request_id was used before for a different request.
+    NOT_FOUND
+      ORGANIZATION_NOT_FOUND: no such organization, or the caller is not a member.
+      MEMBER_NOT_FOUND: the user is not a member of the organization.
+      USER_NOT_FOUND: no user matches; invite them by email instead.
+      ROLE_NOT_FOUND: no such role in the organization.
+      INVITATION_NOT_FOUND: no such invitation visible to the caller.
+      WORKSPACE_NOT_FOUND: no such workspace in the organization.
+    ALREADY_EXISTS
+      SLUG_TAKEN: another organization, or workspace in the organization, has the slug.
+      ALREADY_MEMBER: the user is already a member of the organization.
+      INVITATION_PENDING: a pending invitation for the email exists already.
+      ROLE_EXISTS: the organization has a role with this name already.
+    PERMISSION_DENIED
+      PERMISSION_DENIED: the caller lacks a permission; metadata "permission" names it.
+      OWNER_REQUIRED: only owners may grant, change or remove the owner role.
+    FAILED_PRECONDITION
+      LAST_OWNER: the change would leave the organization without an owner.
+      ORGANIZATION_DELETED: the organization is soft-deleted; undelete it first.
+      ORGANIZATION_NOT_DELETED: UndeleteOrganization on an active organization.
+      INVITATION_EXPIRED: the invitation expired; ResendInvitation renews it.
+      INVITATION_NOT_PENDING: the invitation was accepted, declined or revoked.
+      INVITED_ROLE_DELETED: the invitation's role was deleted after it was sent.
+      BUILT_IN_ROLE: built-in roles cannot be changed or deleted.
+      ROLE_IN_USE: members or pending invitations still hold the role.
+      AMBIGUOUS_USER: several users match the username or email; name the user_id.
+    ABORTED
+      ETAG_MISMATCH: the resource changed since it was read; read it again and retry.
+    UNAUTHENTICATED
+      UNAUTHENTICATED: the bearer token is missing, malformed, expired or not trusted.
+    UNAVAILABLE
+      DATABASE_UNAVAILABLE: the database cannot be reached; retry with backoff.
+      SHUTTING_DOWN: the server is stopping; retry on another replica.
+    DEADLINE_EXCEEDED
+      DEADLINE_EXCEEDED: the call's deadline passed before it completed.
+    RESOURCE_EXHAUSTED
+      TOO_MANY_REQUESTS: the server is overloaded; retry with backoff.
+    INTERNAL
+      INTERNAL: an unexpected failure; metadata "correlation_id" finds it in the logs.
     """
 
     @_abc_1.abstractmethod
@@ -189,8 +478,8 @@ class OrganizationServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _organization_service_pb2.GetCurrentUserRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_organization_service_pb2.GetCurrentUserResponse, _abc.Awaitable[_organization_service_pb2.GetCurrentUserResponse]]:
-        """Returns the calling user and their memberships, provisioning the user (and their
-        personal organization) on the first call.
+        """Returns the calling user and their memberships, provisioning the user (and, when
+        enabled, their personal organization) on the subject's first call. Any caller.
         """
 
     @_abc_1.abstractmethod
@@ -199,7 +488,9 @@ class OrganizationServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _organization_service_pb2.CreateOrganizationRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_organization_service_pb2.CreateOrganizationResponse, _abc.Awaitable[_organization_service_pb2.CreateOrganizationResponse]]:
-        """Creates an organization with the caller as its owner."""
+        """Creates an organization with the caller as its owner, together with the built-in
+        roles and a workspace `default`. Any caller.
+        """
 
     @_abc_1.abstractmethod
     def GetOrganization(
@@ -207,7 +498,7 @@ class OrganizationServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _organization_service_pb2.GetOrganizationRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_organization_service_pb2.GetOrganizationResponse, _abc.Awaitable[_organization_service_pb2.GetOrganizationResponse]]:
-        """Returns one organization by id or slug."""
+        """Returns one organization by id or slug. Needs `organizations.get`."""
 
     @_abc_1.abstractmethod
     def ListOrganizations(
@@ -215,7 +506,9 @@ class OrganizationServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _organization_service_pb2.ListOrganizationsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_organization_service_pb2.ListOrganizationsResponse, _abc.Awaitable[_organization_service_pb2.ListOrganizationsResponse]]:
-        """Lists the organizations the caller belongs to (platform callers: all)."""
+        """Lists the organizations the caller belongs to; platform callers see all. Any
+        caller.
+        """
 
     @_abc_1.abstractmethod
     def UpdateOrganization(
@@ -223,7 +516,9 @@ class OrganizationServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _organization_service_pb2.UpdateOrganizationRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_organization_service_pb2.UpdateOrganizationResponse, _abc.Awaitable[_organization_service_pb2.UpdateOrganizationResponse]]:
-        """Updates an organization's name, slug, description or labels."""
+        """Updates an organization's name, slug, description or labels. Needs
+        `organizations.update`.
+        """
 
     @_abc_1.abstractmethod
     def DeleteOrganization(
@@ -231,7 +526,9 @@ class OrganizationServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _organization_service_pb2.DeleteOrganizationRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_organization_service_pb2.DeleteOrganizationResponse, _abc.Awaitable[_organization_service_pb2.DeleteOrganizationResponse]]:
-        """Soft-deletes an organization; it is purged 30 days later."""
+        """Soft-deletes an organization: it is hidden and purged 30 days later, its slug stays
+        reserved until then. Needs `organizations.delete`.
+        """
 
     @_abc_1.abstractmethod
     def UndeleteOrganization(
@@ -239,7 +536,9 @@ class OrganizationServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _organization_service_pb2.UndeleteOrganizationRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_organization_service_pb2.UndeleteOrganizationResponse, _abc.Awaitable[_organization_service_pb2.UndeleteOrganizationResponse]]:
-        """Restores a soft-deleted organization."""
+        """Restores a soft-deleted organization before it is purged. Needs
+        `organizations.undelete`.
+        """
 
     @_abc_1.abstractmethod
     def ListMembers(
@@ -247,7 +546,9 @@ class OrganizationServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _organization_service_pb2.ListMembersRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_organization_service_pb2.ListMembersResponse, _abc.Awaitable[_organization_service_pb2.ListMembersResponse]]:
-        """Lists an organization's members, optionally only those holding one role."""
+        """Lists an organization's members, optionally only those holding one role. Needs
+        `members.list`.
+        """
 
     @_abc_1.abstractmethod
     def AddMember(
@@ -255,7 +556,7 @@ class OrganizationServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _organization_service_pb2.AddMemberRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_organization_service_pb2.AddMemberResponse, _abc.Awaitable[_organization_service_pb2.AddMemberResponse]]:
-        """Adds an existing user to an organization with a role."""
+        """Adds an existing user to an organization with a role. Needs `members.add`."""
 
     @_abc_1.abstractmethod
     def UpdateMember(
@@ -263,7 +564,7 @@ class OrganizationServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _organization_service_pb2.UpdateMemberRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_organization_service_pb2.UpdateMemberResponse, _abc.Awaitable[_organization_service_pb2.UpdateMemberResponse]]:
-        """Changes a member's role."""
+        """Changes a member's role. Needs `members.update`."""
 
     @_abc_1.abstractmethod
     def RemoveMember(
@@ -271,7 +572,9 @@ class OrganizationServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _organization_service_pb2.RemoveMemberRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_organization_service_pb2.RemoveMemberResponse, _abc.Awaitable[_organization_service_pb2.RemoveMemberResponse]]:
-        """Removes a member; any member may remove themselves (leave)."""
+        """Removes a member. Needs `members.remove`, except that any member may remove
+        themselves (leave).
+        """
 
     @_abc_1.abstractmethod
     def ListRoles(
@@ -279,7 +582,7 @@ class OrganizationServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _organization_service_pb2.ListRolesRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_organization_service_pb2.ListRolesResponse, _abc.Awaitable[_organization_service_pb2.ListRolesResponse]]:
-        """Lists an organization's roles, built-in roles first."""
+        """Lists an organization's roles, built-in roles first. Needs `roles.list`."""
 
     @_abc_1.abstractmethod
     def CreateRole(
@@ -287,7 +590,7 @@ class OrganizationServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _organization_service_pb2.CreateRoleRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_organization_service_pb2.CreateRoleResponse, _abc.Awaitable[_organization_service_pb2.CreateRoleResponse]]:
-        """Creates a custom role."""
+        """Creates a custom role. Needs `roles.create`."""
 
     @_abc_1.abstractmethod
     def UpdateRole(
@@ -295,7 +598,7 @@ class OrganizationServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _organization_service_pb2.UpdateRoleRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_organization_service_pb2.UpdateRoleResponse, _abc.Awaitable[_organization_service_pb2.UpdateRoleResponse]]:
-        """Updates a custom role's description or permissions."""
+        """Updates a custom role's description or permissions. Needs `roles.update`."""
 
     @_abc_1.abstractmethod
     def DeleteRole(
@@ -303,7 +606,9 @@ class OrganizationServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _organization_service_pb2.DeleteRoleRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_organization_service_pb2.DeleteRoleResponse, _abc.Awaitable[_organization_service_pb2.DeleteRoleResponse]]:
-        """Deletes a custom role that nobody holds."""
+        """Deletes a custom role that no member or pending invitation holds. Needs
+        `roles.delete`.
+        """
 
     @_abc_1.abstractmethod
     def CreateInvitation(
@@ -311,7 +616,9 @@ class OrganizationServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _organization_service_pb2.CreateInvitationRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_organization_service_pb2.CreateInvitationResponse, _abc.Awaitable[_organization_service_pb2.CreateInvitationResponse]]:
-        """Invites an email address to join an organization; the token is shown only here."""
+        """Invites an email address to join an organization with a role; the response holds
+        the only copy of the invitation's token. Needs `invitations.create`.
+        """
 
     @_abc_1.abstractmethod
     def ListInvitations(
@@ -319,7 +626,9 @@ class OrganizationServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _organization_service_pb2.ListInvitationsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_organization_service_pb2.ListInvitationsResponse, _abc.Awaitable[_organization_service_pb2.ListInvitationsResponse]]:
-        """Lists an organization's invitations, optionally in one state."""
+        """Lists an organization's invitations, optionally in one state. Needs
+        `invitations.list`.
+        """
 
     @_abc_1.abstractmethod
     def GetInvitation(
@@ -327,7 +636,9 @@ class OrganizationServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _organization_service_pb2.GetInvitationRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_organization_service_pb2.GetInvitationResponse, _abc.Awaitable[_organization_service_pb2.GetInvitationResponse]]:
-        """Returns one invitation (to administrators and to the invitee)."""
+        """Returns one invitation. Needs `invitations.list`, or being the invitee (the
+        caller's verified email is the invited one).
+        """
 
     @_abc_1.abstractmethod
     def UpdateInvitation(
@@ -335,7 +646,7 @@ class OrganizationServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _organization_service_pb2.UpdateInvitationRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_organization_service_pb2.UpdateInvitationResponse, _abc.Awaitable[_organization_service_pb2.UpdateInvitationResponse]]:
-        """Changes a pending invitation's role or expiry."""
+        """Changes a pending invitation's role or expiry. Needs `invitations.update`."""
 
     @_abc_1.abstractmethod
     def RevokeInvitation(
@@ -343,7 +654,7 @@ class OrganizationServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _organization_service_pb2.RevokeInvitationRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_organization_service_pb2.RevokeInvitationResponse, _abc.Awaitable[_organization_service_pb2.RevokeInvitationResponse]]:
-        """Revokes a pending invitation."""
+        """Revokes a pending invitation. Needs `invitations.revoke`."""
 
     @_abc_1.abstractmethod
     def ResendInvitation(
@@ -351,7 +662,9 @@ class OrganizationServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _organization_service_pb2.ResendInvitationRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_organization_service_pb2.ResendInvitationResponse, _abc.Awaitable[_organization_service_pb2.ResendInvitationResponse]]:
-        """Issues a new token and expiry for a pending or expired invitation."""
+        """Issues a new token and expiry for a pending or expired invitation; the old token
+        stops working. Needs `invitations.create`.
+        """
 
     @_abc_1.abstractmethod
     def AcceptInvitation(
@@ -359,7 +672,9 @@ class OrganizationServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _organization_service_pb2.AcceptInvitationRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_organization_service_pb2.AcceptInvitationResponse, _abc.Awaitable[_organization_service_pb2.AcceptInvitationResponse]]:
-        """Accepts an invitation, making the caller a member."""
+        """Accepts a pending invitation, making the caller a member with its role; single use.
+        By id: the invitee only. By token: any caller holding it.
+        """
 
     @_abc_1.abstractmethod
     def DeclineInvitation(
@@ -367,7 +682,9 @@ class OrganizationServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _organization_service_pb2.DeclineInvitationRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_organization_service_pb2.DeclineInvitationResponse, _abc.Awaitable[_organization_service_pb2.DeclineInvitationResponse]]:
-        """Declines an invitation."""
+        """Declines a pending invitation. By id: the invitee only. By token: any caller
+        holding it.
+        """
 
     @_abc_1.abstractmethod
     def ListMyInvitations(
@@ -375,7 +692,9 @@ class OrganizationServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _organization_service_pb2.ListMyInvitationsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_organization_service_pb2.ListMyInvitationsResponse, _abc.Awaitable[_organization_service_pb2.ListMyInvitationsResponse]]:
-        """Lists pending invitations addressed to the caller's verified email."""
+        """Lists the pending invitations addressed to the caller's verified email. Any
+        caller.
+        """
 
     @_abc_1.abstractmethod
     def CreateWorkspace(
@@ -383,7 +702,7 @@ class OrganizationServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _organization_service_pb2.CreateWorkspaceRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_organization_service_pb2.CreateWorkspaceResponse, _abc.Awaitable[_organization_service_pb2.CreateWorkspaceResponse]]:
-        """Creates a workspace in an organization."""
+        """Creates a workspace in an organization. Needs `workspaces.create`."""
 
     @_abc_1.abstractmethod
     def GetWorkspace(
@@ -391,7 +710,7 @@ class OrganizationServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _organization_service_pb2.GetWorkspaceRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_organization_service_pb2.GetWorkspaceResponse, _abc.Awaitable[_organization_service_pb2.GetWorkspaceResponse]]:
-        """Returns one workspace."""
+        """Returns one workspace. Needs `workspaces.get`."""
 
     @_abc_1.abstractmethod
     def ListWorkspaces(
@@ -399,7 +718,7 @@ class OrganizationServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _organization_service_pb2.ListWorkspacesRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_organization_service_pb2.ListWorkspacesResponse, _abc.Awaitable[_organization_service_pb2.ListWorkspacesResponse]]:
-        """Lists an organization's workspaces."""
+        """Lists an organization's workspaces. Needs `workspaces.list`."""
 
     @_abc_1.abstractmethod
     def UpdateWorkspace(
@@ -407,7 +726,7 @@ class OrganizationServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _organization_service_pb2.UpdateWorkspaceRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_organization_service_pb2.UpdateWorkspaceResponse, _abc.Awaitable[_organization_service_pb2.UpdateWorkspaceResponse]]:
-        """Updates a workspace's name, slug or description."""
+        """Updates a workspace's name, slug or description. Needs `workspaces.update`."""
 
     @_abc_1.abstractmethod
     def DeleteWorkspace(
@@ -415,7 +734,7 @@ class OrganizationServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _organization_service_pb2.DeleteWorkspaceRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_organization_service_pb2.DeleteWorkspaceResponse, _abc.Awaitable[_organization_service_pb2.DeleteWorkspaceResponse]]:
-        """Deletes a workspace."""
+        """Deletes a workspace. Needs `workspaces.delete`."""
 
     @_abc_1.abstractmethod
     def CheckPermission(
@@ -423,7 +742,9 @@ class OrganizationServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _organization_service_pb2.CheckPermissionRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_organization_service_pb2.CheckPermissionResponse, _abc.Awaitable[_organization_service_pb2.CheckPermissionResponse]]:
-        """Answers whether a user holds a permission in an organization."""
+        """Answers whether a user holds a permission in an organization. Any member, about
+        themselves; platform callers about any user.
+        """
 
     @_abc_1.abstractmethod
     def ListAuditEvents(
@@ -431,6 +752,6 @@ class OrganizationServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _organization_service_pb2.ListAuditEventsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_organization_service_pb2.ListAuditEventsResponse, _abc.Awaitable[_organization_service_pb2.ListAuditEventsResponse]]:
-        """Lists an organization's audit events, newest first."""
+        """Lists an organization's audit events, newest first. Needs `audit.list`."""
 
 def add_OrganizationServiceServicer_to_server(servicer: OrganizationServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

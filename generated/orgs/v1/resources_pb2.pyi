@@ -61,7 +61,7 @@ class _InvitationStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Invit
     INVITATION_STATE_REVOKED: _InvitationState.ValueType  # 4
     """Revoked by an administrator."""
     INVITATION_STATE_EXPIRED: _InvitationState.ValueType  # 5
-    """Not answered before `expire_time`."""
+    """Not answered before `expire_time`; ResendInvitation makes it pending again."""
 
 class InvitationState(_InvitationState, metaclass=_InvitationStateEnumTypeWrapper):
     """The lifecycle state of an invitation."""
@@ -77,13 +77,13 @@ INVITATION_STATE_DECLINED: InvitationState.ValueType  # 3
 INVITATION_STATE_REVOKED: InvitationState.ValueType  # 4
 """Revoked by an administrator."""
 INVITATION_STATE_EXPIRED: InvitationState.ValueType  # 5
-"""Not answered before `expire_time`."""
+"""Not answered before `expire_time`; ResendInvitation makes it pending again."""
 Global___InvitationState: _TypeAlias = InvitationState  # noqa: Y015
 
 @_typing.final
 class User(_message.Message):
     """A person or service account known to the service, identified by the `sub` claim of
-    its bearer tokens.
+    its bearer tokens. Provisioned on the subject's first call; read-only through the API.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -128,7 +128,11 @@ Global___User: _TypeAlias = User  # noqa: Y015
 
 @_typing.final
 class Organization(_message.Message):
-    """A group of users sharing workspaces, roles and invitations."""
+    """A group of users sharing workspaces, roles and invitations.
+
+    Created by CreateOrganization; UpdateOrganization changes `name`, `slug`,
+    `description` and `labels`. Every other field is computed by the server.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -169,9 +173,14 @@ class Organization(_message.Message):
     id: _builtins.str
     """Server-assigned UUIDv4."""
     slug: _builtins.str
-    """URL-friendly unique name, 3 to 63 characters of `a-z`, `0-9` and `-`."""
+    """URL-friendly name, unique across all organizations: 3 to 63 characters of `a-z`,
+    `0-9` and `-`, starting and ending with a letter or digit. Cannot be cleared. A
+    soft-deleted organization keeps its slug reserved until it is purged.
+    """
     name: _builtins.str
-    """Human-readable name, 1 to 200 characters."""
+    """Human-readable name: 1 to 200 characters after trimming, no control characters.
+    Cannot be cleared.
+    """
     description: _builtins.str
     """Free text, at most 2,000 characters."""
     personal: _builtins.bool
@@ -183,10 +192,14 @@ class Organization(_message.Message):
     workspace_count: _builtins.int
     """Number of workspaces."""
     etag: _builtins.str
-    """Opaque version tag for optimistic concurrency control."""
+    """Opaque version tag, changed by every update. Pass it back in UpdateOrganization to
+    fail with ABORTED `ETAG_MISMATCH` if someone changed the organization meanwhile.
+    """
     @_builtins.property
     def labels(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
-        """Caller-defined key/value labels, at most 64."""
+        """Caller-defined labels: at most 64; keys match `^[a-z][a-z0-9_.-]{0,62}$`, values
+        hold at most 256 characters.
+        """
 
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp:
@@ -202,7 +215,9 @@ class Organization(_message.Message):
 
     @_builtins.property
     def purge_time(self) -> _timestamp_pb2.Timestamp:
-        """When a soft-deleted organization will be purged; unset while active."""
+        """When a soft-deleted organization will be purged (30 days after `delete_time`);
+        unset while active.
+        """
 
     def __init__(
         self,
@@ -232,7 +247,9 @@ Global___Organization: _TypeAlias = Organization  # noqa: Y015
 
 @_typing.final
 class Member(_message.Message):
-    """A user's membership in an organization."""
+    """A user's membership in an organization. Changed only through the member and
+    invitation RPCs.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -276,7 +293,11 @@ Global___Member: _TypeAlias = Member  # noqa: Y015
 
 @_typing.final
 class Role(_message.Message):
-    """A named set of permissions within an organization."""
+    """A named set of permissions within an organization, identified by `organization_id`
+    and `name`. Every organization has the built-in roles owner, admin, developer and
+    viewer, which cannot be changed; custom roles are created by CreateRole, and
+    UpdateRole changes their `description` and `permissions`.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -286,16 +307,21 @@ class Role(_message.Message):
     PERMISSIONS_FIELD_NUMBER: _builtins.int
     BUILT_IN_FIELD_NUMBER: _builtins.int
     organization_id: _builtins.str
-    """The organization the role belongs to."""
+    """The organization the role belongs to; with `name`, it names the role in UpdateRole."""
     name: _builtins.str
-    """Unique name within the organization (slug rules)."""
+    """Unique within the organization; slug rules (3 to 63 characters of `a-z`, `0-9`,
+    `-`).
+    """
     description: _builtins.str
     """Free text, at most 2,000 characters."""
     built_in: _builtins.bool
     """Whether this is one of the built-in roles owner, admin, developer, viewer."""
     @_builtins.property
     def permissions(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Permissions granted, for example `workspaces.create`."""
+        """Permissions granted, for example `workspaces.create`: any of the permission
+        vocabulary except `organizations.delete` and `organizations.undelete`, which only
+        owners hold. Returned without duplicates, in a fixed order.
+        """
 
     def __init__(
         self,
@@ -316,7 +342,11 @@ Global___Role: _TypeAlias = Role  # noqa: Y015
 
 @_typing.final
 class Invitation(_message.Message):
-    """An invitation for an email address to join an organization with a role."""
+    """An invitation for an email address to join an organization with a role.
+
+    Created by CreateInvitation; UpdateInvitation changes `role` and `expire_time` while
+    it is pending.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -334,9 +364,9 @@ class Invitation(_message.Message):
     organization_id: _builtins.str
     """The organization the invitee is invited to."""
     email: _builtins.str
-    """The invitee's email address."""
+    """The invitee's email address, lower-cased."""
     role: _builtins.str
-    """The role the invitee receives on acceptance."""
+    """The role the invitee receives on acceptance; it must exist in the organization."""
     state: Global___InvitationState.ValueType
     """Lifecycle state."""
     inviter_user_id: _builtins.str
@@ -351,7 +381,9 @@ class Invitation(_message.Message):
 
     @_builtins.property
     def expire_time(self) -> _timestamp_pb2.Timestamp:
-        """When the invitation stops being acceptable."""
+        """When the invitation stops being acceptable; when updated, it must lie within the
+        next 30 days.
+        """
 
     def __init__(
         self,
@@ -376,7 +408,12 @@ Global___Invitation: _TypeAlias = Invitation  # noqa: Y015
 
 @_typing.final
 class Workspace(_message.Message):
-    """A workspace (project) inside an organization."""
+    """A workspace (project) inside an organization, identified by `organization_id` and
+    `id`.
+
+    Created by CreateWorkspace; UpdateWorkspace changes `name`, `slug` and
+    `description`.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -391,15 +428,23 @@ class Workspace(_message.Message):
     id: _builtins.str
     """Server-assigned UUIDv4."""
     organization_id: _builtins.str
-    """The organization the workspace belongs to."""
+    """The organization the workspace belongs to; with `id`, it names the workspace in
+    UpdateWorkspace.
+    """
     slug: _builtins.str
-    """Unique within the organization (slug rules)."""
+    """Unique within the organization; slug rules (3 to 63 characters of `a-z`, `0-9`,
+    `-`). Cannot be cleared.
+    """
     name: _builtins.str
-    """Human-readable name, 1 to 200 characters."""
+    """Human-readable name: 1 to 200 characters after trimming, no control characters.
+    Cannot be cleared.
+    """
     description: _builtins.str
     """Free text, at most 2,000 characters."""
     etag: _builtins.str
-    """Opaque version tag for optimistic concurrency control."""
+    """Opaque version tag, changed by every update. Pass it back in UpdateWorkspace to
+    fail with ABORTED `ETAG_MISMATCH` if someone changed the workspace meanwhile.
+    """
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp:
         """When the workspace was created."""
@@ -430,7 +475,9 @@ Global___Workspace: _TypeAlias = Workspace  # noqa: Y015
 
 @_typing.final
 class AuditEvent(_message.Message):
-    """A record of one mutation in an organization."""
+    """A record of one mutation in an organization, written in the mutation's own
+    transaction.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -473,7 +520,7 @@ class AuditEvent(_message.Message):
     target_type: _builtins.str
     """The kind of resource changed, for example `organization` or `member`."""
     target_id: _builtins.str
-    """The id of the resource changed."""
+    """The id of the resource changed (a role's name for roles)."""
     @_builtins.property
     def details(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
         """Further facts about the change; never contains secrets."""
