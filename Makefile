@@ -7,7 +7,7 @@ BUF := node_modules/.bin/buf
 PROTOS := $(wildcard protos/orgs/v1/*.proto)
 
 .PHONY: setup run test test-sqlite test-postgres check lint format typecheck buf-lint \
-        generate check-generated bench clean
+        buf-breaking generate check-generated bench clean
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	python3 -m venv $(VENV)
@@ -56,7 +56,11 @@ typecheck: setup
 buf-lint: $(BUF)
 	cd protos && ../$(BUF) lint
 
-check: lint typecheck buf-lint check-generated
+# Fails when protos/ breaks the contract of the latest v* release tag.
+buf-breaking: $(BUF)
+	BUF=$(BUF) scripts/buf-breaking.sh
+
+check: lint typecheck buf-lint buf-breaking check-generated
 
 bench: setup
 	$(PY) -m benchmarks
