@@ -12,29 +12,13 @@ from orgservice import devkeys
 from orgservice.config import ConfigurationError, Settings, add_options, load_settings
 from orgservice.logs import configure_logging
 
-SERVE_FLAGS = ("host", "port", "database_url", "workers", "dev")
-_ADVANCED_FLAGS = (
-    "dev_key_file",
-    "jwks_url",
-    "jwt_public_key_file",
-    "jwt_algorithms",
-    "jwt_issuer",
-    "jwt_audience",
-    "shutdown_grace",
-    "personal_organizations",
-    "page_token_secret",
-    "threads",
-    "health_interval",
-    "log_level",
-)
-
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="orgservice", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="run the gRPC server")
-    add_options(serve, SERVE_FLAGS + _ADVANCED_FLAGS)
+    add_options(serve, "serve")
 
     token = commands.add_parser("token", help="print a token signed with the dev key")
     token.add_argument("--sub", required=True, help="subject (user identifier)")
@@ -43,10 +27,10 @@ def _parser() -> argparse.ArgumentParser:
     token.add_argument("--username", help="preferred_username claim")
     token.add_argument("--scope", help="scope claim, e.g. orgs:admin for platform callers")
     token.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds")
-    add_options(token, ("dev_key_file", "jwt_issuer", "jwt_audience"))
+    add_options(token, "token")
 
     migrate = commands.add_parser("migrate", help="apply database migrations and exit")
-    add_options(migrate, ("database_url", "log_level"))
+    add_options(migrate, "migrate")
     return parser
 
 
@@ -58,6 +42,8 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         print(f"orgservice: {error}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level)
+    from orgservice.storage.startup import DatabaseNotReady
+
     try:
         if args.command == "token":
             print(_token(args, settings))
@@ -68,6 +54,9 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     except ConfigurationError as error:
         print(f"orgservice: {error}", file=sys.stderr)
         return 2
+    except DatabaseNotReady as error:
+        print(f"orgservice: {error}", file=sys.stderr)
+        return 1
 
 
 def _token(args: argparse.Namespace, settings: Settings) -> str:
@@ -87,12 +76,13 @@ def _token(args: argparse.Namespace, settings: Settings) -> str:
 
 
 def _migrate(settings: Settings) -> int:
-    from orgservice.storage import migrate
-    from orgservice.storage.database import create_database_engine
+    from orgservice.storage.startup import prepare_database
 
-    engine = create_database_engine(settings.database_url)
-    migrate.upgrade(engine)
-    engine.dispose()
+    prepare_database(
+        settings.database_url,
+        pooler=settings.database_pooler,
+        wait_seconds=settings.database_wait_seconds,
+    )
     return 0
 
 

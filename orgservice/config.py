@@ -1,11 +1,14 @@
-"""Settings: read once from command-line flags and ORGSERVICE_* variables (flags win)."""
+"""Settings: read once from command-line flags and ORGSERVICE_* variables (flags win).
+
+`OPTIONS` is the one table of settings: each option names the commands that take it,
+and the command line is built from it.
+"""
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import secrets
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +31,19 @@ def _algorithms(text: str) -> tuple[str, ...]:
     return tuple(name.strip() for name in text.split(",") if name.strip())
 
 
+def _path(text: str) -> Path:
+    return Path(text).expanduser()
+
+
+def _choice(*allowed: str) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        if text not in allowed:
+            raise ValueError(f"must be one of {', '.join(repr(a) for a in allowed)}")
+        return text
+
+    return parse
+
+
 @dataclass(frozen=True)
 class Settings:
     host: str = "127.0.0.1"
@@ -43,17 +59,27 @@ class Settings:
     jwt_audience: str = ""
     shutdown_grace: float = 10.0
     personal_organizations: bool = True
-    # Signs page tokens. Replicas behind one address must share it; a random one per
-    # start only keeps tokens valid within one `serve` (its workers included).
-    page_token_secret: str = field(default="", repr=False)
+    # Signs page tokens. Replicas behind one address must share it; the random default
+    # keeps tokens valid within one `serve` (its workers receive the same settings).
+    page_token_secret: str = field(default_factory=lambda: secrets.token_hex(32), repr=False)
     threads: int = 16
-    health_interval: float = 2.0
+    health_interval: float = 0.5
     log_level: str = "INFO"
+    max_call_seconds: float = 10.0
+    database_wait_seconds: float = 30.0
+    max_concurrent_rpcs: int = 100
+    max_streams: int = 1000
+    authz_cache_seconds: float = 5.0
+    database_pooler: str = ""
+    database_listen_url: str = ""
+    keepalive_seconds: float = 30.0
 
-    def with_page_token_secret(self) -> Settings:
-        if self.page_token_secret:
-            return self
-        return dataclasses.replace(self, page_token_secret=secrets.token_hex(32))
+    @property
+    def listen_url(self) -> str:
+        """Where notifications are received: a direct connection, never a pooler's."""
+        if self.database_listen_url:
+            return self.database_listen_url
+        return "" if self.database_pooler else self.database_url
 
 
 @dataclass(frozen=True)
@@ -61,6 +87,7 @@ class Option:
     name: str  # a Settings field
     parse: Callable[[str], Any]
     help: str
+    commands: tuple[str, ...] = ("serve",)
 
     @property
     def flag(self) -> str:
@@ -71,50 +98,72 @@ class Option:
         return "ORGSERVICE_" + self.name.upper()
 
 
-def _path(text: str) -> Path:
-    return Path(text).expanduser()
-
-
-SERVE_OPTIONS = (
+_SERVE_AND_DATABASE = ("serve", "migrate", "purge")
+OPTIONS = (
     Option("host", str, "address to listen on"),
     Option("port", int, "port to listen on (0 picks a free one)"),
-    Option("database_url", str, "SQLAlchemy URL: sqlite:///FILE or postgresql+psycopg://…"),
+    Option(
+        "database_url",
+        str,
+        "SQLAlchemy URL: sqlite:///FILE or postgresql+psycopg://…",
+        _SERVE_AND_DATABASE,
+    ),
     Option("workers", int, "server processes sharing the port"),
     Option("dev", _bool, "development mode: local signing key, `orgservice token` works"),
-    Option("dev_key_file", _path, "development signing key (created on first use)"),
+    Option(
+        "dev_key_file", _path, "development signing key (created on first use)", ("serve", "token")
+    ),
     Option("jwks_url", str, "JWKS URL with the token signing keys"),
     Option("jwt_public_key_file", _path, "PEM public key that signs tokens"),
     Option("jwt_algorithms", _algorithms, "comma-separated allowed token algorithms"),
-    Option("jwt_issuer", str, "required `iss` claim"),
-    Option("jwt_audience", str, "required `aud` claim"),
+    Option("jwt_issuer", str, "required `iss` claim", ("serve", "token")),
+    Option("jwt_audience", str, "required `aud` claim", ("serve", "token")),
     Option("shutdown_grace", float, "seconds in-flight calls get on SIGTERM/SIGINT"),
     Option("personal_organizations", _bool, "give every new user a personal organization"),
     Option("page_token_secret", str, "secret that signs page tokens (share across replicas)"),
-    Option("threads", int, "worker threads per process"),
+    Option("threads", int, "database threads (and connections) per process"),
     Option("health_interval", float, "seconds between database health probes"),
-    Option("log_level", str, "DEBUG, INFO, WARNING or ERROR"),
+    Option("log_level", str, "DEBUG, INFO, WARNING or ERROR", _SERVE_AND_DATABASE),
+    Option("max_call_seconds", float, "longest a unary call may run (caps client deadlines)"),
+    Option(
+        "database_wait_seconds",
+        float,
+        "how long start-up waits for the database",
+        _SERVE_AND_DATABASE,
+    ),
+    Option("max_concurrent_rpcs", int, "unary calls in progress per process; more are refused"),
+    Option("max_streams", int, "open streams per process; more are refused"),
+    Option("authz_cache_seconds", float, "how stale cached reads may be (0 disables the cache)"),
+    Option(
+        "database_pooler",
+        _choice("", "pgbouncer"),
+        "'pgbouncer' when the database URL is a PgBouncer in transaction pooling mode",
+        _SERVE_AND_DATABASE,
+    ),
+    Option("database_listen_url", str, "direct PostgreSQL URL for notifications"),
+    Option("keepalive_seconds", float, "interval of keepalive pings on idle connections"),
 )
-OPTIONS_BY_NAME = {option.name: option for option in SERVE_OPTIONS}
+OPTIONS_BY_NAME = {option.name: option for option in OPTIONS}
 
 
-def add_options(parser: argparse.ArgumentParser, names: Sequence[str]) -> None:
-    for name in names:
-        option = OPTIONS_BY_NAME[name]
+def add_options(parser: argparse.ArgumentParser, command: str) -> None:
+    """Adds the flags of every option `command` takes."""
+    for option in OPTIONS:
+        if command not in option.commands:
+            continue
+        help_text = f"{option.help} (env {option.env})"
         if option.parse is _bool:
             parser.add_argument(
-                option.flag,
-                action=argparse.BooleanOptionalAction,
-                default=None,
-                help=f"{option.help} (env {option.env})",
+                option.flag, action=argparse.BooleanOptionalAction, default=None, help=help_text
             )
         else:
-            parser.add_argument(option.flag, default=None, help=f"{option.help} (env {option.env})")
+            parser.add_argument(option.flag, default=None, help=help_text)
 
 
 def load_settings(args: argparse.Namespace, environ: Mapping[str, str]) -> Settings:
     """Flags first, then ORGSERVICE_* variables, then the defaults above."""
     values: dict[str, Any] = {}
-    for option in SERVE_OPTIONS:
+    for option in OPTIONS:
         flag_value = getattr(args, option.name, None)
         raw = flag_value if flag_value is not None else environ.get(option.env)
         if raw is None:
@@ -124,8 +173,16 @@ def load_settings(args: argparse.Namespace, environ: Mapping[str, str]) -> Setti
         except ValueError as error:
             raise ConfigurationError(f"{option.flag} / {option.env}: {error}") from error
     settings = Settings(**values)
-    if settings.workers < 1:
-        raise ConfigurationError("--workers must be at least 1")
+    _check(settings)
+    return settings
+
+
+def _check(settings: Settings) -> None:
+    positive = ("workers", "threads", "max_call_seconds", "max_concurrent_rpcs", "max_streams")
+    for name in positive:
+        if getattr(settings, name) <= 0:
+            raise ConfigurationError(f"{OPTIONS_BY_NAME[name].flag} must be positive")
     if settings.workers > 1 and settings.port == 0:
         raise ConfigurationError("--workers above 1 needs a fixed --port to share")
-    return settings
+    if settings.health_interval <= 0 or settings.keepalive_seconds <= 0:
+        raise ConfigurationError("--health-interval and --keepalive-seconds must be positive")

@@ -2,9 +2,9 @@
 
 import logging
 
-# Chatty at INFO on import ("setup plugin …" once per plugin): that would bury one-line
+# Chatty at INFO (a line per plugin and per migration step): that would bury one-line
 # start-up errors such as a missing token key.
-_QUIET_LOGGERS = ("alembic.runtime.plugins",)
+_QUIET_LOGGERS = ("alembic",)
 
 
 def configure_logging(level: str) -> None:

@@ -1,40 +1,60 @@
 """Composition root: wires storage, use cases, servicer, interceptors, health,
-reflection, worker processes and graceful shutdown."""
+reflection, worker processes and graceful shutdown.
+
+The server is grpc.aio: health checks, reflection, admission and cache hits are served
+on the event loop and never wait for a thread; use cases run on `--threads` threads.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import multiprocessing
+import os
 import signal
+import sys
 import threading
+import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from types import FrameType
+from typing import Any, NoReturn
 
-import grpc
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc import aio
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
-from orgs.v1 import organization_service_pb2, organization_service_pb2_grpc
+from orgs.v1 import organization_service_pb2
 
 from orgservice import devkeys
 from orgservice.api.auth import TokenVerifier, jwks_keys, static_key
-from orgservice.api.interceptors import AccessLogInterceptor, AuthInterceptor
+from orgservice.api.dispatch import Dispatcher
+from orgservice.api.interceptors import (
+    AdmissionInterceptor,
+    AuthInterceptor,
+    OutcomeInterceptor,
+)
 from orgservice.api.page_tokens import PageTokens
 from orgservice.api.servicer import OrganizationServicer
 from orgservice.config import ConfigurationError, Settings
+from orgservice.health import DatabaseHealth
 from orgservice.logs import configure_logging
 from orgservice.service.registry import Services
-from orgservice.storage import migrate
-from orgservice.storage.database import create_database_engine
-from orgservice.storage.unit_of_work import Database
+from orgservice.storage.cache import ReadCache
+from orgservice.storage.database import EngineOptions, create_database_engine
+from orgservice.storage.notifications import ChangeListener
+from orgservice.storage.probe import database_probe
+from orgservice.storage.startup import prepare_database
+from orgservice.storage.unit_of_work import SqlDatabase
 
 log = logging.getLogger(__name__)
 
-SERVICE_NAME: str = organization_service_pb2.DESCRIPTOR.services_by_name[
-    "OrganizationService"
-].full_name
-HEALTH_SERVICES = ("", SERVICE_NAME)
+SERVICE = organization_service_pb2.DESCRIPTOR.services_by_name["OrganizationService"]
+SERVICE_NAME: str = SERVICE.full_name
+LIVENESS = ""
+MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+MAX_METADATA_BYTES = 64 * 1024
+# After the grace period, whatever is left gets this long before the process exits.
+_EXIT_MARGIN_SECONDS = 1.5
 
 
 def build_verifier(settings: Settings) -> TokenVerifier:
@@ -66,117 +86,163 @@ def build_verifier(settings: Settings) -> TokenVerifier:
     return TokenVerifier(keys, algorithms=settings.jwt_algorithms, issuer=issuer, audience=audience)
 
 
-class DatabaseHealth:
-    """Reports NOT_SERVING while the database cannot be reached, SERVING once it can."""
-
-    def __init__(
-        self, database: Database, servicer: health.HealthServicer, interval: float
-    ) -> None:
-        self._database = database
-        self._servicer = servicer
-        self._interval = interval
-        self._stopped = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="db-health", daemon=True)
-        self._serving: bool | None = None
-
-    def start(self) -> None:
-        self.check()
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stopped.set()
-        self._thread.join()
-
-    def check(self) -> None:
-        try:
-            self._database.ping()
-            serving = True
-        except Exception:  # any failure to reach the database means "not serving"
-            serving = False
-        if serving != self._serving:
-            (log.info if serving else log.warning)(
-                "database %s", "reachable: SERVING" if serving else "unreachable: NOT_SERVING"
-            )
-            self._serving = serving
-        status = (
-            health_pb2.HealthCheckResponse.SERVING
-            if serving
-            else health_pb2.HealthCheckResponse.NOT_SERVING
-        )
-        for service in HEALTH_SERVICES:
-            self._servicer.set(service, status)
-
-    def _run(self) -> None:
-        while not self._stopped.wait(self._interval):
-            self.check()
+def _transport_options(settings: Settings, *, reuse_port: bool) -> list[tuple[str, Any]]:
+    keepalive_ms = int(settings.keepalive_seconds * 1000)
+    return [
+        ("grpc.so_reuseport", int(reuse_port)),
+        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.max_metadata_size", MAX_METADATA_BYTES),
+        ("grpc.keepalive_time_ms", keepalive_ms),
+        ("grpc.keepalive_timeout_ms", 10_000),
+        ("grpc.keepalive_permit_without_calls", 1),
+        # Clients may ping as often as every 10 s without being told to go away.
+        ("grpc.http2.min_recv_ping_interval_without_data_ms", 10_000),
+        ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+        ("grpc.http2.max_ping_strikes", 0),
+    ]
 
 
 class OrgServer:
-    """A configured, bound server: `start()`, then `stop()` for a graceful shutdown."""
+    """A configured server. `await start()`, then `await stop(grace)`; or, from
+    synchronous code (tests, embedding), `run_in_background()` and `stop_background()`."""
 
-    def __init__(
-        self,
-        server: grpc.Server,
-        port: int,
-        health_servicer: health.HealthServicer,
-        database_health: DatabaseHealth,
-        database: Database,
-    ) -> None:
-        self.server = server
-        self.port = port
-        self._health = health_servicer
-        self._database_health = database_health
-        self.database = database
+    def __init__(self, settings: Settings, *, reuse_port: bool = False) -> None:
+        self.settings = settings
+        verifier = build_verifier(settings)
+        engine = create_database_engine(
+            settings.database_url,
+            EngineOptions(pool_size=settings.threads, pooler=settings.database_pooler),
+        )
+        self.cache = ReadCache(settings.authz_cache_seconds)
+        self.database = SqlDatabase(engine, self.cache)
+        services = Services.build(
+            self.database, personal_organizations=settings.personal_organizations
+        )
+        self.dispatcher = Dispatcher(
+            services, threads=settings.threads, max_call_seconds=settings.max_call_seconds
+        )
+        self.admission = AdmissionInterceptor(settings.max_concurrent_rpcs, settings.max_streams)
+        self._interceptors: list[aio.ServerInterceptor] = [
+            OutcomeInterceptor(lambda *_: None),
+            self.admission,
+            AuthInterceptor(verifier),
+        ]
+        self._servicer = OrganizationServicer(
+            services, PageTokens(settings.page_token_secret.encode())
+        )
+        self._reuse_port = reuse_port
+        self.port = 0
+        self._server: aio.Server | None = None
+        self.health: HealthServicer | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
 
-    def start(self) -> None:
-        self._database_health.start()
-        self.server.start()
+    async def start(self) -> int:
+        """Binds and starts serving; returns the port."""
+        settings = self.settings
+        server = aio.server(
+            interceptors=self._interceptors,
+            options=_transport_options(settings, reuse_port=self._reuse_port),
+        )
+        server.add_generic_rpc_handlers((self.dispatcher.handlers(SERVICE, self._servicer),))
+        self.health = HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+        reflection.enable_server_reflection(
+            (
+                SERVICE_NAME,
+                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                reflection.SERVICE_NAME,
+            ),
+            server,
+        )
+        try:
+            self.port = server.add_insecure_port(f"{settings.host}:{settings.port}")
+        except RuntimeError as error:
+            raise ConfigurationError(
+                f"cannot listen on {settings.host}:{settings.port} (is the port in use?)"
+            ) from error
+        await self.health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.NOT_SERVING)
+        monitor = DatabaseHealth(
+            database_probe(self.database.engine),
+            self.health,
+            SERVICE_NAME,
+            interval=settings.health_interval,
+        )
+        await monitor.check()
+        self._tasks.append(asyncio.create_task(monitor.run(), name="db-health"))
+        if settings.listen_url and self.cache.enabled:
+            listener = ChangeListener(settings.listen_url, self.cache)
+            self._tasks.append(asyncio.create_task(listener.run(), name="db-listen"))
+        await server.start()
+        self._server = server
+        return self.port
 
-    def stop(self, grace: float) -> None:
-        """Turns health NOT_SERVING, refuses new calls, gives calls in flight `grace`."""
-        self._health.enter_graceful_shutdown()
-        self._database_health.stop()
-        self.server.stop(grace).wait()
+    async def stop(self, grace: float) -> None:
+        """Health NOT_SERVING and new calls refused at once; calls in flight (and queued)
+        get `grace` seconds; then the rest is cancelled and the database let go."""
+        deadline = time.monotonic() + grace
+        self.admission.draining = True
+        if self.health is not None:
+            await self.health.enter_graceful_shutdown()
+        while self.admission.in_flight() and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        for task in self._tasks:
+            task.cancel()
+        if self._server is not None:
+            await self._server.stop(grace=max(0.0, deadline - time.monotonic()))
+        # Nothing may hang past the grace period: cut connections still waiting on the
+        # database (a hung server answers nothing, not even a cancel request).
+        self.database.watchdog.cut_all()
+        self.dispatcher.executor.shutdown(wait=False, cancel_futures=True)
         self.database.engine.dispose()
 
+    def run_in_background(self) -> None:
+        """Starts the server on an event loop of its own thread (tests, embedding)."""
+        loop = asyncio.new_event_loop()
+        started = threading.Event()
+        failure: list[BaseException] = []
 
-def create_server(settings: Settings, *, reuse_port: bool = False) -> OrgServer:
-    verifier = build_verifier(settings)
-    engine = create_database_engine(settings.database_url, pool_size=settings.threads)
-    migrate.upgrade(engine)
-    database = Database(engine)
-    servicer = OrganizationServicer(
-        Services.build(database, personal_organizations=settings.personal_organizations),
-        PageTokens(settings.with_page_token_secret().page_token_secret.encode()),
-    )
-    server = grpc.server(
-        ThreadPoolExecutor(max_workers=settings.threads, thread_name_prefix="rpc"),
-        interceptors=[AccessLogInterceptor(), AuthInterceptor(verifier)],
-        options=[("grpc.so_reuseport", int(reuse_port))],
-    )
-    organization_service_pb2_grpc.add_OrganizationServiceServicer_to_server(servicer, server)
-    health_servicer = health.HealthServicer(experimental_non_blocking=True)
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection(
-        (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
-    )
-    try:
-        port = server.add_insecure_port(f"{settings.host}:{settings.port}")
-    except RuntimeError as error:
-        raise ConfigurationError(
-            f"cannot listen on {settings.host}:{settings.port} (is the port in use?)"
-        ) from error
-    database_health = DatabaseHealth(database, health_servicer, settings.health_interval)
-    return OrgServer(server, port, health_servicer, database_health, database)
+        def main() -> None:
+            asyncio.set_event_loop(loop)
+            try:
+                loop.run_until_complete(self.start())
+            except BaseException as error:  # reported to the starting thread
+                failure.append(error)
+                started.set()
+                return
+            started.set()
+            loop.run_forever()
+
+        self._loop = loop
+        self._thread = threading.Thread(target=main, name="orgservice-loop", daemon=True)
+        self._thread.start()
+        started.wait()
+        if failure:
+            raise failure[0]
+
+    def stop_background(self, grace: float) -> None:
+        assert self._loop is not None, "not running"
+        assert self._thread is not None
+        asyncio.run_coroutine_threadsafe(self.stop(grace), self._loop).result()
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join()
+        self._loop.close()
 
 
 def serve(settings: Settings, on_listening: Callable[[int], None] | None = None) -> int:
-    """Runs until SIGTERM or SIGINT, then shuts down gracefully and returns 0.
+    """Runs until SIGTERM or SIGINT, then shuts down gracefully and returns 0 (a second
+    signal exits 1 at once).
 
     `on_listening` gets the bound port once the server is listening (never when it
     cannot start), e.g. to print the port that `--port 0` picked."""
-    # One secret for every worker, so page tokens work whichever process answers.
-    settings = settings.with_page_token_secret()
+    build_verifier(settings)  # a configuration error ends start-up before any database work
+    prepare_database(
+        settings.database_url,
+        pooler=settings.database_pooler,
+        wait_seconds=settings.database_wait_seconds,
+    )
     if settings.workers > 1:
         return _serve_workers(settings, on_listening)
     return _serve_one(settings, reuse_port=False, on_listening=on_listening)
@@ -188,37 +254,83 @@ def _serve_one(
     reuse_port: bool,
     on_listening: Callable[[int], None] | None = None,
 ) -> int:
-    running = create_server(settings, reuse_port=reuse_port)
-    stop = threading.Event()
-    _on_termination(stop.set)
-    running.start()
-    log.info("orgservice listening on %s:%d", settings.host, running.port)
+    # Workers obey their parent only: SIGINT from a terminal reaches every process of
+    # the group, and the parent forwards it as SIGTERM.
+    signals = (signal.SIGTERM,) if reuse_port else (signal.SIGTERM, signal.SIGINT)
+    code = asyncio.run(
+        _run(settings, reuse_port=reuse_port, on_listening=on_listening, signals=signals)
+    )
+    return _exit_now(code)
+
+
+async def _run(
+    settings: Settings,
+    *,
+    reuse_port: bool,
+    on_listening: Callable[[int], None] | None,
+    signals: tuple[signal.Signals, ...],
+) -> int:
+    server = OrgServer(settings, reuse_port=reuse_port)
+    port = await server.start()
+    log.info("orgservice listening on %s:%d", settings.host, port)
     if on_listening is not None:
-        on_listening(running.port)
-    while not stop.wait(1):
-        pass
+        on_listening(port)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    signals_seen = 0
+
+    def on_signal() -> None:
+        nonlocal signals_seen
+        signals_seen += 1
+        if signals_seen > 1:
+            log.warning("second signal: exiting at once")
+            _exit_now(1)
+        stop.set()
+        # A hung database may keep threads from finishing: the process ends in time
+        # regardless (grace, then a margin).
+        _exit_later(settings.shutdown_grace + _EXIT_MARGIN_SECONDS)
+
+    for signum in signals:
+        loop.add_signal_handler(signum, on_signal)
+    await stop.wait()
     log.info("shutting down (grace %.1fs)", settings.shutdown_grace)
-    running.stop(settings.shutdown_grace)
+    await server.stop(settings.shutdown_grace)
     return 0
 
 
+def _exit_later(seconds: float) -> None:
+    timer = threading.Timer(seconds, _exit_now, args=(0,))
+    timer.daemon = True
+    timer.start()
+
+
+def _exit_now(code: int) -> NoReturn:
+    """Exits without waiting for threads that may be stuck on a hung database."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 def _serve_workers(settings: Settings, on_listening: Callable[[int], None] | None) -> int:
-    # Migrate once up front so the workers start against the final schema.
-    engine = create_database_engine(settings.database_url)
-    migrate.upgrade(engine)
-    engine.dispose()
     context = multiprocessing.get_context("spawn")
     workers = [
         context.Process(target=_worker_main, args=(settings,), name=f"orgservice-worker-{i}")
         for i in range(settings.workers)
     ]
+    signals_seen = 0
 
-    def stop_workers() -> None:
+    def forward(signum: int, _frame: object) -> None:
+        nonlocal signals_seen
+        signals_seen += 1
         for worker in workers:
-            if worker.is_alive():
-                worker.terminate()
+            if worker.is_alive() and worker.pid is not None:
+                os.kill(worker.pid, signal.SIGKILL if signals_seen > 1 else signal.SIGTERM)
+        if signals_seen > 1:
+            _exit_now(1)
 
-    _on_termination(stop_workers)
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, forward)
     for worker in workers:
         worker.start()
     if on_listening is not None:
@@ -234,14 +346,5 @@ def _serve_workers(settings: Settings, on_listening: Callable[[int], None] | Non
 
 def _worker_main(settings: Settings) -> None:
     configure_logging(settings.log_level)
-    # The parent forwards SIGTERM (Process.terminate); SIGINT from a terminal reaches
-    # every process in the group: both lead to the graceful path.
-    raise SystemExit(_serve_one(settings, reuse_port=True))
-
-
-def _on_termination(action: Callable[[], None]) -> None:
-    def handler(_signum: int, _frame: FrameType | None) -> None:
-        action()
-
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, handler)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _serve_one(settings, reuse_port=True)

@@ -20,7 +20,8 @@ from orgs.v1 import organization_service_pb2_grpc as rpc_grpc
 
 from orgservice import devkeys
 from orgservice.config import Settings
-from orgservice.server import OrgServer, create_server
+from orgservice.server import OrgServer
+from orgservice.storage.startup import prepare_database
 
 BACKENDS = [
     name.strip()
@@ -151,8 +152,9 @@ class Client:
 
 
 def start_api(settings: Settings) -> Iterator[Api]:
-    server = create_server(settings)
-    server.start()
+    prepare_database(settings.database_url)
+    server = OrgServer(settings)
+    server.run_in_background()
     channel = grpc.insecure_channel(f"127.0.0.1:{server.port}")
     key = devkeys.load_or_create(settings.dev_key_file)
 
@@ -163,7 +165,7 @@ def start_api(settings: Settings) -> Iterator[Api]:
         yield Api(server, channel, mint)
     finally:
         channel.close()
-        server.stop(grace=1)
+        server.stop_background(grace=1)
 
 
 @pytest.fixture(scope="session")
@@ -175,6 +177,14 @@ def api(database_url: str, dev_key_file: Path) -> Iterator[Api]:
 @pytest.fixture(scope="session")
 def pg_api(postgres_url: str, dev_key_file: Path) -> Iterator[Api]:
     """A server on PostgreSQL, for concurrency tests."""
+    yield from start_api(settings_for(postgres_url, dev_key_file, threads=32))
+
+
+@pytest.fixture(scope="session")
+def pg_api_peer(pg_api: Api, postgres_url: str, dev_key_file: Path) -> Iterator[Api]:
+    """A second server (a replica) on pg_api's database. Within one server, mutations of
+    an organization wait for each other before they reach the database; calls spread
+    over two servers race in the database itself."""
     yield from start_api(settings_for(postgres_url, dev_key_file, threads=32))
 
 

@@ -10,8 +10,9 @@ from typing import Any
 
 import jwt
 
-from orgservice.api.errors import Unauthenticated
+from orgservice.domain.errors import Unauthenticated
 from orgservice.domain.models import Identity
+from orgservice.domain.validation import has_control_characters
 
 log = logging.getLogger(__name__)
 
@@ -19,8 +20,8 @@ LEEWAY_SECONDS = 30
 JWKS_REFRESH_COOLDOWN_SECONDS = 1.0
 PLATFORM_SCOPE = "orgs:admin"
 _CACHED_TOKENS = 4096
-# One message for every failure: the caller learns nothing about why.
-_REJECTED = "missing or invalid bearer token"
+# Larger `authorization` values are refused before any parsing.
+MAX_AUTHORIZATION_BYTES = 16 * 1024
 
 KeyResolver = Callable[[str], Any]
 """Maps a raw token to the key that must have signed it (JWKS looks at its `kid`)."""
@@ -64,12 +65,14 @@ class TokenVerifier:
 
     def verify(self, authorization: str | None) -> Identity:
         """Returns the identity behind an `authorization` metadata value, or raises."""
-        scheme, _, token = (authorization or "").partition(" ")
+        if authorization is None or len(authorization) > MAX_AUTHORIZATION_BYTES:
+            raise Unauthenticated()
+        scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
-            raise Unauthenticated(_REJECTED)
+            raise Unauthenticated()
         claims = self._decode_cached(token.strip())
         if claims["exp"] + LEEWAY_SECONDS < self._clock():
-            raise Unauthenticated(_REJECTED)
+            raise Unauthenticated()
         return identity_from_claims(claims)
 
     def _decode(self, token: str) -> Mapping[str, Any]:
@@ -90,12 +93,15 @@ class TokenVerifier:
         except (jwt.PyJWTError, ValueError, TypeError) as error:
             # The token itself is never logged, only why it failed.
             log.info("rejected bearer token: %s", type(error).__name__)
-            raise Unauthenticated(_REJECTED) from error
-        if not isinstance(claims.get("sub"), str) or not claims["sub"]:
-            raise Unauthenticated(_REJECTED)
+            raise Unauthenticated() from error
+        subject = claims.get("sub")
+        if not isinstance(subject, str) or not subject or len(subject) > 255:
+            raise Unauthenticated()
+        if has_control_characters(subject):
+            raise Unauthenticated()
         # PyJWT also takes a numeric string as `exp`; `verify` compares it as a number.
         if not isinstance(claims["exp"], int | float) or isinstance(claims["exp"], bool):
-            raise Unauthenticated(_REJECTED)
+            raise Unauthenticated()
         return claims
 
 
@@ -114,4 +120,7 @@ def identity_from_claims(claims: Mapping[str, Any]) -> Identity:
 
 
 def _text(value: object) -> str:
-    return value[:255] if isinstance(value, str) else ""
+    """A profile claim as stored: at most 255 characters, control characters dropped."""
+    if not isinstance(value, str):
+        return ""
+    return "".join(ch for ch in value if not has_control_characters(ch))[:255]

@@ -1,13 +1,22 @@
-"""Domain objects to protobuf messages."""
+"""Domain objects to protobuf messages, and the well-known types of requests to Python
+values (checked: protobuf accepts values Python cannot represent)."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
+from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 from orgs.v1 import resources_pb2 as pb
 
 from orgservice.domain import models
+from orgservice.domain.errors import invalid
+
+# The ranges google/protobuf/{duration,timestamp}.proto define.
+_MAX_DURATION_SECONDS = 315_576_000_000
+_MIN_TIMESTAMP_SECONDS = -62_135_596_800  # 0001-01-01T00:00:00Z
+_MAX_TIMESTAMP_SECONDS = 253_402_300_799  # 9999-12-31T23:59:59Z
+_NANOS = 1_000_000_000
 
 _ORGANIZATION_STATES = {
     models.OrganizationState.ACTIVE: pb.ORGANIZATION_STATE_ACTIVE,
@@ -30,7 +39,37 @@ _INVITATION_STATES = {
     models.InvitationState.REVOKED: pb.INVITATION_STATE_REVOKED,
     models.InvitationState.EXPIRED: pb.INVITATION_STATE_EXPIRED,
 }
-INVITATION_STATES_FROM_PROTO = {proto: state for state, proto in _INVITATION_STATES.items()}
+_INVITATION_STATES_FROM_PROTO = {proto: state for state, proto in _INVITATION_STATES.items()}
+
+
+def invitation_state(value: int, field: str = "state") -> models.InvitationState | None:
+    """A state filter: unspecified means any; unknown numbers are refused."""
+    if value == pb.INVITATION_STATE_UNSPECIFIED:
+        return None
+    state: models.InvitationState | None = _INVITATION_STATES_FROM_PROTO.get(value)  # type: ignore[call-overload]
+    if state is None:
+        raise invalid(field, f"unknown state {value}")
+    return state
+
+
+def to_timedelta(value: Duration, field: str) -> timedelta:
+    seconds, nanos = value.seconds, value.nanos
+    if (
+        abs(seconds) > _MAX_DURATION_SECONDS
+        or abs(nanos) >= _NANOS
+        or (seconds > 0 > nanos)
+        or (seconds < 0 < nanos)
+    ):
+        raise invalid(field, "is not a valid duration")
+    return timedelta(seconds=seconds, microseconds=nanos // 1000)
+
+
+def to_datetime(value: Timestamp, field: str) -> datetime:
+    if not (_MIN_TIMESTAMP_SECONDS <= value.seconds <= _MAX_TIMESTAMP_SECONDS) or not (
+        0 <= value.nanos < _NANOS
+    ):
+        raise invalid(field, "is not a valid timestamp")
+    return value.ToDatetime(tzinfo=UTC)
 
 
 def user(value: models.User) -> pb.User:

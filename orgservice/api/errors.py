@@ -11,42 +11,42 @@ from grpc_status import rpc_status
 from orgservice.domain import errors
 
 DOMAIN = "orgs.v1"
+# Clients drop trailers beyond their metadata limit (8 KiB by default): keep the
+# details well under it however many fields were wrong.
+MAX_DETAIL_BYTES = 4096
+_MAX_FIELD_PATH = 128
 
-
-class Unauthenticated(errors.DomainError):
-    default_reason = "UNAUTHENTICATED"
-
-
-_STATUS_CODES: dict[type[errors.DomainError], grpc.StatusCode] = {
+# One code per class of error; a reason's class derives from exactly one of these.
+STATUS_CODES: dict[type[errors.DomainError], grpc.StatusCode] = {
     errors.InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
     errors.NotFound: grpc.StatusCode.NOT_FOUND,
     errors.AlreadyExists: grpc.StatusCode.ALREADY_EXISTS,
     errors.PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
     errors.FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,
     errors.Aborted: grpc.StatusCode.ABORTED,
-    Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
+    errors.Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
+    errors.Unavailable: grpc.StatusCode.UNAVAILABLE,
+    errors.DeadlineExceeded: grpc.StatusCode.DEADLINE_EXCEEDED,
+    errors.ResourceExhausted: grpc.StatusCode.RESOURCE_EXHAUSTED,
 }
 
 
+def code_for(error: errors.DomainError) -> grpc.StatusCode:
+    for cls in type(error).__mro__:
+        code = STATUS_CODES.get(cls)
+        if code is not None:
+            return code
+    raise TypeError(f"{type(error).__name__} derives from no error class with a status code")
+
+
 def status_for(error: errors.DomainError) -> grpc.Status:
-    code = _STATUS_CODES[type(error)]
-    details: list[Message] = [
-        error_details_pb2.ErrorInfo(
-            reason=error.reason, domain=DOMAIN, metadata=dict(error.metadata)
-        )
-    ]
+    info = error_details_pb2.ErrorInfo(
+        reason=error.reason, domain=DOMAIN, metadata=dict(error.metadata)
+    )
+    details: list[Message] = [info]
     if isinstance(error, errors.InvalidArgument) and error.violations:
-        details.append(
-            error_details_pb2.BadRequest(
-                field_violations=[
-                    error_details_pb2.BadRequest.FieldViolation(
-                        field=v.field, description=v.description
-                    )
-                    for v in error.violations
-                ]
-            )
-        )
-    return _status(code, error.message, details)
+        details.append(_bad_request(error.violations, budget=MAX_DETAIL_BYTES - info.ByteSize()))
+    return _status(code_for(error), error.message, details)
 
 
 def internal_error_status(correlation_id: str) -> grpc.Status:
@@ -54,6 +54,21 @@ def internal_error_status(correlation_id: str) -> grpc.Status:
         reason="INTERNAL", domain=DOMAIN, metadata={"correlation_id": correlation_id}
     )
     return _status(grpc.StatusCode.INTERNAL, "internal error", [info])
+
+
+def _bad_request(
+    violations: list[errors.FieldViolation], *, budget: int
+) -> error_details_pb2.BadRequest:
+    """One violation per bad field, as many as fit in `budget` bytes."""
+    bad = error_details_pb2.BadRequest()
+    for violation in violations:
+        entry = error_details_pb2.BadRequest.FieldViolation(
+            field=violation.field[:_MAX_FIELD_PATH], description=violation.description
+        )
+        if bad.ByteSize() + entry.ByteSize() + 8 > budget:
+            break
+        bad.field_violations.append(entry)
+    return bad
 
 
 def _status(code: grpc.StatusCode, message: str, details: list[Message]) -> grpc.Status:

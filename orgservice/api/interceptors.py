@@ -1,37 +1,43 @@
-"""Server interceptors: access log + error mapping (outer), authentication (inner).
+"""Server interceptors, outermost first: call outcome (error mapping, access log,
+metrics), admission (overload and shutdown), authentication.
 
-Both wrap the handler's behavior instead of doing work in `intercept_service`, which
-grpcio runs on its single polling thread: token checks and logging then run on the
-worker thread of the call, where context variables reach the servicer.
+Each wraps the behaviour of unary and server-streaming handlers alike. Health checks and
+server reflection pass every interceptor without a token, are never refused, and are
+logged at DEBUG only.
 """
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import logging
 import re
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeAlias
 
 import grpc
+from grpc import aio
 
 from orgservice.api.auth import TokenVerifier
 from orgservice.api.errors import internal_error_status, status_for
-from orgservice.domain.errors import DomainError
+from orgservice.domain.errors import DomainError, ShuttingDown, TooManyRequests
 from orgservice.domain.models import Identity
 
 log = logging.getLogger("orgservice.access")
 error_log = logging.getLogger("orgservice.errors")
 
-Behavior = Callable[[Any, grpc.ServicerContext], Any]
-Continuation = Callable[[grpc.HandlerCallDetails], "grpc.RpcMethodHandler[Any, Any] | None"]
-
-# Methods callable without a token: health checks and server reflection.
+# Methods callable without a token, never refused: health checks and server reflection.
 PUBLIC_METHOD_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 _CORRELATION_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+Unary: TypeAlias = "Callable[[Any, aio.ServicerContext[Any, Any]], Awaitable[Any]]"
+Streaming: TypeAlias = "Callable[[Any, aio.ServicerContext[Any, Any]], AsyncIterator[Any]]"
+Continuation: TypeAlias = (
+    "Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]]"
+)
 
 
 @dataclass
@@ -40,7 +46,9 @@ class CallRecord:
 
     method: str
     correlation_id: str
+    streaming: bool
     user_id: str = ""
+    trace_id: str = ""
 
 
 _call: contextvars.ContextVar[CallRecord] = contextvars.ContextVar("orgservice_call")
@@ -59,96 +67,235 @@ def note_user(user_id: str) -> None:
         record.user_id = user_id
 
 
-def _wrap_unary(
-    handler: grpc.RpcMethodHandler[Any, Any] | None, wrap: Callable[[Behavior], Behavior]
+def is_public(method: str) -> bool:
+    return method.startswith(PUBLIC_METHOD_PREFIXES)
+
+
+def wrap_handler(
+    handler: grpc.RpcMethodHandler[Any, Any] | None,
+    method: str,
+    before: Callable[[str, aio.ServicerContext[Any, Any], bool], Awaitable[Callable[[], None]]],
 ) -> grpc.RpcMethodHandler[Any, Any] | None:
-    if handler is None or handler.unary_unary is None:
-        return handler
-    return grpc.unary_unary_rpc_method_handler(
-        wrap(handler.unary_unary),
-        request_deserializer=handler.request_deserializer,
-        response_serializer=handler.response_serializer,
-    )
+    """The handler with `before(method, context, streaming)` awaited ahead of its
+    behaviour; what `before` returns runs when the call ends, however it ends."""
+    if handler is None:
+        return None
+    if handler.unary_unary is not None:
+        unary: Unary = handler.unary_unary  # type: ignore[assignment]
+
+        async def unary_behavior(request: Any, context: aio.ServicerContext[Any, Any]) -> Any:
+            after = await before(method, context, False)
+            try:
+                return await unary(request, context)
+            finally:
+                after()
+
+        return grpc.unary_unary_rpc_method_handler(
+            unary_behavior,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+    if handler.unary_stream is not None:
+        streaming: Streaming = handler.unary_stream  # type: ignore[assignment]
+
+        async def stream_behavior(
+            request: Any, context: aio.ServicerContext[Any, Any]
+        ) -> AsyncIterator[Any]:
+            after = await before(method, context, True)
+            try:
+                async for response in streaming(request, context):
+                    yield response
+            finally:
+                after()
+
+        return grpc.unary_stream_rpc_method_handler(
+            stream_behavior,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+    raise TypeError(f"{method}: only unary and server-streaming RPCs are served")
 
 
-def _metadata(context: grpc.ServicerContext, key: str) -> str | None:
-    for item_key, value in context.invocation_metadata():
-        if item_key == key:
-            return str(value)
-    return None
+class OutcomeInterceptor(aio.ServerInterceptor):
+    """Turns exceptions into statuses (DomainErrors by the error table, anything else
+    into INTERNAL with the correlation id), and reports every call's outcome: one access
+    log line and the metrics."""
 
+    def __init__(self, observe: Callable[[str, str, grpc.StatusCode, float, bool], None]) -> None:
+        # observe(method, grpc_type, code, seconds, started): metrics; see telemetry.
+        self._observe = observe
 
-class AccessLogInterceptor(grpc.ServerInterceptor):
-    """Logs one line per call and turns exceptions into statuses: DomainErrors by the
-    error table, anything else into INTERNAL with the correlation id."""
-
-    def intercept_service(
+    async def intercept_service(
         self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
     ) -> grpc.RpcMethodHandler[Any, Any] | None:
         method = handler_call_details.method
+        handler = await continuation(handler_call_details)
+        if handler is None or handler.request_streaming:
+            return handler  # server reflection: the only client-streaming method
+        metadata = dict(handler_call_details.invocation_metadata or ())
+        streaming = handler.unary_stream is not None
+        grpc_type = "server_stream" if streaming else "unary"
+        observe = self._observe
 
-        def wrap(behavior: Behavior) -> Behavior:
-            def logged(request: Any, context: grpc.ServicerContext) -> Any:
-                requested_id = _metadata(context, "x-request-id") or ""
-                correlation_id = (
-                    requested_id if _CORRELATION_ID.match(requested_id) else uuid.uuid4().hex
+        def start() -> tuple[CallRecord, contextvars.Token[CallRecord], float]:
+            requested_id = str(metadata.get("x-request-id", ""))
+            correlation_id = (
+                requested_id if _CORRELATION_ID.match(requested_id) else uuid.uuid4().hex
+            )
+            record = CallRecord(method, correlation_id, streaming)
+            observe(method, grpc_type, grpc.StatusCode.OK, 0.0, True)
+            return record, _call.set(record), time.perf_counter()
+
+        def finish(record: CallRecord, started: float, code: grpc.StatusCode) -> None:
+            elapsed = time.perf_counter() - started
+            observe(method, grpc_type, code, elapsed, False)
+            level = logging.DEBUG if is_public(method) else logging.INFO
+            if log.isEnabledFor(level):
+                log.log(
+                    level,
+                    "method=%s code=%s duration_ms=%.1f user_id=%s correlation_id=%s%s",
+                    method,
+                    code.name,
+                    elapsed * 1000,
+                    record.user_id or "-",
+                    record.correlation_id,
+                    f" trace_id={record.trace_id}" if record.trace_id else "",
+                    extra={
+                        "method": method,
+                        "code": code.name,
+                        "duration_ms": round(elapsed * 1000, 3),
+                        "user_id": record.user_id,
+                        "correlation_id": record.correlation_id,
+                        "trace_id": record.trace_id,
+                    },
                 )
-                record = CallRecord(method, correlation_id)
-                token = _call.set(record)
-                started = time.perf_counter()
+
+        if handler.unary_unary is not None:
+            unary: Unary = handler.unary_unary  # type: ignore[assignment]
+
+            async def unary_behavior(request: Any, context: aio.ServicerContext[Any, Any]) -> Any:
+                record, token, started = start()
                 code = grpc.StatusCode.OK
                 try:
-                    return behavior(request, context)
-                except DomainError as error:
-                    status = status_for(error)
-                    code = status.code
-                    context.abort_with_status(status)
-                except Exception:
-                    error_log.exception(
-                        "unhandled error in %s (correlation_id=%s)", method, correlation_id
-                    )
-                    code = grpc.StatusCode.INTERNAL
-                    context.abort_with_status(internal_error_status(correlation_id))
+                    return await unary(request, context)
+                except BaseException as error:
+                    code = await _abort(error, context, record)
                 finally:
-                    log.info(
-                        "method=%s status=%s duration_ms=%.1f user_id=%s correlation_id=%s",
-                        method,
-                        code.name,
-                        (time.perf_counter() - started) * 1000,
-                        record.user_id or "-",
-                        correlation_id,
-                    )
+                    finish(record, started, code)
                     _call.reset(token)
 
-            return logged
+            return grpc.unary_unary_rpc_method_handler(
+                unary_behavior,
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
 
-        return _wrap_unary(continuation(handler_call_details), wrap)
+        streaming_behavior: Streaming = handler.unary_stream  # type: ignore[assignment]
+
+        async def stream_behavior(
+            request: Any, context: aio.ServicerContext[Any, Any]
+        ) -> AsyncIterator[Any]:
+            record, token, started = start()
+            code = grpc.StatusCode.OK
+            try:
+                async for response in streaming_behavior(request, context):
+                    yield response
+            except BaseException as error:
+                code = await _abort(error, context, record)
+            finally:
+                finish(record, started, code)
+                _call.reset(token)
+
+        return grpc.unary_stream_rpc_method_handler(
+            stream_behavior,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
 
 
-class AuthInterceptor(grpc.ServerInterceptor):
+async def _abort(
+    error: BaseException, context: aio.ServicerContext[Any, Any], record: CallRecord
+) -> grpc.StatusCode:
+    """Ends the call with the status for `error` (re-raising what grpc raised itself,
+    such as an abort or a cancellation) and returns its code."""
+    if isinstance(error, DomainError):
+        status = status_for(error)
+    elif isinstance(error, aio.AbortError):
+        raise error
+    elif isinstance(error, BaseException) and not isinstance(error, Exception):
+        # Cancellation (the client went away or the server is stopping): no status to send.
+        raise error
+    else:
+        error_log.error(
+            "unhandled error in %s (correlation_id=%s)",
+            record.method,
+            record.correlation_id,
+            exc_info=error,
+        )
+        status = internal_error_status(record.correlation_id)
+    with contextlib.suppress(aio.AbortError):
+        await context.abort(status.code, status.details, status.trailing_metadata)
+    return status.code
+
+
+class AdmissionInterceptor(aio.ServerInterceptor):
+    """At most `max_unary` unary calls and `max_streams` streams at once per process;
+    beyond either, RESOURCE_EXHAUSTED at once instead of a queue. While the server shuts
+    down, every new call is refused with UNAVAILABLE (health checks excepted)."""
+
+    def __init__(self, max_unary: int, max_streams: int) -> None:
+        self._limits = {False: max_unary, True: max_streams}
+        self._in_flight = {False: 0, True: 0}
+        self.draining = False
+
+    def in_flight(self, *, streaming: bool = False) -> int:
+        return self._in_flight[streaming]
+
+    async def intercept_service(
+        self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
+        handler = await continuation(handler_call_details)
+        method = handler_call_details.method
+        if is_public(method):
+            return handler
+        return wrap_handler(handler, method, self._admit)
+
+    async def _admit(
+        self, _method: str, _context: aio.ServicerContext[Any, Any], streaming: bool
+    ) -> Callable[[], None]:
+        if self.draining:
+            raise ShuttingDown()
+        if self._in_flight[streaming] >= self._limits[streaming]:
+            raise TooManyRequests("too many open streams; retry with backoff" if streaming else "")
+        self._in_flight[streaming] += 1
+
+        def release() -> None:
+            self._in_flight[streaming] -= 1
+
+        return release
+
+
+class AuthInterceptor(aio.ServerInterceptor):
     """Requires a valid bearer token on every method but health and reflection."""
 
     def __init__(self, verifier: TokenVerifier) -> None:
         self._verifier = verifier
 
-    def intercept_service(
+    async def intercept_service(
         self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
     ) -> grpc.RpcMethodHandler[Any, Any] | None:
-        handler = continuation(handler_call_details)
-        if handler_call_details.method.startswith(PUBLIC_METHOD_PREFIXES):
+        handler = await continuation(handler_call_details)
+        method = handler_call_details.method
+        if is_public(method):
             return handler
-        if handler is not None and handler.unary_unary is None:
-            raise TypeError(f"{handler_call_details.method}: only unary RPCs can be authenticated")
+        metadata = handler_call_details.invocation_metadata or ()
+        authorization = next((str(v) for k, v in metadata if k == "authorization"), None)
+        verifier = self._verifier
 
-        def wrap(behavior: Behavior) -> Behavior:
-            def authenticated(request: Any, context: grpc.ServicerContext) -> Any:
-                identity = self._verifier.verify(_metadata(context, "authorization"))
-                token = _identity.set(identity)
-                try:
-                    return behavior(request, context)
-                finally:
-                    _identity.reset(token)
+        async def authenticate(
+            _method: str, _context: aio.ServicerContext[Any, Any], _streaming: bool
+        ) -> Callable[[], None]:
+            token = _identity.set(verifier.verify(authorization))
+            return lambda: _identity.reset(token)
 
-            return authenticated
-
-        return _wrap_unary(handler, wrap)
+        return wrap_handler(handler, method, authenticate)

@@ -1,16 +1,27 @@
 """OrganizationService: each RPC parses its request, calls one use case and converts
-the result. The RPCs live in groups by resource; this class puts them together."""
+the result. The RPCs live in modules by resource; this class puts them together, and
+`api.dispatch` checks at start-up that it has a method for every RPC of the contract."""
 
 from __future__ import annotations
 
-from orgs.v1 import organization_service_pb2_grpc as rpc_grpc
-
-from orgservice.api.invitation_rpcs import InvitationRpcs
-from orgservice.api.member_rpcs import MemberRpcs
-from orgservice.api.organization_rpcs import OrganizationRpcs
+from orgservice.api.audit import AuditRpcs
+from orgservice.api.invitations import InvitationRpcs
+from orgservice.api.members import MemberRpcs
+from orgservice.api.organizations import OrganizationRpcs
+from orgservice.api.permissions import PermissionRpcs
+from orgservice.api.roles import RoleRpcs
+from orgservice.api.users import UserRpcs
+from orgservice.api.workspaces import WorkspaceRpcs
 
 
 class OrganizationServicer(
-    OrganizationRpcs, MemberRpcs, InvitationRpcs, rpc_grpc.OrganizationServiceServicer
+    UserRpcs,
+    OrganizationRpcs,
+    MemberRpcs,
+    RoleRpcs,
+    PermissionRpcs,
+    AuditRpcs,
+    InvitationRpcs,
+    WorkspaceRpcs,
 ):
-    """Every RPC of the contract; mypy reports any the generated base leaves abstract."""
+    """Every RPC of orgs.v1.OrganizationService."""

@@ -1,9 +1,19 @@
-"""Errors raised by use cases; the API layer maps each class to one status code."""
+"""The error catalogue: every failure a caller can see, one class per ErrorInfo reason.
+
+A reason's class derives from exactly one class per canonical code (`NotFound`,
+`AlreadyExists`, ...), so a reason can only ever be sent with one code; the API layer
+maps the code classes to statuses by walking the class hierarchy. The reasons are listed
+for callers in the service comment of `organization_service.proto`.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+
+# Rejected values are quoted in messages only up to this many characters, so hostile
+# input never inflates an error beyond what a client accepts in its trailers.
+MAX_QUOTED_CHARACTERS = 64
 
 
 @dataclass(frozen=True)
@@ -17,53 +27,236 @@ class FieldViolation:
 class DomainError(Exception):
     """Base class: `reason` becomes ErrorInfo.reason, `message` the status message."""
 
-    default_reason = "ERROR"
+    reason = "ERROR"
+    default_message = "error"
 
-    def __init__(
-        self,
-        message: str,
-        *,
-        reason: str | None = None,
-        metadata: Mapping[str, str] | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.message = message
-        self.reason = reason or self.default_reason
+    def __init__(self, message: str = "", *, metadata: Mapping[str, str] | None = None) -> None:
+        self.message = message or self.default_message
+        super().__init__(self.message)
         self.metadata: Mapping[str, str] = metadata or {}
 
 
+def quoted(value: str) -> str:
+    """`value` in quotes for a message, cut to MAX_QUOTED_CHARACTERS."""
+    if len(value) > MAX_QUOTED_CHARACTERS:
+        value = value[: MAX_QUOTED_CHARACTERS - 1] + "…"
+    return repr(value)
+
+
+# --- one class per canonical code -----------------------------------------------------
+
+
 class InvalidArgument(DomainError):
-    default_reason = "INVALID_ARGUMENT"
+    reason = "INVALID_ARGUMENT"
+    default_message = "invalid request"
 
     def __init__(
         self,
-        message: str,
+        message: str = "",
         *,
         violations: list[FieldViolation] | None = None,
-        reason: str | None = None,
+        metadata: Mapping[str, str] | None = None,
     ) -> None:
-        super().__init__(message, reason=reason)
+        super().__init__(message, metadata=metadata)
         self.violations = violations or []
 
 
 class NotFound(DomainError):
-    default_reason = "NOT_FOUND"
+    reason = "NOT_FOUND"
 
 
 class AlreadyExists(DomainError):
-    default_reason = "ALREADY_EXISTS"
+    reason = "ALREADY_EXISTS"
 
 
 class PermissionDenied(DomainError):
-    default_reason = "PERMISSION_DENIED"
+    reason = "PERMISSION_DENIED"
+    default_message = "permission denied"
 
 
 class FailedPrecondition(DomainError):
-    default_reason = "FAILED_PRECONDITION"
+    reason = "FAILED_PRECONDITION"
 
 
 class Aborted(DomainError):
-    default_reason = "ABORTED"
+    reason = "ABORTED"
+
+
+class Unauthenticated(DomainError):
+    reason = "UNAUTHENTICATED"
+    # One message for every failure: the caller learns nothing about why.
+    default_message = "missing or invalid bearer token"
+
+
+class Unavailable(DomainError):
+    reason = "UNAVAILABLE"
+
+
+class DeadlineExceeded(DomainError):
+    reason = "DEADLINE_EXCEEDED"
+    default_message = "the call ran out of time; retry with a longer deadline"
+
+
+class ResourceExhausted(DomainError):
+    reason = "RESOURCE_EXHAUSTED"
+
+
+# --- the reasons ----------------------------------------------------------------------
+
+
+class UnknownRole(InvalidArgument):
+    reason = "UNKNOWN_ROLE"
+
+    def __init__(self, name: str, field_path: str = "role") -> None:
+        super().__init__(
+            f"the organization has no role {quoted(name)}",
+            violations=[FieldViolation(field_path, "names no role of the organization")],
+        )
+
+
+class RequestIdReused(InvalidArgument):
+    reason = "REQUEST_ID_REUSED"
+    default_message = "request_id was already used for a different request"
+
+
+class OrganizationNotFound(NotFound):
+    reason = "ORGANIZATION_NOT_FOUND"
+    # One message for "does not exist" and "you are not a member": no existence leak.
+    default_message = "organization not found"
+
+
+class MemberNotFound(NotFound):
+    reason = "MEMBER_NOT_FOUND"
+    default_message = "member not found"
+
+
+class UserNotFound(NotFound):
+    reason = "USER_NOT_FOUND"
+    default_message = "no such user; invite them by email instead"
+
+
+class RoleNotFound(NotFound):
+    reason = "ROLE_NOT_FOUND"
+    default_message = "role not found"
+
+
+class InvitationNotFound(NotFound):
+    reason = "INVITATION_NOT_FOUND"
+    default_message = "invitation not found"
+
+
+class WorkspaceNotFound(NotFound):
+    reason = "WORKSPACE_NOT_FOUND"
+    default_message = "workspace not found"
+
+
+class SlugTaken(AlreadyExists):
+    reason = "SLUG_TAKEN"
+
+    def __init__(self, slug: str, *, scope: str = "") -> None:
+        where = f" in this {scope}" if scope else ""
+        super().__init__(f"the slug {slug!r} is already taken{where}", metadata={"slug": slug})
+
+
+class AlreadyMember(AlreadyExists):
+    reason = "ALREADY_MEMBER"
+    default_message = "the user is already a member of the organization"
+
+
+class InvitationPending(AlreadyExists):
+    reason = "INVITATION_PENDING"
+
+    def __init__(self, email: str) -> None:
+        super().__init__(f"a pending invitation for {quoted(email)} exists already")
+
+
+class RoleExists(AlreadyExists):
+    reason = "ROLE_EXISTS"
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"a role named {name!r} already exists")
+
+
+def missing_permission(permission: str, message: str = "") -> PermissionDenied:
+    """The caller lacks `permission`; ErrorInfo metadata names it."""
+    return PermissionDenied(
+        message or f"permission {permission!r} is required", metadata={"permission": permission}
+    )
+
+
+class OwnerRequired(PermissionDenied):
+    reason = "OWNER_REQUIRED"
+
+
+class LastOwner(FailedPrecondition):
+    reason = "LAST_OWNER"
+    default_message = "the organization must keep at least one owner"
+
+
+class OrganizationDeleted(FailedPrecondition):
+    reason = "ORGANIZATION_DELETED"
+    default_message = "the organization is deleted; undelete it first"
+
+
+class OrganizationNotDeleted(FailedPrecondition):
+    reason = "ORGANIZATION_NOT_DELETED"
+    default_message = "the organization is not deleted"
+
+
+class InvitationExpired(FailedPrecondition):
+    reason = "INVITATION_EXPIRED"
+    default_message = "the invitation has expired"
+
+
+class InvitationNotPending(FailedPrecondition):
+    reason = "INVITATION_NOT_PENDING"
+
+
+class InvitedRoleDeleted(FailedPrecondition):
+    reason = "INVITED_ROLE_DELETED"
+    default_message = "the invited role no longer exists"
+
+
+class BuiltInRole(FailedPrecondition):
+    reason = "BUILT_IN_ROLE"
+
+
+class RoleInUse(FailedPrecondition):
+    reason = "ROLE_IN_USE"
+
+
+class AmbiguousUser(FailedPrecondition):
+    reason = "AMBIGUOUS_USER"
+    default_message = "several users match; add the user by user_id"
+
+
+class EtagMismatch(Aborted):
+    reason = "ETAG_MISMATCH"
+    default_message = (
+        "the resource changed since it was read (etag mismatch); read it again and retry"
+    )
+
+
+class DatabaseUnavailable(Unavailable):
+    reason = "DATABASE_UNAVAILABLE"
+    default_message = "the database is unavailable; retry with backoff"
+
+
+class ShuttingDown(Unavailable):
+    reason = "SHUTTING_DOWN"
+    default_message = "the server is shutting down; retry on another replica"
+
+
+class CallDeadlineExceeded(DeadlineExceeded):
+    reason = "DEADLINE_EXCEEDED"
+
+
+class TooManyRequests(ResourceExhausted):
+    reason = "TOO_MANY_REQUESTS"
+    default_message = "the server is at capacity; retry with backoff"
+
+
+# --- input validation helpers ---------------------------------------------------------
 
 
 @dataclass
@@ -77,7 +270,7 @@ class Violations:
 
     def raise_if_any(self) -> None:
         if self.items:
-            fields = ", ".join(v.field for v in self.items)
+            fields = ", ".join(dict.fromkeys(v.field for v in self.items))
             raise InvalidArgument(f"invalid request: {fields}", violations=self.items)
 
 
@@ -89,8 +282,11 @@ def invalid(field_path: str, description: str) -> InvalidArgument:
     )
 
 
-def etag_mismatch() -> Aborted:
-    return Aborted(
-        "the resource changed since it was read (etag mismatch); read it again and retry",
-        reason="ETAG_MISMATCH",
-    )
+def catalogue() -> Iterator[type[DomainError]]:
+    """Every error class, depth first: the code classes and their reasons."""
+    pending: list[type[DomainError]] = [DomainError]
+    while pending:
+        cls = pending.pop()
+        if cls is not DomainError:
+            yield cls
+        pending.extend(reversed(cls.__subclasses__()))

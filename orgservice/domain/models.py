@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Generic, TypeVar
 
+from orgservice.domain.budget import Budget
+
 T = TypeVar("T")
 
 
@@ -19,6 +21,14 @@ class Caller:
     is_platform: bool = False
     email: str = ""
     email_verified: bool = False
+
+
+@dataclass(frozen=True)
+class Call:
+    """Who makes a request, and how long its work may take."""
+
+    caller: Caller
+    budget: Budget
 
 
 @dataclass(frozen=True)
@@ -67,10 +77,29 @@ class Organization:
 
 
 @dataclass(frozen=True)
+class AccessRecord:
+    """One user's standing in one existing organization: its state, the user's role
+    (None for non-members) and that role's permissions."""
+
+    state: OrganizationState
+    role: str | None
+    permissions: frozenset[str]
+
+
+@dataclass(frozen=True)
 class Membership:
     organization_id: str
     slug: str
     role: str
+
+
+@dataclass(frozen=True)
+class PriorRequest:
+    """What a caller's earlier create with the same request_id did."""
+
+    operation: str
+    request_hash: str
+    resource_id: str
 
 
 @dataclass(frozen=True)
@@ -95,6 +124,7 @@ class AuditEvent:
     target_id: str
     details: dict[str, str]
     create_time: datetime
+    seq: int = 0  # per organization, in commit order
 
 
 @dataclass(frozen=True)
@@ -126,6 +156,15 @@ class OrganizationFields:
     slug: str | None = None
     description: str | None = None
     labels: dict[str, str] | None = field(default=None)
+
+
+@dataclass(frozen=True)
+class OrganizationQuery:
+    """Which organizations a list returns."""
+
+    member_user_id: str | None  # None: every organization (platform callers)
+    name_filter: str = ""
+    show_deleted: bool = False
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,9 @@
-"""Input rules shared by every resource: slugs, names, descriptions, labels, ids."""
+"""Input rules shared by every resource: text, slugs, names, labels, emails and ids.
+
+Every text a client sends is checked here before it reaches a query, so hostile input
+gets INVALID_ARGUMENT the same way on every backend (PostgreSQL, for one, cannot store
+NUL characters at all).
+"""
 
 from __future__ import annotations
 
@@ -7,18 +12,39 @@ import secrets
 import string
 import unicodedata
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
-from orgservice.domain.errors import Violations, invalid
+from orgservice.domain.errors import Violations, invalid, quoted
 
 SLUG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
 LABEL_KEY_PATTERN = re.compile(r"^[a-z][a-z0-9_.-]{0,62}$")
+# The hyphenated form only: other spellings (braces, urn:uuid:, no hyphens) are refused
+# rather than normalized, so one request_id can never be spelled two ways.
+_UUID_PATTERN = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.I)
+_EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 MAX_NAME_LENGTH = 200
 MAX_DESCRIPTION_LENGTH = 2000
 MAX_LABELS = 64
 MAX_LABEL_VALUE_LENGTH = 256
 MAX_SLUG_LENGTH = 63
+MAX_SEARCH_LENGTH = 200
+MAX_EMAIL_LENGTH = 320
+MAX_USERNAME_LENGTH = 255
 _SUFFIX_ALPHABET = string.ascii_lowercase + string.digits
+# Multi-line texts (descriptions, metadata) may hold these; no other control character.
+_LAYOUT_CHARACTERS = frozenset("\n\t")
+
+
+def has_control_characters(text: str, allowed: frozenset[str] = frozenset()) -> bool:
+    return any(unicodedata.category(ch) == "Cc" and ch not in allowed for ch in text)
+
+
+def check_line(violations: Violations, field_path: str, text: str, *, max_length: int) -> None:
+    """One line of text (names, filters, label values): no control characters."""
+    if len(text) > max_length:
+        violations.add(field_path, f"must be at most {max_length} characters")
+    elif has_control_characters(text):
+        violations.add(field_path, "must not contain control characters")
 
 
 def check_slug(violations: Violations, field_path: str, slug: str) -> None:
@@ -35,11 +61,16 @@ def clean_name(violations: Violations, field_path: str, name: str) -> str:
     trimmed = name.strip()
     if not trimmed:
         violations.add(field_path, "must not be empty")
-    elif len(trimmed) > MAX_NAME_LENGTH:
-        violations.add(field_path, f"must be at most {MAX_NAME_LENGTH} characters")
-    elif _has_control_characters(trimmed):
-        violations.add(field_path, "must not contain control characters")
+    else:
+        check_line(violations, field_path, trimmed, max_length=MAX_NAME_LENGTH)
     return trimmed
+
+
+def check_description(violations: Violations, field_path: str, description: str) -> None:
+    if len(description) > MAX_DESCRIPTION_LENGTH:
+        violations.add(field_path, f"must be at most {MAX_DESCRIPTION_LENGTH} characters")
+    elif has_control_characters(description, _LAYOUT_CHARACTERS):
+        violations.add(field_path, "must not contain control characters but newline and tab")
 
 
 def clean_named_fields(
@@ -63,45 +94,72 @@ def clean_named_fields(
     return name
 
 
-def check_description(violations: Violations, field_path: str, description: str) -> None:
-    if len(description) > MAX_DESCRIPTION_LENGTH:
-        violations.add(field_path, f"must be at most {MAX_DESCRIPTION_LENGTH} characters")
-
-
 def check_labels(violations: Violations, field_path: str, labels: Mapping[str, str]) -> None:
     if len(labels) > MAX_LABELS:
         violations.add(field_path, f"must have at most {MAX_LABELS} entries")
+        return
     for key, value in labels.items():
+        entry = f"{field_path}[{quoted(key)}]"
         if not LABEL_KEY_PATTERN.match(key):
             violations.add(
-                f"{field_path}[{key!r}]",
-                "key must start with a-z and hold at most 63 of a-z, 0-9, '_', '.', '-'",
+                entry, "key must start with a-z and hold at most 63 of a-z, 0-9, '_', '.', '-'"
             )
-        if len(value) > MAX_LABEL_VALUE_LENGTH:
-            violations.add(
-                f"{field_path}[{key!r}]", f"value must be at most {MAX_LABEL_VALUE_LENGTH} chars"
-            )
+        check_line(violations, entry, value, max_length=MAX_LABEL_VALUE_LENGTH)
 
 
-def _has_control_characters(text: str) -> bool:
-    return any(unicodedata.category(ch) == "Cc" for ch in text)
+def search_text(field_path: str, text: str) -> str:
+    """A filter or query: trimmed, at most 200 characters, one line."""
+    return checked_line(field_path, text, max_length=MAX_SEARCH_LENGTH).strip()
 
 
-def require_id(field_path: str, value: str) -> str:
-    """Validates a server-assigned UUID taken from a request."""
-    if not value:
+def normalized_email(email: str, field_path: str = "email") -> str:
+    email = email.strip().lower()
+    if not email:
         raise invalid(field_path, "is required")
-    if not is_uuid(value):
-        raise invalid(field_path, "must be a UUID")
-    return value
+    if (
+        len(email) > MAX_EMAIL_LENGTH
+        or has_control_characters(email)
+        or not _EMAIL_PATTERN.match(email)
+    ):
+        raise invalid(field_path, "must be an email address")
+    return email
+
+
+def checked_line(field_path: str, text: str, *, max_length: int) -> str:
+    """`text` if it is one line of at most `max_length` characters, else INVALID_ARGUMENT."""
+    violations = Violations()
+    check_line(violations, field_path, text, max_length=max_length)
+    violations.raise_if_any()
+    return text
 
 
 def is_uuid(value: str) -> bool:
-    try:
-        uuid.UUID(value)
-    except ValueError:
-        return False
-    return True
+    """True for a UUID in the hyphenated form (any case)."""
+    return bool(_UUID_PATTERN.match(value))
+
+
+def canonical_uuid(value: str) -> str | None:
+    """The lower-case form of a hyphenated UUID, or None for anything else."""
+    return value.lower() if is_uuid(value) else None
+
+
+def normalized_request_id(value: str) -> str:
+    """A create's idempotency key: empty, or a hyphenated UUID normalized to lower case."""
+    if not value:
+        return ""
+    normalized = canonical_uuid(value)
+    if normalized is None:
+        raise invalid(
+            "request_id", "must be a UUID in the form xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx"
+        )
+    return normalized
+
+
+def check_count(
+    violations: Violations, field_path: str, items: Sequence[object], maximum: int
+) -> None:
+    if len(items) > maximum:
+        violations.add(field_path, f"must have at most {maximum} entries")
 
 
 def new_id() -> str:

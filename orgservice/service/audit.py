@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
-from orgservice.domain.models import AuditEvent, Caller, Page, PageRequest
+from orgservice.domain.authorization import to_read
+from orgservice.domain.models import AuditEvent, Call, Caller, Page, PageRequest
 from orgservice.domain.permissions import AUDIT_LIST
-from orgservice.service.access import authorize
-from orgservice.storage.unit_of_work import Database, UnitOfWork
+from orgservice.domain.validation import search_text
+from orgservice.service.authorization import authorize
+from orgservice.service.ports import Database, UnitOfWork
+
+LIST = to_read(AUDIT_LIST)
 
 
 def record(
@@ -38,8 +43,13 @@ class AuditService:
         self._database = database
 
     def list(
-        self, caller: Caller, organization_id: str, page: PageRequest, *, action: str = ""
+        self,
+        call: Call,
+        organization_id: str,
+        page: Callable[[], PageRequest],
+        *,
+        action: str = "",
     ) -> Page[AuditEvent]:
-        with self._database.snapshot() as uow:
-            authorize(uow, caller, organization_id, AUDIT_LIST, allow_deleted=True)
-            return uow.audit.find_page(organization_id, action.strip(), page)
+        with self._database.snapshot(call.budget) as uow:
+            authorize(uow, call.caller, organization_id, LIST)
+            return uow.audit.find_page(organization_id, search_text("action", action), page())

@@ -4,72 +4,52 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Mapping
-from datetime import timedelta
-from typing import Any, TypeVar
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any
 
-from orgservice.domain.errors import InvalidArgument, invalid
+from orgservice.domain.errors import RequestIdReused
 from orgservice.domain.models import Caller
-from orgservice.domain.validation import is_uuid, new_id
-from orgservice.service.clock import Clock
-from orgservice.storage.unit_of_work import Database, UnitOfWork
+from orgservice.service.ports import UnitOfWork
 
-T = TypeVar("T")
 RETENTION = timedelta(hours=24)
 
 
-def create_once(
-    database: Database,
-    clock: Clock,
+def earlier_result(
+    uow: UnitOfWork,
     caller: Caller,
-    *,
     request_id: str,
+    *,
     operation: str,
     request: Mapping[str, Any],
-    create: Callable[[UnitOfWork, str], T],
-    replay: Callable[[UnitOfWork, str], T],
-    resource_id: str = "",
-) -> T:
-    """Runs `create(uow, new_resource_id)` in a transaction and commits it, unless the
-    caller already made this request: then `replay(uow, resource_id)` returns the result.
+    resource_id: str,
+    now: datetime,
+) -> str | None:
+    """Claims `request_id` (normalized, possibly empty) for a create of `resource_id`,
+    or returns the id of what the same caller's earlier request with it created.
 
-    Resources named by the caller pass their own `resource_id` instead of a new UUID.
-    The request_id is claimed before the resource is created, so a concurrent duplicate
-    blocks on the claim, fails it, and retries to find the winner's record.
+    Called inside the create's transaction, before it writes anything: a concurrent
+    duplicate waits on the claim and then finds the winner's record.
     """
-    if request_id and not is_uuid(request_id):
-        raise invalid("request_id", "must be a UUID")
-    request_hash = _fingerprint(operation, request)
-    for _attempt in range(3):
-        with database.transaction() as uow:
-            new_resource_id = resource_id or new_id()
-            if request_id:
-                now = clock()
-                prior = uow.idempotency.find(caller.user_id, request_id, now - RETENTION)
-                if prior is not None:
-                    if (prior.operation, prior.request_hash) != (operation, request_hash):
-                        raise InvalidArgument(
-                            "request_id was already used for a different request",
-                            reason="REQUEST_ID_REUSED",
-                        )
-                    return replay(uow, prior.resource_id)
-                claimed = uow.idempotency.claim(
-                    user_id=caller.user_id,
-                    request_id=request_id,
-                    operation=operation,
-                    request_hash=request_hash,
-                    resource_id=new_resource_id,
-                    now=now,
-                    not_before=now - RETENTION,
-                )
-                if not claimed:
-                    continue
-            result = create(uow, new_resource_id)
-            uow.commit()
-            return result
-    raise RuntimeError("request_id claim kept failing without a visible winner")
+    if not request_id:
+        return None
+    fingerprint = _fingerprint(operation, request)
+    prior = uow.idempotency.claim(
+        user_id=caller.user_id,
+        request_id=request_id,
+        operation=operation,
+        request_hash=fingerprint,
+        resource_id=resource_id,
+        now=now,
+        not_before=now - RETENTION,
+    )
+    if prior is None:
+        return None
+    if (prior.operation, prior.request_hash) != (operation, fingerprint):
+        raise RequestIdReused()
+    return prior.resource_id
 
 
 def _fingerprint(operation: str, request: Mapping[str, Any]) -> str:
-    canonical = json.dumps({"op": operation, "request": request}, sort_keys=True)
+    canonical = json.dumps({"op": operation, "request": request}, sort_keys=True, default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import functools
+import threading
+from collections import OrderedDict
 
-from orgservice.domain.models import Caller, Identity, Membership, OrganizationFields, User
+from orgservice.domain.budget import Budget, WouldBlock
+from orgservice.domain.models import Call, Caller, Identity, Membership, OrganizationFields, User
 from orgservice.domain.validation import new_id
 from orgservice.service.clock import Clock, system_clock
 from orgservice.service.organizations import insert_organization
-from orgservice.storage.unit_of_work import Database
+from orgservice.service.ports import Database
 
 # Distinct identities remembered per process; a miss costs one small transaction.
 _CACHED_IDENTITIES = 16_384
@@ -26,27 +28,43 @@ class IdentityService:
         self._clock = clock
         self._personal_organizations = personal_organizations
         # Keyed by every claim the user record holds, so a changed claim refreshes it.
-        self._user_id_for = functools.lru_cache(maxsize=_CACHED_IDENTITIES)(self._provision)
+        self._user_ids: OrderedDict[Identity, str] = OrderedDict()
+        self._lock = threading.Lock()
 
-    def caller_for(self, identity: Identity) -> Caller:
+    def caller_for(self, identity: Identity, budget: Budget) -> Caller:
         return Caller(
-            user_id=self._user_id_for(identity),
+            user_id=self._user_id_for(identity, budget),
             subject=identity.subject,
             is_platform=identity.is_platform,
             email=identity.email,
             email_verified=identity.email_verified,
         )
 
-    def current_user(self, caller: Caller) -> tuple[User, list[Membership]]:
-        with self._database.snapshot() as uow:
-            user = uow.users.get(caller.user_id)
+    def current_user(self, call: Call) -> tuple[User, list[Membership]]:
+        with self._database.snapshot(call.budget) as uow:
+            user = uow.users.get(call.caller.user_id)
             assert user is not None, "callers are provisioned before they reach a use case"
-            return user, uow.memberships.of_user(caller.user_id)
+            return user, uow.memberships.of_user(call.caller.user_id)
 
-    def _provision(self, identity: Identity) -> str:
+    def _user_id_for(self, identity: Identity, budget: Budget) -> str:
+        with self._lock:
+            user_id = self._user_ids.get(identity)
+            if user_id is not None:
+                self._user_ids.move_to_end(identity)
+                return user_id
+        if not budget.may_block:
+            raise WouldBlock()
+        user_id = self._provision(identity, budget)
+        with self._lock:
+            self._user_ids[identity] = user_id
+            if len(self._user_ids) > _CACHED_IDENTITIES:
+                self._user_ids.popitem(last=False)
+        return user_id
+
+    def _provision(self, identity: Identity, budget: Budget) -> str:
         """Creates or refreshes the user; a new user also gets a personal organization,
         exactly once even when first calls race (the user insert decides the winner)."""
-        with self._database.transaction() as uow:
+        with self._database.transaction(budget) as uow:
             now = self._clock()
             user, created = uow.users.ensure(identity, now)
             if created and self._personal_organizations:

@@ -9,18 +9,24 @@ invitation and only then adds the member.
 
 from __future__ import annotations
 
-import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from orgservice.domain.authorization import Access, Requirement, to_change, to_read
 from orgservice.domain.errors import (
-    AlreadyExists,
-    FailedPrecondition,
-    NotFound,
-    Violations,
+    AlreadyMember,
+    InvitationExpired,
+    InvitationNotFound,
+    InvitationNotPending,
+    InvitationPending,
+    InvitedRoleDeleted,
+    OrganizationNotFound,
     invalid,
 )
 from orgservice.domain.invitation_tokens import hash_token, new_token
 from orgservice.domain.models import (
+    Call,
     Caller,
     Invitation,
     InvitationState,
@@ -35,31 +41,36 @@ from orgservice.domain.permissions import (
     INVITATIONS_REVOKE,
     INVITATIONS_UPDATE,
 )
-from orgservice.domain.validation import is_uuid
+from orgservice.domain.validation import (
+    canonical_uuid,
+    new_id,
+    normalized_email,
+    normalized_request_id,
+)
 from orgservice.service import audit
-from orgservice.service.access import authorize
+from orgservice.service.authorization import authorize
 from orgservice.service.clock import Clock, system_clock
-from orgservice.service.idempotency import create_once
-from orgservice.service.members import check_may_grant, existing_role
-from orgservice.storage.unit_of_work import Database, UnitOfWork
+from orgservice.service.idempotency import earlier_result
+from orgservice.service.members import check_may_grant, existing_role, load_member
+from orgservice.service.ports import Database, UnitOfWork
 
 DEFAULT_TTL = timedelta(days=7)
 MAX_TTL = timedelta(days=30)
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-_MAX_EMAIL_LENGTH = 320
+
+LIST = to_read(INVITATIONS_LIST)
+CREATE = to_change(INVITATIONS_CREATE)
+UPDATE = to_change(INVITATIONS_UPDATE)
+REVOKE = to_change(INVITATIONS_REVOKE)
+# Resending issues a new invitation token: it takes the right to invite.
+RESEND = to_change(INVITATIONS_CREATE)
 
 
-def invitation_not_found() -> NotFound:
-    return NotFound("invitation not found", reason="INVITATION_NOT_FOUND")
+@dataclass(frozen=True)
+class InvitationChanges:
+    """What an UpdateInvitation changes; None leaves a field as it is."""
 
-
-def normalized_email(email: str) -> str:
-    email = email.strip().lower()
-    if not email:
-        raise invalid("email", "is required")
-    if len(email) > _MAX_EMAIL_LENGTH or not _EMAIL.match(email):
-        raise invalid("email", "must be an email address")
-    return email
+    role: str | None = None
+    expire_time: datetime | None = None
 
 
 def checked_ttl(ttl: timedelta | None, field: str = "ttl") -> timedelta:
@@ -72,12 +83,9 @@ def checked_ttl(ttl: timedelta | None, field: str = "ttl") -> timedelta:
 
 def _require_pending(invitation: Invitation) -> None:
     if invitation.state is InvitationState.EXPIRED:
-        raise FailedPrecondition("the invitation has expired", reason="INVITATION_EXPIRED")
+        raise InvitationExpired()
     if invitation.state is not InvitationState.PENDING:
-        raise FailedPrecondition(
-            f"the invitation is {invitation.state.value}, not pending",
-            reason="INVITATION_NOT_PENDING",
-        )
+        raise InvitationNotPending(f"the invitation is {invitation.state.value}, not pending")
 
 
 class InvitationService:
@@ -87,41 +95,57 @@ class InvitationService:
 
     def create(
         self,
-        caller: Caller,
+        call: Call,
         organization_id: str,
         *,
         email: str,
         role: str,
-        ttl: timedelta | None = None,
+        ttl: Callable[[], timedelta | None],
         request_id: str = "",
     ) -> tuple[Invitation, str]:
         """Returns the invitation and its token (empty when a request_id replays)."""
-        email = normalized_email(email)
-        lifetime = checked_ttl(ttl)
-
-        def create(uow: UnitOfWork, invitation_id: str) -> tuple[Invitation, str]:
-            access = authorize(uow, caller, organization_id, INVITATIONS_CREATE, lock=True)
+        with self._database.transaction(call.budget) as uow:
+            access = authorize(uow, call.caller, organization_id, CREATE)
+            organization_id = access.organization_id
+            email = normalized_email(email)
+            lifetime = checked_ttl(ttl())
+            key = normalized_request_id(request_id)
             check_may_grant(access, existing_role(uow, organization_id, role))
-            if uow.memberships.has_member_with_email(organization_id, email):
-                raise AlreadyExists(
-                    f"{email} is already a member of the organization", reason="ALREADY_MEMBER"
-                )
             now = self._clock()
-            self._free_pending_slot(uow, organization_id, email, now)
+            invitation_id = new_id()
+            earlier = earlier_result(
+                uow,
+                call.caller,
+                key,
+                operation="CreateInvitation",
+                request={
+                    "organization_id": organization_id,
+                    "email": email,
+                    "role": role,
+                    "ttl": lifetime.total_seconds(),
+                },
+                resource_id=invitation_id,
+                now=now,
+            )
+            if earlier is not None:
+                return _reload(uow, earlier, now), ""
+            if uow.memberships.has_member_with_email(organization_id, email):
+                raise AlreadyMember(f"{email} is already a member of the organization")
+            _free_pending_slot(uow, organization_id, email, now)
             token, token_hash = new_token()
             uow.invitations.add(
                 organization_id=organization_id,
                 invitation_id=invitation_id,
                 email=email,
                 role=role,
-                inviter_user_id=caller.user_id,
+                inviter_user_id=call.caller.user_id,
                 token_hash=token_hash,
                 now=now,
                 expire_time=now + lifetime,
             )
             audit.record(
                 uow,
-                caller,
+                call.caller,
                 organization_id,
                 "invitation.created",
                 now,
@@ -130,107 +154,97 @@ class InvitationService:
                 email=email,
                 role=role,
             )
-            return self._reload(uow, invitation_id, now), token
-
-        def replay(uow: UnitOfWork, invitation_id: str) -> tuple[Invitation, str]:
-            invitation = self._for_admin(uow, caller, invitation_id, INVITATIONS_LIST)
-            return invitation, ""
-
-        return create_once(
-            self._database,
-            self._clock,
-            caller,
-            request_id=request_id,
-            operation="CreateInvitation",
-            request={
-                "organization_id": organization_id,
-                "email": email,
-                "role": role,
-                "ttl": lifetime.total_seconds(),
-            },
-            create=create,
-            replay=replay,
-        )
+            invitation = _reload(uow, invitation_id, now)
+            uow.commit()
+            return invitation, token
 
     def list(
         self,
-        caller: Caller,
+        call: Call,
         organization_id: str,
-        page: PageRequest,
+        page: Callable[[], PageRequest],
         *,
         state: InvitationState | None = None,
     ) -> Page[Invitation]:
-        with self._database.snapshot() as uow:
-            authorize(uow, caller, organization_id, INVITATIONS_LIST, allow_deleted=True)
-            return uow.invitations.find_page(organization_id, state, self._clock(), page)
+        with self._database.snapshot(call.budget) as uow:
+            organization_id = authorize(uow, call.caller, organization_id, LIST).organization_id
+            return uow.invitations.find_page(organization_id, state, self._clock(), page())
 
-    def get(self, caller: Caller, invitation_id: str) -> Invitation:
+    def get(self, call: Call, invitation_id: str) -> Invitation:
         """Administrators see their organization's invitations; invitees their own."""
-        with self._database.snapshot() as uow:
-            invitation = self._find(uow, invitation_id)
-            if _addressed_to(invitation, caller):
+        with self._database.snapshot(call.budget) as uow:
+            invitation = _find(uow, invitation_id, self._clock())
+            if _addressed_to(invitation, call.caller):
                 return invitation
-            return self._for_admin(uow, caller, invitation_id, INVITATIONS_LIST)
+            self._authorize(uow, call.caller, invitation, LIST)
+            return invitation
 
     def update(
-        self,
-        caller: Caller,
-        invitation_id: str,
-        *,
-        role: str | None,
-        expire_time: datetime | None,
+        self, call: Call, invitation_id: str, changes: Callable[[], InvitationChanges]
     ) -> Invitation:
-        with self._database.transaction() as uow:
-            current = self._for_admin(uow, caller, invitation_id, INVITATIONS_UPDATE, lock=True)
-            _require_pending(current)
+        with self._database.transaction(call.budget) as uow:
             now = self._clock()
-            violations = Violations()
-            if expire_time is not None and not now < expire_time <= now + MAX_TTL:
-                violations.add("invitation.expire_time", "must be in the next 30 days")
-            violations.raise_if_any()
-            if role is not None:
-                access = authorize(uow, caller, current.organization_id, INVITATIONS_UPDATE)
+            found = _find(uow, invitation_id, now)
+            access = self._authorize(uow, call.caller, found, UPDATE)
+            wanted = changes()
+            current = _reload(uow, found.id, now)
+            _require_pending(current)
+            if wanted.expire_time is not None and not now < wanted.expire_time <= now + MAX_TTL:
+                raise invalid("invitation.expire_time", "must be in the next 30 days")
+            if wanted.role is not None:
                 check_may_grant(
-                    access, existing_role(uow, current.organization_id, role, "invitation.role")
+                    access,
+                    existing_role(uow, current.organization_id, wanted.role, "invitation.role"),
                 )
             invitation = uow.invitations.update(
-                current.organization_id, invitation_id, now, role=role, expire_time=expire_time
+                current.organization_id,
+                current.id,
+                now,
+                role=wanted.role,
+                expire_time=wanted.expire_time,
             )
             audit.record(
                 uow,
-                caller,
+                call.caller,
                 current.organization_id,
                 "invitation.updated",
                 now,
                 target_type="invitation",
-                target_id=invitation_id,
+                target_id=current.id,
                 role=invitation.role,
             )
             uow.commit()
             return invitation
 
-    def revoke(self, caller: Caller, invitation_id: str) -> Invitation:
-        with self._database.transaction() as uow:
-            current = self._for_admin(uow, caller, invitation_id, INVITATIONS_REVOKE, lock=True)
+    def revoke(self, call: Call, invitation_id: str) -> Invitation:
+        with self._database.transaction(call.budget) as uow:
+            now = self._clock()
+            found = _find(uow, invitation_id, now)
+            self._authorize(uow, call.caller, found, REVOKE)
+            current = _reload(uow, found.id, now)
             _require_pending(current)
-            invitation = self._set_state(uow, caller, current, InvitationState.REVOKED)
+            invitation = _set_state(uow, call.caller, current, InvitationState.REVOKED, now)
             uow.commit()
             return invitation
 
     def resend(
-        self, caller: Caller, invitation_id: str, ttl: timedelta | None = None
+        self, call: Call, invitation_id: str, ttl: Callable[[], timedelta | None]
     ) -> tuple[Invitation, str]:
         """A new token and expiry; the old token stops working at once."""
-        lifetime = checked_ttl(ttl)
-        with self._database.transaction() as uow:
-            current = self._for_admin(uow, caller, invitation_id, INVITATIONS_CREATE, lock=True)
+        with self._database.transaction(call.budget) as uow:
+            now = self._clock()
+            found = _find(uow, invitation_id, now)
+            self._authorize(uow, call.caller, found, RESEND)
+            lifetime = checked_ttl(ttl())
+            current = _reload(uow, found.id, now)
             if current.state not in {InvitationState.PENDING, InvitationState.EXPIRED}:
                 _require_pending(current)
-            now = self._clock()
+            if current.state is InvitationState.EXPIRED:
+                _free_pending_slot(uow, current.organization_id, current.email, now, current.id)
             token, token_hash = new_token()
             invitation = uow.invitations.update(
                 current.organization_id,
-                invitation_id,
+                current.id,
                 now,
                 state=InvitationState.PENDING,
                 expire_time=now + lifetime,
@@ -238,152 +252,134 @@ class InvitationService:
             )
             audit.record(
                 uow,
-                caller,
+                call.caller,
                 current.organization_id,
                 "invitation.resent",
                 now,
                 target_type="invitation",
-                target_id=invitation_id,
+                target_id=current.id,
             )
             uow.commit()
             return invitation, token
 
-    def accept(self, caller: Caller, *, invitation_id: str = "", token: str = "") -> Member:
-        with self._database.transaction() as uow:
-            invitation = self._addressed(uow, caller, invitation_id, token)
+    def accept(self, call: Call, *, invitation_id: str = "", token: str = "") -> Member:
+        caller = call.caller
+        with self._database.transaction(call.budget) as uow:
+            now = self._clock()
+            invitation = _addressed(uow, caller, invitation_id, token, now)
             organization_id = invitation.organization_id
             if uow.organizations.lock(organization_id) is not OrganizationState.ACTIVE:
-                raise invitation_not_found()
+                raise InvitationNotFound()
             # Re-read under the lock: a concurrent accept may have used it meanwhile.
-            invitation = self._reload(uow, invitation.id, self._clock())
+            invitation = _reload(uow, invitation.id, now)
             _require_pending(invitation)
             if uow.memberships.get(organization_id, caller.user_id) is not None:
-                raise AlreadyExists("you are already a member", reason="ALREADY_MEMBER")
+                raise AlreadyMember("you are already a member")
             if uow.roles.get(organization_id, invitation.role) is None:
-                raise FailedPrecondition(
-                    "the invited role no longer exists", reason="ROLE_NOT_FOUND"
-                )
-            now = self._clock()
+                raise InvitedRoleDeleted()
             uow.memberships.add(organization_id, caller.user_id, invitation.role, now)
-            self._set_state(uow, caller, invitation, InvitationState.ACCEPTED, now=now)
-            member = uow.memberships.get(organization_id, caller.user_id)
-            assert member is not None, "added in this transaction"
+            _set_state(uow, caller, invitation, InvitationState.ACCEPTED, now)
+            member = load_member(uow, organization_id, caller.user_id)
             uow.commit()
             return member
 
-    def decline(self, caller: Caller, *, invitation_id: str = "", token: str = "") -> Invitation:
-        with self._database.transaction() as uow:
-            found = self._addressed(uow, caller, invitation_id, token)
+    def decline(self, call: Call, *, invitation_id: str = "", token: str = "") -> Invitation:
+        with self._database.transaction(call.budget) as uow:
+            now = self._clock()
+            found = _addressed(uow, call.caller, invitation_id, token, now)
             uow.organizations.lock(found.organization_id)
-            current = self._reload(uow, found.id, self._clock())
+            current = _reload(uow, found.id, now)
             _require_pending(current)
-            invitation = self._set_state(uow, caller, current, InvitationState.DECLINED)
+            invitation = _set_state(uow, call.caller, current, InvitationState.DECLINED, now)
             uow.commit()
             return invitation
 
-    def list_mine(self, caller: Caller, page: PageRequest) -> Page[Invitation]:
+    def list_mine(self, call: Call, page: Callable[[], PageRequest]) -> Page[Invitation]:
+        caller = call.caller
         if not (caller.email and caller.email_verified):
             return Page(items=[], total_size=0)
-        with self._database.snapshot() as uow:
+        with self._database.snapshot(call.budget) as uow:
             return uow.invitations.find_pending_for_email(
-                caller.email.strip().lower(), self._clock(), page
+                caller.email.strip().lower(), self._clock(), page()
             )
-
-    def _set_state(
-        self,
-        uow: UnitOfWork,
-        caller: Caller,
-        invitation: Invitation,
-        state: InvitationState,
-        now: datetime | None = None,
-    ) -> Invitation:
-        now = now or self._clock()
-        updated = uow.invitations.update(
-            invitation.organization_id, invitation.id, now, state=state
-        )
-        audit.record(
-            uow,
-            caller,
-            invitation.organization_id,
-            f"invitation.{state.value}",
-            now,
-            target_type="invitation",
-            target_id=invitation.id,
-            email=invitation.email,
-            role=invitation.role,
-        )
-        return updated
 
     @staticmethod
-    def _free_pending_slot(
-        uow: UnitOfWork, organization_id: str, email: str, now: datetime
-    ) -> None:
-        """An email has one pending slot: a live invitation holds it (ALREADY_EXISTS),
-        an expired one gives it up by turning EXPIRED for good."""
-        prior = uow.invitations.stored_pending_for(organization_id, email, now)
-        if prior is None:
-            return
-        if prior.state is InvitationState.PENDING:
-            raise AlreadyExists(
-                f"a pending invitation for {email} exists already", reason="INVITATION_PENDING"
-            )
-        uow.invitations.update(organization_id, prior.id, now, state=InvitationState.EXPIRED)
-
-    def _find(self, uow: UnitOfWork, invitation_id: str) -> Invitation:
-        if not invitation_id:
-            raise invalid("invitation_id", "is required")
-        invitation = (
-            uow.invitations.get(invitation_id, self._clock()) if is_uuid(invitation_id) else None
-        )
-        if invitation is None:
-            raise invitation_not_found()
-        return invitation
-
-    def _reload(self, uow: UnitOfWork, invitation_id: str, now: datetime) -> Invitation:
-        invitation = uow.invitations.get(invitation_id, now)
-        if invitation is None:
-            raise invitation_not_found()
-        return invitation
-
-    def _for_admin(
-        self,
-        uow: UnitOfWork,
-        caller: Caller,
-        invitation_id: str,
-        permission: str,
-        *,
-        lock: bool = False,
-    ) -> Invitation:
-        """The invitation, if the caller holds `permission` in its organization. For
-        non-members it does not exist, whichever organization it belongs to. Reads
-        (no lock) work in soft-deleted organizations too, as other reads do."""
-        invitation = self._find(uow, invitation_id)
+    def _authorize(
+        uow: UnitOfWork, caller: Caller, invitation: Invitation, requirement: Requirement
+    ) -> Access:
+        """For those who may not see its organization, an invitation does not exist."""
         try:
-            authorize(
-                uow,
-                caller,
-                invitation.organization_id,
-                permission,
-                lock=lock,
-                allow_deleted=not lock,
-            )
-        except NotFound as error:
-            raise invitation_not_found() from error
-        return self._reload(uow, invitation_id, self._clock()) if lock else invitation
+            return authorize(uow, caller, invitation.organization_id, requirement)
+        except OrganizationNotFound as error:
+            raise InvitationNotFound() from error
 
-    def _addressed(
-        self, uow: UnitOfWork, caller: Caller, invitation_id: str, token: str
-    ) -> Invitation:
-        """By token: whoever holds it. By id: only the invited (verified) email."""
-        if token:
-            invitation = uow.invitations.get_by_token_hash(hash_token(token), self._clock())
-            if invitation is None:
-                raise invitation_not_found()
-            return invitation
-        invitation = self._find(uow, invitation_id)
-        if not _addressed_to(invitation, caller):
-            raise invitation_not_found()
+
+def _set_state(
+    uow: UnitOfWork,
+    caller: Caller,
+    invitation: Invitation,
+    state: InvitationState,
+    now: datetime,
+) -> Invitation:
+    updated = uow.invitations.update(invitation.organization_id, invitation.id, now, state=state)
+    audit.record(
+        uow,
+        caller,
+        invitation.organization_id,
+        f"invitation.{state.value}",
+        now,
+        target_type="invitation",
+        target_id=invitation.id,
+        email=invitation.email,
+        role=invitation.role,
+    )
+    return updated
+
+
+def _free_pending_slot(
+    uow: UnitOfWork, organization_id: str, email: str, now: datetime, keep: str = ""
+) -> None:
+    """An email has one pending slot: a live invitation holds it (ALREADY_EXISTS), an
+    expired one gives it up by turning EXPIRED for good. `keep`: the invitation being
+    revived, which may hold the slot itself."""
+    prior = uow.invitations.stored_pending_for(organization_id, email, now)
+    if prior is None or prior.id == keep:
+        return
+    if prior.state is InvitationState.PENDING:
+        raise InvitationPending(email)
+    uow.invitations.update(organization_id, prior.id, now, state=InvitationState.EXPIRED)
+
+
+def _find(uow: UnitOfWork, invitation_id: str, now: datetime) -> Invitation:
+    if not invitation_id:
+        raise invalid("invitation_id", "is required")
+    canonical = canonical_uuid(invitation_id)
+    invitation = uow.invitations.get(canonical, now) if canonical else None
+    if invitation is None:
+        raise InvitationNotFound()
+    return invitation
+
+
+def _reload(uow: UnitOfWork, invitation_id: str, now: datetime) -> Invitation:
+    invitation = uow.invitations.get(invitation_id, now)
+    if invitation is None:
+        raise InvitationNotFound()
+    return invitation
+
+
+def _addressed(
+    uow: UnitOfWork, caller: Caller, invitation_id: str, token: str, now: datetime
+) -> Invitation:
+    """By token: whoever holds it. By id: only the invited (verified) email."""
+    if token:
+        invitation = uow.invitations.get_by_token_hash(hash_token(token), now)
+        if invitation is None:
+            raise InvitationNotFound()
         return invitation
+    invitation = _find(uow, invitation_id, now)
+    if not _addressed_to(invitation, caller):
+        raise InvitationNotFound()
+    return invitation
 
 
 def _addressed_to(invitation: Invitation, caller: Caller) -> bool:

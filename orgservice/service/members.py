@@ -7,16 +7,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+from orgservice.domain.authorization import Access, to_change, to_read
 from orgservice.domain.errors import (
-    AlreadyExists,
-    FailedPrecondition,
-    FieldViolation,
-    InvalidArgument,
-    NotFound,
-    PermissionDenied,
+    AlreadyMember,
+    AmbiguousUser,
+    LastOwner,
+    MemberNotFound,
+    OwnerRequired,
+    UnknownRole,
+    UserNotFound,
     invalid,
 )
-from orgservice.domain.models import Caller, Member, Page, PageRequest, Role, UserRef
+from orgservice.domain.models import Call, Member, Page, PageRequest, Role, UserRef
 from orgservice.domain.permissions import (
     MEMBERS_ADD,
     MEMBERS_LIST,
@@ -24,43 +28,52 @@ from orgservice.domain.permissions import (
     MEMBERS_UPDATE,
     OWNER,
 )
-from orgservice.domain.validation import is_uuid
+from orgservice.domain.validation import (
+    MAX_EMAIL_LENGTH,
+    MAX_USERNAME_LENGTH,
+    canonical_uuid,
+    checked_line,
+)
 from orgservice.service import audit
-from orgservice.service.access import Access, authorize, check_grantable
+from orgservice.service.authorization import authorize, require_grantable
 from orgservice.service.clock import Clock, system_clock
-from orgservice.storage.unit_of_work import Database, UnitOfWork
+from orgservice.service.ports import Database, UnitOfWork
 
-
-def member_not_found() -> NotFound:
-    return NotFound("member not found", reason="MEMBER_NOT_FOUND")
+LIST = to_read(MEMBERS_LIST)
+ADD = to_change(MEMBERS_ADD)
+UPDATE = to_change(MEMBERS_UPDATE)
+REMOVE = to_change(MEMBERS_REMOVE)
+LEAVE = to_change(None)  # any member may leave
 
 
 def existing_role(uow: UnitOfWork, organization_id: str, name: str, field: str = "role") -> Role:
     if not name:
         raise invalid(field, "is required")
-    role = uow.roles.get(organization_id, name)
+    role = uow.roles.get(organization_id, name) if len(name) <= 63 else None
     if role is None:
-        raise InvalidArgument(
-            f"the organization has no role {name!r}",
-            reason="ROLE_NOT_FOUND",
-            violations=[FieldViolation(field, f"no role named {name!r}")],
-        )
+        raise UnknownRole(name, field)
     return role
 
 
 def check_may_grant(access: Access, role: Role) -> None:
     """Owner rules plus no escalation: the role's permissions must be the caller's too."""
     if role.name == OWNER and not access.acts_as_owner:
-        raise PermissionDenied("only owners may grant the owner role", reason="OWNER_REQUIRED")
-    check_grantable(access, role.permissions)
+        raise OwnerRequired("only owners may grant the owner role")
+    require_grantable(access, role.permissions)
 
 
 def ensure_not_last_owner(uow: UnitOfWork, organization_id: str) -> None:
     """Call with the organization row locked, before an owner stops being one."""
     if uow.memberships.count_with_role(organization_id, OWNER) <= 1:
-        raise FailedPrecondition(
-            "the organization must keep at least one owner", reason="LAST_OWNER"
-        )
+        raise LastOwner()
+
+
+def load_member(uow: UnitOfWork, organization_id: str, user_id: str) -> Member:
+    canonical = canonical_uuid(user_id)
+    member = uow.memberships.get(organization_id, canonical) if canonical else None
+    if member is None:
+        raise MemberNotFound()
+    return member
 
 
 class MemberService:
@@ -69,27 +82,34 @@ class MemberService:
         self._clock = clock
 
     def list(
-        self, caller: Caller, organization_id: str, page: PageRequest, *, role: str = ""
+        self,
+        call: Call,
+        organization_id: str,
+        page: Callable[[], PageRequest],
+        *,
+        role: str = "",
     ) -> Page[Member]:
-        with self._database.snapshot() as uow:
-            authorize(uow, caller, organization_id, MEMBERS_LIST, allow_deleted=True)
-            return uow.memberships.find_page(organization_id, role.strip(), page)
+        with self._database.snapshot(call.budget) as uow:
+            organization_id = authorize(uow, call.caller, organization_id, LIST).organization_id
+            organization = uow.organization(organization_id)
+            total = organization.member_count if organization else 0
+            return uow.memberships.find_page(organization_id, role.strip(), page(), total=total)
 
-    def add(self, caller: Caller, organization_id: str, user: UserRef, role_name: str) -> Member:
-        if not (user.user_id or user.username or user.email):
-            raise invalid("user_id", "one of user_id, username or email is required")
-        with self._database.transaction() as uow:
-            access = authorize(uow, caller, organization_id, MEMBERS_ADD, lock=True)
+    def add(self, call: Call, organization_id: str, user: UserRef, role_name: str) -> Member:
+        with self._database.transaction(call.budget) as uow:
+            access = authorize(uow, call.caller, organization_id, ADD)
+            organization_id = access.organization_id
+            ref = _checked_ref(user)
             role = existing_role(uow, organization_id, role_name)
             check_may_grant(access, role)
-            user_id = self._resolve_user(uow, user)
+            user_id = _resolve_user(uow, ref)
             if uow.memberships.get(organization_id, user_id) is not None:
-                raise AlreadyExists("the user is already a member", reason="ALREADY_MEMBER")
+                raise AlreadyMember()
             now = self._clock()
             uow.memberships.add(organization_id, user_id, role.name, now)
             audit.record(
                 uow,
-                caller,
+                call.caller,
                 organization_id,
                 "member.added",
                 now,
@@ -97,29 +117,29 @@ class MemberService:
                 target_id=user_id,
                 role=role.name,
             )
-            member = self._reload(uow, organization_id, user_id)
+            member = load_member(uow, organization_id, user_id)
             uow.commit()
             return member
 
-    def update(self, caller: Caller, organization_id: str, user_id: str, role_name: str) -> Member:
-        with self._database.transaction() as uow:
-            access = authorize(uow, caller, organization_id, MEMBERS_UPDATE, lock=True)
-            current = self._reload(uow, organization_id, user_id)
+    def update(self, call: Call, organization_id: str, user_id: str, role_name: str) -> Member:
+        with self._database.transaction(call.budget) as uow:
+            access = authorize(uow, call.caller, organization_id, UPDATE)
+            organization_id = access.organization_id
+            current = load_member(uow, organization_id, user_id)
             role = existing_role(uow, organization_id, role_name)
             check_may_grant(access, role)
             if current.role == role.name:
                 return current
             if current.role == OWNER:
                 if not access.acts_as_owner:
-                    raise PermissionDenied(
-                        "only owners may change an owner's role", reason="OWNER_REQUIRED"
-                    )
+                    raise OwnerRequired("only owners may change an owner's role")
                 ensure_not_last_owner(uow, organization_id)
             now = self._clock()
+            user_id = current.user.id
             uow.memberships.set_role(organization_id, user_id, role.name, now)
             audit.record(
                 uow,
-                caller,
+                call.caller,
                 organization_id,
                 "member.updated",
                 now,
@@ -128,26 +148,24 @@ class MemberService:
                 old_role=current.role,
                 role=role.name,
             )
-            member = self._reload(uow, organization_id, user_id)
+            member = load_member(uow, organization_id, user_id)
             uow.commit()
             return member
 
-    def remove(self, caller: Caller, organization_id: str, user_id: str) -> None:
-        leaving = user_id == caller.user_id
-        with self._database.transaction() as uow:
+    def remove(self, call: Call, organization_id: str, user_id: str) -> None:
+        caller = call.caller
+        leaving = canonical_uuid(user_id) == caller.user_id
+        with self._database.transaction(call.budget) as uow:
             # Any member may leave; removing someone else takes members.remove.
-            access = authorize(
-                uow, caller, organization_id, None if leaving else MEMBERS_REMOVE, lock=True
-            )
-            current = self._reload(uow, organization_id, user_id)
+            access = authorize(uow, caller, organization_id, LEAVE if leaving else REMOVE)
+            organization_id = access.organization_id
+            current = load_member(uow, organization_id, user_id)
             if current.role == OWNER:
                 if not (leaving or access.acts_as_owner):
-                    raise PermissionDenied(
-                        "only owners may remove an owner", reason="OWNER_REQUIRED"
-                    )
+                    raise OwnerRequired("only owners may remove an owner")
                 ensure_not_last_owner(uow, organization_id)
             now = self._clock()
-            uow.memberships.remove(organization_id, user_id)
+            uow.memberships.remove(organization_id, current.user.id)
             audit.record(
                 uow,
                 caller,
@@ -155,27 +173,32 @@ class MemberService:
                 "member.left" if leaving else "member.removed",
                 now,
                 target_type="member",
-                target_id=user_id,
+                target_id=current.user.id,
                 role=current.role,
             )
             uow.commit()
 
-    @staticmethod
-    def _resolve_user(uow: UnitOfWork, ref: UserRef) -> str:
-        if ref.user_id and not is_uuid(ref.user_id):
-            raise invalid("user_id", "must be a UUID")
-        matches = uow.users.find(ref)
-        if not matches:
-            raise NotFound("no such user; invite them by email instead", reason="USER_NOT_FOUND")
-        if len(matches) > 1:
-            raise FailedPrecondition(
-                "several users match; add the user by user_id", reason="AMBIGUOUS_USER"
-            )
-        return matches[0].id
 
-    @staticmethod
-    def _reload(uow: UnitOfWork, organization_id: str, user_id: str) -> Member:
-        member = uow.memberships.get(organization_id, user_id) if is_uuid(user_id) else None
-        if member is None:
-            raise member_not_found()
-        return member
+def _checked_ref(user: UserRef) -> UserRef:
+    """One of user_id, username or email, well-formed."""
+    if user.user_id:
+        canonical = canonical_uuid(user.user_id)
+        if canonical is None:
+            raise invalid("user_id", "must be a UUID")
+        return UserRef(user_id=canonical)
+    if user.username:
+        return UserRef(
+            username=checked_line("username", user.username, max_length=MAX_USERNAME_LENGTH)
+        )
+    if user.email:
+        return UserRef(email=checked_line("email", user.email, max_length=MAX_EMAIL_LENGTH))
+    raise invalid("user_id", "one of user_id, username or email is required")
+
+
+def _resolve_user(uow: UnitOfWork, ref: UserRef) -> str:
+    matches = uow.users.find(ref)
+    if not matches:
+        raise UserNotFound()
+    if len(matches) > 1:
+        raise AmbiguousUser()
+    return matches[0].id

@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from datetime import datetime, timedelta
 
+from orgservice.domain.authorization import decide, to_change, to_read
 from orgservice.domain.errors import (
-    FailedPrecondition,
+    EtagMismatch,
+    OrganizationNotDeleted,
+    OrganizationNotFound,
     PermissionDenied,
+    SlugTaken,
     Violations,
-    etag_mismatch,
+    invalid,
 )
 from orgservice.domain.models import (
+    Call,
     Caller,
     Organization,
     OrganizationFields,
+    OrganizationQuery,
     OrganizationState,
     Page,
     PageRequest,
@@ -27,21 +34,29 @@ from orgservice.domain.permissions import (
     OWNER,
 )
 from orgservice.domain.validation import (
+    canonical_uuid,
     check_labels,
     clean_named_fields,
     new_id,
+    normalized_request_id,
+    search_text,
+    slugify,
+    with_suffix,
 )
 from orgservice.service import audit
-from orgservice.service.access import authorize, organization_not_found
+from orgservice.service.authorization import authorize
 from orgservice.service.clock import Clock, system_clock
-from orgservice.service.idempotency import create_once
-from orgservice.service.slugs import insert_with_slug
-from orgservice.storage.organizations import OrganizationQuery
-from orgservice.storage.unit_of_work import Database, UnitOfWork
+from orgservice.service.idempotency import earlier_result
+from orgservice.service.ports import Database, UnitOfWork
 
 PURGE_AFTER = timedelta(days=30)
 DEFAULT_WORKSPACE_SLUG = "default"
-_SLUG_ATTEMPTS = 5
+_DERIVED_SLUG_ATTEMPTS = 5
+
+GET = to_read(ORGANIZATIONS_GET)
+UPDATE = to_change(ORGANIZATIONS_UPDATE)
+DELETE = to_change(ORGANIZATIONS_DELETE)
+UNDELETE = to_change(ORGANIZATIONS_UNDELETE, allow_deleted=True)
 
 
 class OrganizationService:
@@ -50,67 +65,83 @@ class OrganizationService:
         self._clock = clock
 
     def create(
-        self, caller: Caller, fields: OrganizationFields, *, request_id: str = ""
+        self, call: Call, fields: OrganizationFields, *, request_id: str = ""
     ) -> Organization:
         fields = validated(fields, creating=True)
-
-        def create(uow: UnitOfWork, organization_id: str) -> Organization:
-            return insert_organization(
-                uow, caller, organization_id, fields, personal=False, now=self._clock()
+        key = normalized_request_id(request_id)
+        with self._database.transaction(call.budget) as uow:
+            now = self._clock()
+            organization_id = new_id()
+            earlier = earlier_result(
+                uow,
+                call.caller,
+                key,
+                operation="CreateOrganization",
+                request=asdict(fields),
+                resource_id=organization_id,
+                now=now,
             )
+            if earlier is not None:
+                return self._visible(uow, call.caller, earlier)
+            organization = insert_organization(
+                uow, call.caller, organization_id, fields, personal=False, now=now
+            )
+            uow.commit()
+            return organization
 
-        def replay(uow: UnitOfWork, organization_id: str) -> Organization:
-            return self._visible(uow, caller, organization_id)
-
-        return create_once(
-            self._database,
-            self._clock,
-            caller,
-            request_id=request_id,
-            operation="CreateOrganization",
-            request=asdict(fields),
-            create=create,
-            replay=replay,
-        )
-
-    def get(self, caller: Caller, *, organization_id: str = "", slug: str = "") -> Organization:
-        with self._database.snapshot() as uow:
+    def get(self, call: Call, *, organization_id: str = "", slug: str = "") -> Organization:
+        with self._database.snapshot(call.budget) as uow:
             if slug:
-                found = uow.organizations.id_for_slug(slug)
+                found = uow.organization_id_for_slug(slug) if len(slug) <= 63 else None
                 if found is None:
-                    raise organization_not_found()
+                    raise OrganizationNotFound()
                 organization_id = found
-            return self._visible(uow, caller, organization_id)
+            canonical = canonical_uuid(organization_id)
+            organization, record = (
+                uow.organization_seen_by(canonical, call.caller.user_id)
+                if canonical
+                else (None, None)
+            )
+            decide(organization_id, record, GET, is_platform=call.caller.is_platform).enforce()
+            assert organization is not None, "allowed, so it exists"
+            return organization
 
     def list(
         self,
-        caller: Caller,
-        page: PageRequest,
+        call: Call,
+        page: Callable[[], PageRequest],
         *,
         name_filter: str = "",
         show_deleted: bool = False,
         user_id: str = "",
     ) -> Page[Organization]:
+        caller = call.caller
         if user_id and user_id != caller.user_id and not caller.is_platform:
             raise PermissionDenied("only platform callers may list another user's organizations")
         member = user_id or (None if caller.is_platform else caller.user_id)
-        query = OrganizationQuery(member, name_filter.strip(), show_deleted)
-        with self._database.snapshot() as uow:
-            return uow.organizations.find_page(query, page)
+        query = OrganizationQuery(member, search_text("filter", name_filter), show_deleted)
+        with self._database.snapshot(call.budget) as uow:
+            return uow.organizations.find_page(query, page())
 
     def update(
-        self, caller: Caller, organization_id: str, fields: OrganizationFields, *, etag: str = ""
+        self,
+        call: Call,
+        organization_id: str,
+        changes: Callable[[], OrganizationFields],
+        *,
+        etag: str = "",
     ) -> Organization:
-        fields = validated(fields, creating=False)
-        with self._database.transaction() as uow:
-            authorize(uow, caller, organization_id, ORGANIZATIONS_UPDATE, lock=True)
+        with self._database.transaction(call.budget) as uow:
+            access = authorize(uow, call.caller, organization_id, UPDATE)
+            fields = validated(changes(), creating=False)
+            organization_id = access.organization_id
             _check_etag(uow, organization_id, etag)
             now = self._clock()
             uow.organizations.update(organization_id, fields, now)
             changed = sorted(name for name, value in asdict(fields).items() if value is not None)
             audit.record(
                 uow,
-                caller,
+                call.caller,
                 organization_id,
                 "organization.updated",
                 now,
@@ -122,63 +153,58 @@ class OrganizationService:
             uow.commit()
             return organization
 
-    def delete(self, caller: Caller, organization_id: str, *, etag: str = "") -> Organization:
-        with self._database.transaction() as uow:
-            authorize(uow, caller, organization_id, ORGANIZATIONS_DELETE, lock=True)
+    def delete(self, call: Call, organization_id: str, *, etag: str = "") -> Organization:
+        with self._database.transaction(call.budget) as uow:
+            organization_id = authorize(uow, call.caller, organization_id, DELETE).organization_id
             _check_etag(uow, organization_id, etag)
             now = self._clock()
             uow.organizations.set_state(
                 organization_id, OrganizationState.DELETED, now, purge_time=now + PURGE_AFTER
             )
-            audit.record(
-                uow,
-                caller,
-                organization_id,
-                "organization.deleted",
-                now,
-                target_type="organization",
-                target_id=organization_id,
-            )
-            organization = load_organization(uow, organization_id)
-            uow.commit()
-            return organization
+            return self._record_and_commit(uow, call.caller, organization_id, "deleted", now)
 
-    def undelete(self, caller: Caller, organization_id: str) -> Organization:
-        with self._database.transaction() as uow:
-            authorize(
-                uow, caller, organization_id, ORGANIZATIONS_UNDELETE, lock=True, allow_deleted=True
-            )
+    def undelete(self, call: Call, organization_id: str) -> Organization:
+        with self._database.transaction(call.budget) as uow:
+            organization_id = authorize(uow, call.caller, organization_id, UNDELETE).organization_id
             current = load_organization(uow, organization_id)
             if current.state is not OrganizationState.DELETED:
-                raise FailedPrecondition(
-                    "the organization is not deleted", reason="ORGANIZATION_NOT_DELETED"
-                )
+                raise OrganizationNotDeleted()
             now = self._clock()
             if current.purge_time is not None and current.purge_time <= now:
-                raise organization_not_found()
+                raise OrganizationNotFound()
             uow.organizations.set_state(organization_id, OrganizationState.ACTIVE, now, None)
-            audit.record(
-                uow,
-                caller,
-                organization_id,
-                "organization.undeleted",
-                now,
-                target_type="organization",
-                target_id=organization_id,
-            )
-            organization = load_organization(uow, organization_id)
-            uow.commit()
-            return organization
+            return self._record_and_commit(uow, call.caller, organization_id, "undeleted", now)
 
-    def _visible(self, uow: UnitOfWork, caller: Caller, organization_id: str) -> Organization:
-        authorize(uow, caller, organization_id, ORGANIZATIONS_GET, allow_deleted=True)
-        return load_organization(uow, organization_id)
+    @staticmethod
+    def _record_and_commit(
+        uow: UnitOfWork, caller: Caller, organization_id: str, what: str, now: datetime
+    ) -> Organization:
+        audit.record(
+            uow,
+            caller,
+            organization_id,
+            f"organization.{what}",
+            now,
+            target_type="organization",
+            target_id=organization_id,
+        )
+        organization = load_organization(uow, organization_id)
+        uow.commit()
+        return organization
+
+    @staticmethod
+    def _visible(uow: UnitOfWork, caller: Caller, organization_id: str) -> Organization:
+        access = authorize(uow, caller, organization_id, GET)
+        organization = uow.organization(access.organization_id)
+        if organization is None:
+            raise OrganizationNotFound()
+        return organization
 
 
 def load_organization(uow: UnitOfWork, organization_id: str) -> Organization:
     organization = uow.organizations.get(organization_id)
     if organization is None:
-        raise organization_not_found()
+        raise OrganizationNotFound()
     return organization
 
 
@@ -198,6 +224,18 @@ def validated(fields: OrganizationFields, *, creating: bool) -> OrganizationFiel
     return OrganizationFields(name, fields.slug, fields.description, fields.labels)
 
 
+def slug_candidates(requested: str | None, derive_from: str) -> Iterator[str]:
+    """The requested slug alone, or slugs derived from a name: the plain form first,
+    then with short random suffixes (collisions, concurrent creates included)."""
+    if requested:
+        yield requested
+        return
+    base = slugify(derive_from)
+    yield base
+    for _attempt in range(_DERIVED_SLUG_ATTEMPTS - 1):
+        yield with_suffix(base)
+
+
 def insert_organization(
     uow: UnitOfWork,
     caller: Caller,
@@ -212,9 +250,8 @@ def insert_organization(
     workspace, all in the caller's transaction. Without a slug in `fields`, one is
     derived from `slug_source` (default: the name)."""
     name = fields.name or ""
-
-    def insert(slug: str) -> None:
-        uow.organizations.add(
+    for slug in slug_candidates(fields.slug, slug_source or name):
+        if uow.organizations.add(
             organization_id=organization_id,
             slug=slug,
             name=name,
@@ -222,14 +259,12 @@ def insert_organization(
             labels=dict(fields.labels or {}),
             personal=personal,
             now=now,
-        )
-
-    slug = insert_with_slug(
-        insert,
-        uow.organizations.slug_exists,
-        requested=fields.slug,
-        derive_from=slug_source or name,
-    )
+        ):
+            break
+    else:
+        if fields.slug:
+            raise SlugTaken(fields.slug)
+        raise invalid("slug", "could not derive a free slug from the name; choose one")
     uow.roles.add_built_ins(organization_id, now)
     uow.memberships.add(organization_id, caller.user_id, OWNER, now)
     uow.workspaces.add(
@@ -256,4 +291,4 @@ def insert_organization(
 
 def _check_etag(uow: UnitOfWork, organization_id: str, etag: str) -> None:
     if etag and etag != load_organization(uow, organization_id).etag:
-        raise etag_mismatch()
+        raise EtagMismatch()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from orgservice.service.access import AccessService
 from orgservice.service.audit import AuditService
 from orgservice.service.clock import Clock, system_clock
 from orgservice.service.identity import IdentityService
@@ -12,14 +11,13 @@ from orgservice.service.invitations import InvitationService
 from orgservice.service.members import MemberService
 from orgservice.service.organizations import OrganizationService
 from orgservice.service.permission_checks import PermissionCheckService
+from orgservice.service.ports import Database
 from orgservice.service.roles import RoleService
 from orgservice.service.workspaces import WorkspaceService
-from orgservice.storage.unit_of_work import Database
 
 
 @dataclass(frozen=True)
 class Services:
-    access: AccessService
     identities: IdentityService
     organizations: OrganizationService
     members: MemberService
@@ -34,7 +32,6 @@ class Services:
         cls, database: Database, *, clock: Clock = system_clock, personal_organizations: bool = True
     ) -> Services:
         return cls(
-            access=AccessService(database),
             identities=IdentityService(
                 database, clock, personal_organizations=personal_organizations
             ),

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
-from orgservice.domain.errors import FailedPrecondition, NotFound, Violations
-from orgservice.domain.models import Caller, Page, PageRequest, Role
+from orgservice.domain.authorization import to_change, to_read
+from orgservice.domain.errors import BuiltInRole, RoleInUse, RoleNotFound, Violations, quoted
+from orgservice.domain.models import Call, Page, PageRequest, Role
 from orgservice.domain.permissions import (
     CUSTOM_ROLE_PERMISSIONS,
     ROLES_CREATE,
@@ -14,34 +16,52 @@ from orgservice.domain.permissions import (
     ROLES_UPDATE,
     sorted_permissions,
 )
-from orgservice.domain.validation import check_description, check_slug
+from orgservice.domain.validation import (
+    check_count,
+    check_description,
+    check_slug,
+    normalized_request_id,
+)
 from orgservice.service import audit
-from orgservice.service.access import authorize, check_grantable
+from orgservice.service.authorization import authorize, require_grantable
 from orgservice.service.clock import Clock, system_clock
-from orgservice.service.idempotency import create_once
-from orgservice.storage.unit_of_work import Database, UnitOfWork
+from orgservice.service.idempotency import earlier_result
+from orgservice.service.ports import Database, UnitOfWork
+
+LIST = to_read(ROLES_LIST)
+CREATE = to_change(ROLES_CREATE)
+UPDATE = to_change(ROLES_UPDATE)
+DELETE = to_change(ROLES_DELETE)
+MAX_PERMISSIONS = 100
+
+
+@dataclass(frozen=True)
+class RoleChanges:
+    """What an UpdateRole changes; None leaves a field as it is."""
+
+    description: str | None = None
+    permissions: Sequence[str] | None = None
 
 
 def _checked_permissions(
     violations: Violations, field: str, permissions: Sequence[str]
 ) -> list[str]:
-    for index, permission in enumerate(permissions):
+    check_count(violations, field, permissions, MAX_PERMISSIONS)
+    for index, permission in enumerate(permissions[:MAX_PERMISSIONS]):
         if permission not in CUSTOM_ROLE_PERMISSIONS:
             violations.add(
                 f"{field}[{index}]",
-                f"{permission!r} is not a permission a custom role can hold",
+                f"{quoted(permission)} is not a permission a custom role can hold",
             )
     return sorted_permissions(permissions)
 
 
 def _custom_role(uow: UnitOfWork, organization_id: str, name: str) -> Role:
-    role = uow.roles.get(organization_id, name)
+    role = uow.roles.get(organization_id, name) if len(name) <= 63 else None
     if role is None:
-        raise NotFound("role not found", reason="ROLE_NOT_FOUND")
+        raise RoleNotFound()
     if role.built_in:
-        raise FailedPrecondition(
-            f"the built-in role {name!r} cannot be changed or deleted", reason="BUILT_IN_ROLE"
-        )
+        raise BuiltInRole(f"the built-in role {name!r} cannot be changed or deleted")
     return role
 
 
@@ -50,14 +70,14 @@ class RoleService:
         self._database = database
         self._clock = clock
 
-    def list(self, caller: Caller, organization_id: str, page: PageRequest) -> Page[Role]:
-        with self._database.snapshot() as uow:
-            authorize(uow, caller, organization_id, ROLES_LIST, allow_deleted=True)
-            return uow.roles.find_page(organization_id, page)
+    def list(self, call: Call, organization_id: str, page: Callable[[], PageRequest]) -> Page[Role]:
+        with self._database.snapshot(call.budget) as uow:
+            organization_id = authorize(uow, call.caller, organization_id, LIST).organization_id
+            return uow.roles.find_page(organization_id, page())
 
     def create(
         self,
-        caller: Caller,
+        call: Call,
         organization_id: str,
         *,
         name: str,
@@ -65,20 +85,40 @@ class RoleService:
         permissions: Sequence[str],
         request_id: str = "",
     ) -> Role:
-        violations = Violations()
-        check_slug(violations, "name", name)
-        check_description(violations, "description", description)
-        granted = _checked_permissions(violations, "permissions", permissions)
-        violations.raise_if_any()
-
-        def create(uow: UnitOfWork, _new_id: str) -> Role:
-            access = authorize(uow, caller, organization_id, ROLES_CREATE, lock=True)
-            check_grantable(access, tuple(granted))
+        with self._database.transaction(call.budget) as uow:
+            access = authorize(uow, call.caller, organization_id, CREATE)
+            organization_id = access.organization_id
+            violations = Violations()
+            check_slug(violations, "name", name)
+            check_description(violations, "description", description)
+            granted = _checked_permissions(violations, "permissions", permissions)
+            violations.raise_if_any()
+            key = normalized_request_id(request_id)
+            require_grantable(access, granted)
             now = self._clock()
+            earlier = earlier_result(
+                uow,
+                call.caller,
+                key,
+                operation="CreateRole",
+                request={
+                    "organization_id": organization_id,
+                    "name": name,
+                    "description": description,
+                    "permissions": granted,
+                },
+                resource_id=name,
+                now=now,
+            )
+            if earlier is not None:
+                role = uow.roles.get(organization_id, earlier)
+                if role is None:
+                    raise RoleNotFound()
+                return role
             role = uow.roles.add(organization_id, name, description, granted, now)
             audit.record(
                 uow,
-                caller,
+                call.caller,
                 organization_id,
                 "role.created",
                 now,
@@ -86,63 +126,44 @@ class RoleService:
                 target_id=name,
                 permissions=",".join(granted),
             )
+            uow.commit()
             return role
-
-        def replay(uow: UnitOfWork, role_name: str) -> Role:
-            authorize(uow, caller, organization_id, ROLES_LIST, allow_deleted=True)
-            role = uow.roles.get(organization_id, role_name)
-            if role is None:
-                raise NotFound("role not found", reason="ROLE_NOT_FOUND")
-            return role
-
-        return create_once(
-            self._database,
-            self._clock,
-            caller,
-            request_id=request_id,
-            operation="CreateRole",
-            request={
-                "organization_id": organization_id,
-                "name": name,
-                "description": description,
-                "permissions": granted,
-            },
-            create=create,
-            replay=replay,
-            resource_id=name,
-        )
 
     def update(
         self,
-        caller: Caller,
+        call: Call,
         organization_id: str,
         name: str,
-        *,
-        description: str | None,
-        permissions: Sequence[str] | None,
+        changes: Callable[[], RoleChanges],
     ) -> Role:
-        violations = Violations()
-        if description is not None:
-            check_description(violations, "role.description", description)
-        granted = (
-            None
-            if permissions is None
-            else _checked_permissions(violations, "role.permissions", permissions)
-        )
-        violations.raise_if_any()
-        with self._database.transaction() as uow:
-            access = authorize(uow, caller, organization_id, ROLES_UPDATE, lock=True)
+        with self._database.transaction(call.budget) as uow:
+            access = authorize(uow, call.caller, organization_id, UPDATE)
+            organization_id = access.organization_id
+            wanted = changes()
+            violations = Violations()
+            if wanted.description is not None:
+                check_description(violations, "role.description", wanted.description)
+            granted = (
+                None
+                if wanted.permissions is None
+                else _checked_permissions(violations, "role.permissions", wanted.permissions)
+            )
+            violations.raise_if_any()
             current = _custom_role(uow, organization_id, name)
             # Changing a role's grants is granting: the caller must hold what it held
             # before (to take it away) and what it holds after.
-            check_grantable(access, current.permissions + tuple(granted or ()))
+            require_grantable(access, current.permissions + tuple(granted or ()))
             now = self._clock()
             role = uow.roles.update(
-                organization_id, name, description=description, permissions=granted, now=now
+                organization_id,
+                name,
+                description=wanted.description,
+                permissions=granted,
+                now=now,
             )
             audit.record(
                 uow,
-                caller,
+                call.caller,
                 organization_id,
                 "role.updated",
                 now,
@@ -153,24 +174,23 @@ class RoleService:
             uow.commit()
             return role
 
-    def delete(self, caller: Caller, organization_id: str, name: str) -> None:
-        with self._database.transaction() as uow:
-            authorize(uow, caller, organization_id, ROLES_DELETE, lock=True)
+    def delete(self, call: Call, organization_id: str, name: str) -> None:
+        with self._database.transaction(call.budget) as uow:
+            organization_id = authorize(uow, call.caller, organization_id, DELETE).organization_id
             _custom_role(uow, organization_id, name)
             now = self._clock()
             holders = uow.memberships.count_with_role(
                 organization_id, name
             ) + uow.invitations.count_pending_with_role(organization_id, name, now)
             if holders:
-                raise FailedPrecondition(
+                raise RoleInUse(
                     f"the role is held by {holders} member(s) or pending invitation(s); "
-                    "change or revoke those first",
-                    reason="ROLE_IN_USE",
+                    "change or revoke those first"
                 )
             uow.roles.delete(organization_id, name)
             audit.record(
                 uow,
-                caller,
+                call.caller,
                 organization_id,
                 "role.deleted",
                 now,

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict
 
-from orgservice.domain.errors import NotFound, Violations, etag_mismatch, invalid
-from orgservice.domain.models import Caller, Page, PageRequest, Workspace, WorkspaceFields
+from orgservice.domain.authorization import to_change, to_read
+from orgservice.domain.errors import (
+    EtagMismatch,
+    SlugTaken,
+    Violations,
+    WorkspaceNotFound,
+    invalid,
+)
+from orgservice.domain.models import Call, Page, PageRequest, Workspace, WorkspaceFields
 from orgservice.domain.permissions import (
     WORKSPACES_CREATE,
     WORKSPACES_DELETE,
@@ -13,17 +21,25 @@ from orgservice.domain.permissions import (
     WORKSPACES_LIST,
     WORKSPACES_UPDATE,
 )
-from orgservice.domain.validation import clean_named_fields, is_uuid
+from orgservice.domain.validation import (
+    canonical_uuid,
+    clean_named_fields,
+    new_id,
+    normalized_request_id,
+    search_text,
+)
 from orgservice.service import audit
-from orgservice.service.access import authorize
+from orgservice.service.authorization import authorize
 from orgservice.service.clock import Clock, system_clock
-from orgservice.service.idempotency import create_once
-from orgservice.service.slugs import insert_with_slug
-from orgservice.storage.unit_of_work import Database, UnitOfWork
+from orgservice.service.idempotency import earlier_result
+from orgservice.service.organizations import slug_candidates
+from orgservice.service.ports import Database, UnitOfWork
 
-
-def workspace_not_found() -> NotFound:
-    return NotFound("workspace not found", reason="WORKSPACE_NOT_FOUND")
+GET = to_read(WORKSPACES_GET)
+LIST = to_read(WORKSPACES_LIST)
+CREATE = to_change(WORKSPACES_CREATE)
+UPDATE = to_change(WORKSPACES_UPDATE)
+DELETE = to_change(WORKSPACES_DELETE)
 
 
 def _validated(fields: WorkspaceFields, *, creating: bool) -> WorkspaceFields:
@@ -42,9 +58,10 @@ def _validated(fields: WorkspaceFields, *, creating: bool) -> WorkspaceFields:
 def _load(uow: UnitOfWork, organization_id: str, workspace_id: str) -> Workspace:
     if not workspace_id:
         raise invalid("workspace_id", "is required")
-    workspace = uow.workspaces.get(organization_id, workspace_id) if is_uuid(workspace_id) else None
+    canonical = canonical_uuid(workspace_id)
+    workspace = uow.workspaces.get(organization_id, canonical) if canonical else None
     if workspace is None:
-        raise workspace_not_found()
+        raise WorkspaceNotFound()
     return workspace
 
 
@@ -55,38 +72,47 @@ class WorkspaceService:
 
     def create(
         self,
-        caller: Caller,
+        call: Call,
         organization_id: str,
         fields: WorkspaceFields,
         *,
         request_id: str = "",
     ) -> Workspace:
-        fields = _validated(fields, creating=True)
-
-        def create(uow: UnitOfWork, workspace_id: str) -> Workspace:
-            authorize(uow, caller, organization_id, WORKSPACES_CREATE)
+        with self._database.transaction(call.budget) as uow:
+            organization_id = authorize(uow, call.caller, organization_id, CREATE).organization_id
+            fields = _validated(fields, creating=True)
+            key = normalized_request_id(request_id)
             now = self._clock()
+            workspace_id = new_id()
+            earlier = earlier_result(
+                uow,
+                call.caller,
+                key,
+                operation="CreateWorkspace",
+                request={"organization_id": organization_id, **asdict(fields)},
+                resource_id=workspace_id,
+                now=now,
+            )
+            if earlier is not None:
+                return _load(uow, organization_id, earlier)
             name = fields.name or ""
-
-            def insert(slug: str) -> None:
-                uow.workspaces.add(
+            for slug in slug_candidates(fields.slug, name):
+                if uow.workspaces.add(
                     organization_id=organization_id,
                     workspace_id=workspace_id,
                     slug=slug,
                     name=name,
                     description=fields.description or "",
                     now=now,
-                )
-
-            slug = insert_with_slug(
-                insert,
-                lambda slug: uow.workspaces.slug_exists(organization_id, slug),
-                requested=fields.slug,
-                derive_from=name,
-            )
+                ):
+                    break
+            else:
+                if fields.slug:
+                    raise SlugTaken(fields.slug, scope="organization")
+                raise invalid("slug", "could not derive a free slug from the name; choose one")
             audit.record(
                 uow,
-                caller,
+                call.caller,
                 organization_id,
                 "workspace.created",
                 now,
@@ -94,85 +120,80 @@ class WorkspaceService:
                 target_id=workspace_id,
                 slug=slug,
             )
-            return _load(uow, organization_id, workspace_id)
-
-        def replay(uow: UnitOfWork, workspace_id: str) -> Workspace:
-            authorize(uow, caller, organization_id, WORKSPACES_GET, allow_deleted=True)
-            return _load(uow, organization_id, workspace_id)
-
-        return create_once(
-            self._database,
-            self._clock,
-            caller,
-            request_id=request_id,
-            operation="CreateWorkspace",
-            request={"organization_id": organization_id, **asdict(fields)},
-            create=create,
-            replay=replay,
-        )
-
-    def get(self, caller: Caller, organization_id: str, workspace_id: str) -> Workspace:
-        with self._database.snapshot() as uow:
-            authorize(uow, caller, organization_id, WORKSPACES_GET, allow_deleted=True)
-            return _load(uow, organization_id, workspace_id)
-
-    def list(
-        self, caller: Caller, organization_id: str, page: PageRequest, *, name_filter: str = ""
-    ) -> Page[Workspace]:
-        with self._database.snapshot() as uow:
-            authorize(uow, caller, organization_id, WORKSPACES_LIST, allow_deleted=True)
-            return uow.workspaces.find_page(organization_id, name_filter.strip(), page)
-
-    def update(
-        self,
-        caller: Caller,
-        organization_id: str,
-        workspace_id: str,
-        fields: WorkspaceFields,
-        *,
-        etag: str = "",
-    ) -> Workspace:
-        fields = _validated(fields, creating=False)
-        with self._database.transaction() as uow:
-            authorize(uow, caller, organization_id, WORKSPACES_UPDATE, lock=True)
-            current = _load(uow, organization_id, workspace_id)
-            if etag and etag != current.etag:
-                raise etag_mismatch()
-            now = self._clock()
-            uow.workspaces.update(organization_id, workspace_id, fields, now)
-            changed = sorted(name for name, value in asdict(fields).items() if value is not None)
-            audit.record(
-                uow,
-                caller,
-                organization_id,
-                "workspace.updated",
-                now,
-                target_type="workspace",
-                target_id=workspace_id,
-                fields=",".join(changed),
-            )
             workspace = _load(uow, organization_id, workspace_id)
             uow.commit()
             return workspace
 
-    def delete(
-        self, caller: Caller, organization_id: str, workspace_id: str, *, etag: str = ""
-    ) -> None:
-        with self._database.transaction() as uow:
-            authorize(uow, caller, organization_id, WORKSPACES_DELETE, lock=True)
+    def get(self, call: Call, organization_id: str, workspace_id: str) -> Workspace:
+        with self._database.snapshot(call.budget) as uow:
+            organization_id = authorize(uow, call.caller, organization_id, GET).organization_id
+            return _load(uow, organization_id, workspace_id)
+
+    def list(
+        self,
+        call: Call,
+        organization_id: str,
+        page: Callable[[], PageRequest],
+        *,
+        name_filter: str = "",
+    ) -> Page[Workspace]:
+        with self._database.snapshot(call.budget) as uow:
+            organization_id = authorize(uow, call.caller, organization_id, LIST).organization_id
+            text = search_text("filter", name_filter)
+            organization = uow.organization(organization_id)
+            total = organization.workspace_count if organization else 0
+            return uow.workspaces.find_page(organization_id, text, page(), total=total)
+
+    def update(
+        self,
+        call: Call,
+        organization_id: str,
+        workspace_id: str,
+        changes: Callable[[], WorkspaceFields],
+        *,
+        etag: str = "",
+    ) -> Workspace:
+        with self._database.transaction(call.budget) as uow:
+            organization_id = authorize(uow, call.caller, organization_id, UPDATE).organization_id
+            fields = _validated(changes(), creating=False)
             current = _load(uow, organization_id, workspace_id)
             if etag and etag != current.etag:
-                raise etag_mismatch()
+                raise EtagMismatch()
             now = self._clock()
-            uow.workspaces.delete(organization_id, workspace_id)
+            uow.workspaces.update(organization_id, current.id, fields, now)
+            changed = sorted(name for name, value in asdict(fields).items() if value is not None)
             audit.record(
                 uow,
-                caller,
+                call.caller,
+                organization_id,
+                "workspace.updated",
+                now,
+                target_type="workspace",
+                target_id=current.id,
+                fields=",".join(changed),
+            )
+            workspace = _load(uow, organization_id, current.id)
+            uow.commit()
+            return workspace
+
+    def delete(
+        self, call: Call, organization_id: str, workspace_id: str, *, etag: str = ""
+    ) -> None:
+        with self._database.transaction(call.budget) as uow:
+            organization_id = authorize(uow, call.caller, organization_id, DELETE).organization_id
+            current = _load(uow, organization_id, workspace_id)
+            if etag and etag != current.etag:
+                raise EtagMismatch()
+            now = self._clock()
+            uow.workspaces.delete(organization_id, current.id)
+            audit.record(
+                uow,
+                call.caller,
                 organization_id,
                 "workspace.deleted",
                 now,
                 target_type="workspace",
-                target_id=workspace_id,
+                target_id=current.id,
                 slug=current.slug,
             )
             uow.commit()

@@ -1,24 +1,63 @@
-"""Engine and session set-up for SQLite (embedded default) and PostgreSQL."""
+"""Engines for SQLite (embedded default) and PostgreSQL, and the translation of driver
+failures into domain errors.
+
+Both engines run the driver in autocommit mode: a single-statement read is then one
+round trip, and the unit of work opens transactions itself (`BEGIN` plus the call's
+timeouts, in one round trip on PostgreSQL).
+"""
 
 from __future__ import annotations
 
+import logging
 import sqlite3
-from collections.abc import Callable
+import threading
+import time
+from dataclasses import dataclass
 from typing import Any
 
+import psycopg
+from psycopg import errors as pg_errors
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import Connection
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import ConnectionPoolEntry
 
-SQLITE_BUSY_TIMEOUT_MS = 30_000
+from orgservice.domain.errors import CallDeadlineExceeded, DatabaseUnavailable, DomainError
+
+log = logging.getLogger(__name__)
+
+# libpq's own minimum; the call's budget bounds waits on established connections.
+CONNECT_TIMEOUT_SECONDS = 2
+SQLITE_MAX_BUSY_SECONDS = 30.0
 
 
-def create_database_engine(url: str, *, pool_size: int = 10) -> Engine:
-    if url.startswith("sqlite"):
+@dataclass(frozen=True)
+class EngineOptions:
+    pool_size: int = 16
+    # "pgbouncer": transaction pooling, so no server-side prepared statements.
+    pooler: str = ""
+
+
+def is_postgresql(url: str) -> bool:
+    return url.startswith("postgresql")
+
+
+def create_database_engine(url: str, options: EngineOptions | None = None) -> Engine:
+    options = options or EngineOptions()
+    if not is_postgresql(url):
         return _sqlite_engine(url)
-    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    connect_args: dict[str, Any] = {"connect_timeout": CONNECT_TIMEOUT_SECONDS}
+    if options.pooler == "pgbouncer":
+        connect_args["prepare_threshold"] = None
+    return create_engine(
+        url,
+        isolation_level="AUTOCOMMIT",
+        # One connection per database thread: checkouts never wait. No pre-ping: a
+        # connection that died is noticed by its first statement (see StaleConnection).
+        pool_size=options.pool_size,
+        max_overflow=0,
+        pool_timeout=CONNECT_TIMEOUT_SECONDS,
+        connect_args=connect_args,
+    )
 
 
 def _sqlite_engine(url: str) -> Engine:
@@ -26,25 +65,12 @@ def _sqlite_engine(url: str) -> Engine:
 
     @event.listens_for(engine, "connect")
     def _configure(dbapi_connection: sqlite3.Connection, _: ConnectionPoolEntry) -> None:
-        # Take transaction control away from pysqlite so that "begin" below decides how
-        # each transaction starts.
+        # Autocommit at the driver: the unit of work begins transactions itself.
         dbapi_connection.isolation_level = None
         # SQLite's lower() folds ASCII only; case-insensitive filters need Unicode.
         dbapi_connection.create_function("lower", 1, _lower, deterministic=True)
-        for pragma in (
-            "journal_mode=WAL",
-            "foreign_keys=ON",
-            "synchronous=NORMAL",
-            f"busy_timeout={SQLITE_BUSY_TIMEOUT_MS}",
-        ):
+        for pragma in ("journal_mode=WAL", "foreign_keys=ON", "synchronous=NORMAL"):
             dbapi_connection.execute(f"PRAGMA {pragma}")
-
-    @event.listens_for(engine, "begin")
-    def _begin(connection: Connection) -> None:
-        # Writers take the write lock up front: a deferred transaction that reads and then
-        # writes can fail with "database is locked" instead of waiting its turn.
-        mode = "DEFERRED" if connection.get_execution_options().get("read_only") else "IMMEDIATE"
-        connection.exec_driver_sql(f"BEGIN {mode}")
 
     return engine
 
@@ -53,31 +79,69 @@ def _lower(value: str | None) -> str | None:
     return value.lower() if isinstance(value, str) else value
 
 
-def read_only(engine: Engine) -> Engine:
-    """An engine whose transactions only read (no write lock on SQLite)."""
-    options: dict[str, Any] = {"read_only": True}
-    if engine.dialect.name == "postgresql":
-        options["postgresql_readonly"] = True
-    return engine.execution_options(**options)
+def psycopg_connect_kwargs(engine: Engine) -> dict[str, Any]:
+    """How the engine connects (hosts, ports, target_session_attrs…), for connections
+    made outside its pool: the health probe and the notification listener."""
+    _args, kwargs = engine.dialect.create_connect_args(engine.url)
+    kwargs = dict(kwargs)
+    kwargs.pop("prepare_threshold", None)
+    return kwargs
 
 
-def is_unique_violation(error: IntegrityError) -> bool:
-    """True when a flush failed on a unique or primary key constraint."""
-    original = error.orig
-    sqlstate = getattr(original, "sqlstate", None)
-    if sqlstate is not None:
-        return bool(sqlstate == "23505")
-    return "UNIQUE constraint failed" in str(original)
+# --- driver failures ------------------------------------------------------------------
 
 
-def flush_unique(session: Session, change: Callable[[], None]) -> bool:
-    """Applies `change` and flushes it in a savepoint; False (and nothing applied) when
-    it breaks a unique constraint, e.g. because a concurrent transaction won a race."""
-    try:
-        with session.begin_nested():
-            change()
-    except IntegrityError as error:
-        if is_unique_violation(error):
-            return False
-        raise
-    return True
+class StaleConnection(DatabaseUnavailable):
+    """A pooled connection turned out dead on its first statement: nothing ran, so the
+    call may be retried once on a fresh connection."""
+
+
+_TIMEOUTS = (pg_errors.QueryCanceled, pg_errors.LockNotAvailable)
+
+
+def translate(error: Exception, *, deadline_passed: bool) -> DomainError | None:
+    """The domain error for a driver failure, or None when it is not one we expect
+    (constraint violations and the like are handled where they can happen)."""
+    original = error.orig if isinstance(error, DBAPIError) else error
+    if isinstance(original, _TIMEOUTS) or (deadline_passed and _is_connection_failure(original)):
+        return CallDeadlineExceeded()
+    if isinstance(original, sqlite3.OperationalError) and "locked" in str(original):
+        return CallDeadlineExceeded() if deadline_passed else DatabaseUnavailable()
+    if _is_connection_failure(original):
+        return DatabaseUnavailable()
+    return None
+
+
+def _is_connection_failure(error: BaseException | None) -> bool:
+    if isinstance(error, psycopg.OperationalError | pg_errors.AdminShutdown):
+        return True
+    if isinstance(error, psycopg.Error) and error.sqlstate:
+        # 08: connection exception; 57P0x: the server is shutting down or starting.
+        return error.sqlstate.startswith(("08", "57P"))
+    return isinstance(error, sqlite3.OperationalError) and "unable to open" in str(error)
+
+
+class FailureLog:
+    """One WARNING line per failure kind and second at most, and never a traceback:
+    an outage must not flood the log."""
+
+    def __init__(self, interval: float = 1.0) -> None:
+        self._interval = interval
+        self._last: dict[str, float] = {}
+        self._suppressed: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def warning(self, kind: str, error: BaseException) -> None:
+        now = time.monotonic()
+        with self._lock:
+            if now - self._last.get(kind, -self._interval) < self._interval:
+                self._suppressed[kind] = self._suppressed.get(kind, 0) + 1
+                return
+            self._last[kind] = now
+            suppressed = self._suppressed.pop(kind, 0)
+        detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        more = f" ({suppressed} more since the last line)" if suppressed else ""
+        log.warning("database %s: %s%s", kind, detail[:200], more)
+
+
+failures = FailureLog()

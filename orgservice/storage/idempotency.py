@@ -2,32 +2,27 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete
-from sqlalchemy.orm import Session
+from sqlalchemy import bindparam, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from orgservice.storage.database import flush_unique
-from orgservice.storage.tables import IdempotencyKeyRow
+from orgservice.domain.models import PriorRequest
+from orgservice.storage.sql import Sql
+from orgservice.storage.tables import idempotency_keys
 
-
-@dataclass(frozen=True)
-class PriorRequest:
-    operation: str
-    request_hash: str
-    resource_id: str
+_KEY = (idempotency_keys.c.user_id == bindparam("user_id")) & (
+    idempotency_keys.c.request_id == bindparam("request_id")
+)
+_FIND = select(
+    idempotency_keys.c.operation, idempotency_keys.c.request_hash, idempotency_keys.c.resource_id
+).where(_KEY)
 
 
 class IdempotencyRepository:
-    def __init__(self, session: Session) -> None:
-        self._session = session
-
-    def find(self, user_id: str, request_id: str, not_before: datetime) -> PriorRequest | None:
-        row = self._session.get(IdempotencyKeyRow, (user_id, request_id))
-        if row is None or row.create_time < not_before:
-            return None
-        return PriorRequest(row.operation, row.request_hash, row.resource_id)
+    def __init__(self, sql: Sql) -> None:
+        self._sql = sql
 
     def claim(
         self,
@@ -39,21 +34,33 @@ class IdempotencyRepository:
         resource_id: str,
         now: datetime,
         not_before: datetime,
-    ) -> bool:
-        """Records the request; False when a concurrent request claimed it first."""
-        self._session.execute(
-            delete(IdempotencyKeyRow).where(
-                IdempotencyKeyRow.user_id == user_id,
-                IdempotencyKeyRow.request_id == request_id,
-                IdempotencyKeyRow.create_time < not_before,
-            )
-        )
-        row = IdempotencyKeyRow(
-            user_id=user_id,
-            request_id=request_id,
+    ) -> PriorRequest | None:
+        """Records that this request creates `resource_id`, or returns what the same
+        request_id did before (records older than `not_before` no longer count).
+
+        A concurrent duplicate's insert waits for the first transaction: when it commits,
+        the duplicate finds its record; when it rolls back, the duplicate claims it."""
+        key = {"user_id": user_id, "request_id": request_id}
+        dialect_insert = pg_insert if self._sql.postgresql else sqlite_insert
+        statement = dialect_insert(idempotency_keys).values(
             operation=operation,
             request_hash=request_hash,
             resource_id=resource_id,
             create_time=now,
+            **key,
         )
-        return flush_unique(self._session, lambda: self._session.add(row))
+        # An expired record is replaced; a live one stays and is returned.
+        claimed = self._sql.execute(
+            statement.on_conflict_do_update(
+                index_elements=[idempotency_keys.c.user_id, idempotency_keys.c.request_id],
+                set_={
+                    name: statement.excluded[name]
+                    for name in ("operation", "request_hash", "resource_id", "create_time")
+                },
+                where=idempotency_keys.c.create_time < not_before,
+            ).returning(idempotency_keys.c.request_id)
+        ).first()
+        if claimed is not None:
+            return None
+        row = self._sql.execute(_FIND, key).one()
+        return PriorRequest(row[0], row[1], row[2])

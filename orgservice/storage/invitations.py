@@ -4,42 +4,39 @@ has passed is EXPIRED, so no background job is needed for correctness."""
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, Select, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
 
-from orgservice.domain.errors import AlreadyExists
-from orgservice.domain.models import Cursor, Invitation, InvitationState, Page, PageRequest
-from orgservice.storage.database import flush_unique
+from orgservice.domain.errors import InvitationPending
+from orgservice.domain.models import Invitation, InvitationState, Page, PageRequest
 from orgservice.storage.paging import AnyRow, fetch_page
-from orgservice.storage.tables import InvitationRow
+from orgservice.storage.sql import Sql
+from orgservice.storage.tables import invitations
 
 _PENDING = InvitationState.PENDING.value
-
-
-def invitation_pending(email: str) -> AlreadyExists:
-    return AlreadyExists(
-        f"a pending invitation for {email} exists already", reason="INVITATION_PENDING"
-    )
+_BY_ID = select(invitations).where(invitations.c.id == bindparam("id"))
+_BY_TOKEN_HASH = select(invitations).where(invitations.c.token_hash == bindparam("token_hash"))
 
 
 def in_state(state: InvitationState, now: datetime) -> ColumnElement[bool]:
     """SQL for "effectively in `state` at `now`"."""
-    live = InvitationRow.expire_time > now
+    live = invitations.c.expire_time > now
     if state is InvitationState.PENDING:
-        return and_(InvitationRow.state == _PENDING, live)
+        return and_(invitations.c.state == _PENDING, live)
     if state is InvitationState.EXPIRED:
         return or_(
-            InvitationRow.state == InvitationState.EXPIRED.value,
-            and_(InvitationRow.state == _PENDING, ~live),
+            invitations.c.state == InvitationState.EXPIRED.value,
+            and_(invitations.c.state == _PENDING, ~live),
         )
-    stored: ColumnElement[bool] = InvitationRow.state == state.value
+    stored: ColumnElement[bool] = invitations.c.state == state.value
     return stored
 
 
 class InvitationRepository:
-    def __init__(self, session: Session) -> None:
-        self._session = session
+    def __init__(self, sql: Sql) -> None:
+        self._sql = sql
 
     def add(
         self,
@@ -53,43 +50,43 @@ class InvitationRepository:
         now: datetime,
         expire_time: datetime,
     ) -> None:
-        """Raises AlreadyExists(INVITATION_PENDING) when the email has a pending one."""
-        row = InvitationRow(
-            organization_id=organization_id,
-            id=invitation_id,
-            email=email,
-            role=role,
-            state=_PENDING,
-            inviter_user_id=inviter_user_id,
-            token_hash=token_hash,
-            create_time=now,
-            update_time=now,
-            expire_time=expire_time,
-        )
-        if not flush_unique(self._session, lambda: self._session.add(row)):
-            raise invitation_pending(email)
+        """Raises InvitationPending when the email has a pending one."""
+        try:
+            self._sql.execute(
+                insert(invitations),
+                {
+                    "organization_id": organization_id,
+                    "id": invitation_id,
+                    "email": email,
+                    "role": role,
+                    "state": _PENDING,
+                    "inviter_user_id": inviter_user_id,
+                    "token_hash": token_hash,
+                    "create_time": now,
+                    "update_time": now,
+                    "expire_time": expire_time,
+                },
+            )
+        except IntegrityError as error:
+            raise InvitationPending(email) from error
 
     def get(self, invitation_id: str, now: datetime) -> Invitation | None:
-        row = self._session.scalars(
-            select(InvitationRow).where(InvitationRow.id == invitation_id)
-        ).first()
+        row = self._sql.execute(_BY_ID, {"id": invitation_id}).first()
         return _to_invitation(row, now) if row else None
 
     def get_by_token_hash(self, token_hash: str, now: datetime) -> Invitation | None:
-        row = self._session.scalars(
-            select(InvitationRow).where(InvitationRow.token_hash == token_hash)
-        ).first()
+        row = self._sql.execute(_BY_TOKEN_HASH, {"token_hash": token_hash}).first()
         return _to_invitation(row, now) if row else None
 
     def stored_pending_for(
         self, organization_id: str, email: str, now: datetime
     ) -> Invitation | None:
         """The invitation holding the email's pending slot; it may read as EXPIRED."""
-        row = self._session.scalars(
-            select(InvitationRow).where(
-                InvitationRow.organization_id == organization_id,
-                InvitationRow.email == email,
-                InvitationRow.state == _PENDING,
+        row = self._sql.execute(
+            select(invitations).where(
+                invitations.c.organization_id == organization_id,
+                invitations.c.email == email,
+                invitations.c.state == _PENDING,
             )
         ).first()
         return _to_invitation(row, now) if row else None
@@ -101,7 +98,7 @@ class InvitationRepository:
         now: datetime,
         page: PageRequest,
     ) -> Page[Invitation]:
-        query = select(InvitationRow).where(InvitationRow.organization_id == organization_id)
+        query = select(invitations).where(invitations.c.organization_id == organization_id)
         if state is not None:
             query = query.where(in_state(state, now))
         return self._page(query, now, page)
@@ -109,22 +106,20 @@ class InvitationRepository:
     def find_pending_for_email(
         self, email: str, now: datetime, page: PageRequest
     ) -> Page[Invitation]:
-        query = select(InvitationRow).where(
-            InvitationRow.email == email, in_state(InvitationState.PENDING, now)
+        query = select(invitations).where(
+            invitations.c.email == email, in_state(InvitationState.PENDING, now)
         )
         return self._page(query, now, page)
 
     def count_pending_with_role(self, organization_id: str, role: str, now: datetime) -> int:
-        return (
-            self._session.scalar(
-                select(func.count()).where(
-                    InvitationRow.organization_id == organization_id,
-                    InvitationRow.role == role,
-                    in_state(InvitationState.PENDING, now),
-                )
+        count: int = self._sql.execute(
+            select(func.count()).where(
+                invitations.c.organization_id == organization_id,
+                invitations.c.role == role,
+                in_state(InvitationState.PENDING, now),
             )
-            or 0
-        )
+        ).scalar_one()
+        return count
 
     def update(
         self,
@@ -137,56 +132,52 @@ class InvitationRepository:
         expire_time: datetime | None = None,
         token_hash: str | None = None,
     ) -> Invitation:
-        """Changes the given fields; raises AlreadyExists(INVITATION_PENDING) when a
-        revived invitation collides with another pending one for the same email."""
-        row = self._session.get_one(InvitationRow, (organization_id, invitation_id))
-
-        def apply() -> None:
-            if state is not None:
-                row.state = state.value
-            if role is not None:
-                row.role = role
-            if expire_time is not None:
-                row.expire_time = expire_time
-            if token_hash is not None:
-                row.token_hash = token_hash
-            row.update_time = now
-
-        if not flush_unique(self._session, apply):
-            raise invitation_pending(row.email)
+        """Changes the given fields. Reviving an invitation (state PENDING) needs the
+        email's pending slot free: see `stored_pending_for`."""
+        values: dict[str, Any] = {"update_time": now}
+        for name, value in (
+            ("state", state.value if state else None),
+            ("role", role),
+            ("expire_time", expire_time),
+            ("token_hash", token_hash),
+        ):
+            if value is not None:
+                values[name] = value
+        row = self._sql.execute(
+            update(invitations)
+            .where(
+                invitations.c.organization_id == organization_id,
+                invitations.c.id == invitation_id,
+            )
+            .values(**values)
+            .returning(*invitations.c)
+        ).one()
         return _to_invitation(row, now)
 
-    def _page(
-        self, query: Select[InvitationRow], now: datetime, page: PageRequest
-    ) -> Page[Invitation]:
-        rows, total, next_cursor = fetch_page(
-            self._session,
+    def _page(self, query: Select[Any], now: datetime, page: PageRequest) -> Page[Invitation]:
+        return fetch_page(
+            self._sql,
             query,
-            create_time=InvitationRow.create_time,
-            id_column=InvitationRow.id,
+            create_time=invitations.c.create_time,
+            id_column=invitations.c.id,
             page=page,
-            cursor_of=_cursor_of,
+            convert=lambda row: _to_invitation(row, now),
         )
-        return Page([_to_invitation(row[0], now) for row in rows], total, next_cursor)
 
 
-def _cursor_of(row: AnyRow) -> Cursor:
-    invitation: InvitationRow = row[0]
-    return Cursor(invitation.create_time, invitation.id)
-
-
-def _to_invitation(row: InvitationRow, now: datetime) -> Invitation:
-    state = InvitationState(row.state)
-    if state is InvitationState.PENDING and row.expire_time <= now:
+def _to_invitation(row: AnyRow, now: datetime) -> Invitation:
+    i = row._mapping
+    state = InvitationState(i["state"])
+    if state is InvitationState.PENDING and i["expire_time"] <= now:
         state = InvitationState.EXPIRED
     return Invitation(
-        id=row.id,
-        organization_id=row.organization_id,
-        email=row.email,
-        role=row.role,
+        id=i["id"],
+        organization_id=i["organization_id"],
+        email=i["email"],
+        role=i["role"],
         state=state,
-        inviter_user_id=row.inviter_user_id,
-        create_time=row.create_time,
-        update_time=row.update_time,
-        expire_time=row.expire_time,
+        inviter_user_id=i["inviter_user_id"],
+        create_time=i["create_time"],
+        update_time=i["update_time"],
+        expire_time=i["expire_time"],
     )

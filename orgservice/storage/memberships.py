@@ -2,174 +2,192 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import and_, bindparam, delete, func, insert, select, update
 
 from orgservice.domain.models import (
-    Cursor,
+    AccessRecord,
     Member,
     Membership,
+    Organization,
     OrganizationState,
     Page,
     PageRequest,
 )
+from orgservice.storage.organizations import OrganizationRepository, to_organization
 from orgservice.storage.paging import AnyRow, fetch_page
-from orgservice.storage.tables import MembershipRow, OrganizationRow, RoleRow, UserRow
-from orgservice.storage.users import to_user
+from orgservice.storage.sql import Sql
+from orgservice.storage.tables import memberships, organizations, roles, users
+from orgservice.storage.users import USER_COLUMNS, to_user
 
-
-@dataclass(frozen=True)
-class AccessRecord:
-    """An organization as one user sees it: its state and the user's role, if any."""
-
-    organization_id: str
-    state: OrganizationState
-    role: str | None
-    permissions: frozenset[str]
+# One indexed query: the organization's state, the user's role and its permissions.
+_ACCESS = (
+    select(organizations.c.state, memberships.c.role, roles.c.permissions)
+    .select_from(organizations)
+    .outerjoin(
+        memberships,
+        and_(
+            memberships.c.organization_id == organizations.c.id,
+            memberships.c.user_id == bindparam("user_id"),
+        ),
+    )
+    .outerjoin(
+        roles,
+        and_(
+            roles.c.organization_id == memberships.c.organization_id,
+            roles.c.name == memberships.c.role,
+        ),
+    )
+    .where(organizations.c.id == bindparam("organization_id"))
+)
+# FOR UPDATE of the organization row serializes every mutation that must see a
+# consistent set of members (the last-owner rule and friends).
+_ACCESS_LOCKED = _ACCESS.with_for_update(of=organizations)
+# The organization itself with the user's standing in it: a Get in one round trip.
+_SEEN_BY = _ACCESS.with_only_columns(
+    organizations,
+    memberships.c.role.label("member_role"),
+    roles.c.permissions.label("role_permissions"),
+)
+_MEMBERS = select(memberships, *USER_COLUMNS).join(users, users.c.id == memberships.c.user_id)
+_MEMBER = _MEMBERS.where(
+    memberships.c.organization_id == bindparam("organization_id"),
+    memberships.c.user_id == bindparam("user_id"),
+)
 
 
 class MembershipRepository:
-    def __init__(self, session: Session) -> None:
-        self._session = session
-
-    def add(self, organization_id: str, user_id: str, role: str, now: datetime) -> None:
-        self._session.add(
-            MembershipRow(
-                organization_id=organization_id,
-                user_id=user_id,
-                role=role,
-                create_time=now,
-                update_time=now,
-            )
-        )
-        self._session.flush()
+    def __init__(self, sql: Sql, organizations: OrganizationRepository) -> None:
+        self._sql = sql
+        self._organizations = organizations
 
     def access(
         self, organization_id: str, user_id: str, *, lock: bool = False
     ) -> AccessRecord | None:
-        """One indexed query: the organization, the user's role and its permissions.
-
-        `lock` takes the organization row FOR UPDATE, serializing every mutation that
-        must see a consistent set of members (the last-owner rule and friends).
-        """
-        query = (
-            select(
-                OrganizationRow.id,
-                OrganizationRow.state,
-                MembershipRow.role,
-                RoleRow.permissions,
-            )
-            .select_from(OrganizationRow)
-            .outerjoin(
-                MembershipRow,
-                (MembershipRow.organization_id == OrganizationRow.id)
-                & (MembershipRow.user_id == user_id),
-            )
-            .outerjoin(
-                RoleRow,
-                (RoleRow.organization_id == MembershipRow.organization_id)
-                & (RoleRow.name == MembershipRow.role),
-            )
-            .where(OrganizationRow.id == organization_id)
-        )
+        """The user's standing in the organization (None: no such organization);
+        `lock` takes the organization row FOR UPDATE."""
         if lock:
-            query = query.with_for_update(of=OrganizationRow)
-        row = self._session.execute(query).first()
+            self._sql.touch(organization_id)
+        row = self._sql.execute(
+            _ACCESS_LOCKED if lock else _ACCESS,
+            {"organization_id": organization_id, "user_id": user_id},
+        ).first()
         if row is None:
             return None
-        org_id, state, role, permissions = row
-        return AccessRecord(org_id, OrganizationState(state), role, frozenset(permissions or ()))
+        state, role, permissions = row[0], row[1], row[2]
+        return AccessRecord(OrganizationState(state), role, frozenset(permissions or ()))
+
+    def organization_seen_by(
+        self, organization_id: str, user_id: str
+    ) -> tuple[Organization, AccessRecord] | None:
+        """The organization and the user's standing in it, in one query."""
+        row = self._sql.execute(
+            _SEEN_BY, {"organization_id": organization_id, "user_id": user_id}
+        ).first()
+        if row is None:
+            return None
+        m = row._mapping
+        record = AccessRecord(
+            OrganizationState(m["state"]), m["member_role"], frozenset(m["role_permissions"] or ())
+        )
+        return to_organization(row), record
+
+    def add(self, organization_id: str, user_id: str, role: str, now: datetime) -> None:
+        self._sql.execute(
+            insert(memberships),
+            {
+                "organization_id": organization_id,
+                "user_id": user_id,
+                "role": role,
+                "create_time": now,
+                "update_time": now,
+            },
+        )
+        self._organizations.count_change(organization_id, members=1)
 
     def get(self, organization_id: str, user_id: str) -> Member | None:
-        row = self._session.execute(
-            _MEMBERS.where(
-                MembershipRow.organization_id == organization_id,
-                MembershipRow.user_id == user_id,
-            )
+        row = self._sql.execute(
+            _MEMBER, {"organization_id": organization_id, "user_id": user_id}
         ).first()
         return _to_member(row) if row else None
 
-    def find_page(self, organization_id: str, role: str, page: PageRequest) -> Page[Member]:
-        query = _MEMBERS.where(MembershipRow.organization_id == organization_id)
+    def find_page(
+        self, organization_id: str, role: str, page: PageRequest, *, total: int | None
+    ) -> Page[Member]:
+        """`total`: the organization's member count when no role filter applies."""
+        query = _MEMBERS.where(memberships.c.organization_id == organization_id)
         if role:
-            query = query.where(MembershipRow.role == role)
-        rows, total, next_cursor = fetch_page(
-            self._session,
+            query = query.where(memberships.c.role == role)
+        return fetch_page(
+            self._sql,
             query,
-            create_time=MembershipRow.create_time,
-            id_column=MembershipRow.user_id,
+            create_time=memberships.c.create_time,
+            id_column=memberships.c.user_id,
             page=page,
-            cursor_of=_cursor_of,
+            convert=_to_member,
+            total=None if role else total,
         )
-        return Page([_to_member(row) for row in rows], total, next_cursor)
 
     def count_with_role(self, organization_id: str, role: str) -> int:
-        return (
-            self._session.scalar(
-                select(func.count()).where(
-                    MembershipRow.organization_id == organization_id, MembershipRow.role == role
-                )
+        count: int = self._sql.execute(
+            select(func.count()).where(
+                memberships.c.organization_id == organization_id, memberships.c.role == role
             )
-            or 0
-        )
+        ).scalar_one()
+        return count
 
     def has_member_with_email(self, organization_id: str, email: str) -> bool:
-        found = self._session.scalar(
-            select(MembershipRow.user_id)
-            .join(UserRow, UserRow.id == MembershipRow.user_id)
+        found = self._sql.execute(
+            select(memberships.c.user_id)
+            .join(users, users.c.id == memberships.c.user_id)
             .where(
-                MembershipRow.organization_id == organization_id,
-                func.lower(UserRow.email) == email.lower(),
+                memberships.c.organization_id == organization_id,
+                func.lower(users.c.email) == email.lower(),
             )
             .limit(1)
-        )
+        ).first()
         return found is not None
 
     def set_role(self, organization_id: str, user_id: str, role: str, now: datetime) -> None:
-        row = self._session.get_one(MembershipRow, (organization_id, user_id))
-        row.role = role
-        row.update_time = now
-        self._session.flush()
+        self._sql.execute(
+            update(memberships)
+            .where(
+                memberships.c.organization_id == organization_id,
+                memberships.c.user_id == user_id,
+            )
+            .values(role=role, update_time=now)
+        )
 
     def remove(self, organization_id: str, user_id: str) -> None:
-        self._session.execute(
-            delete(MembershipRow).where(
-                MembershipRow.organization_id == organization_id,
-                MembershipRow.user_id == user_id,
+        removed = self._sql.execute(
+            delete(memberships).where(
+                memberships.c.organization_id == organization_id,
+                memberships.c.user_id == user_id,
             )
-        )
+        ).rowcount
+        self._organizations.count_change(organization_id, members=-removed)
 
     def of_user(self, user_id: str) -> list[Membership]:
         """The user's memberships in active organizations, oldest first."""
-        rows = self._session.execute(
-            select(MembershipRow.organization_id, OrganizationRow.slug, MembershipRow.role)
-            .join(OrganizationRow, OrganizationRow.id == MembershipRow.organization_id)
+        rows = self._sql.execute(
+            select(memberships.c.organization_id, organizations.c.slug, memberships.c.role)
+            .join(organizations, organizations.c.id == memberships.c.organization_id)
             .where(
-                MembershipRow.user_id == user_id,
-                OrganizationRow.state == OrganizationState.ACTIVE.value,
+                memberships.c.user_id == user_id,
+                organizations.c.state == OrganizationState.ACTIVE.value,
             )
-            .order_by(MembershipRow.create_time, MembershipRow.organization_id)
+            .order_by(memberships.c.create_time, memberships.c.organization_id)
         ).all()
-        return [Membership(org_id, slug, role) for org_id, slug, role in rows]
-
-
-_MEMBERS = select(MembershipRow, UserRow).join(UserRow, UserRow.id == MembershipRow.user_id)
-
-
-def _cursor_of(row: AnyRow) -> Cursor:
-    membership: MembershipRow = row[0]
-    return Cursor(membership.create_time, membership.user_id)
+        return [Membership(row[0], row[1], row[2]) for row in rows]
 
 
 def _to_member(row: AnyRow) -> Member:
-    membership: MembershipRow = row[0]
+    m = row._mapping
     return Member(
-        organization_id=membership.organization_id,
-        user=to_user(row[1]),
-        role=membership.role,
-        create_time=membership.create_time,
-        update_time=membership.update_time,
+        organization_id=m["organization_id"],
+        user=to_user(row),
+        role=m["role"],
+        create_time=m["create_time"],
+        update_time=m["update_time"],
     )

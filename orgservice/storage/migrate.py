@@ -27,13 +27,21 @@ def upgrade(engine: Engine) -> None:
 
     On PostgreSQL a transaction-scoped advisory lock makes concurrent starts wait for the
     first migrator and then find nothing left to do; on SQLite the write lock taken by
-    the transaction does the same.
+    `BEGIN IMMEDIATE` does the same. (The engines run the driver in autocommit mode, so
+    the transaction is opened explicitly here.)
     """
-    with engine.connect() as connection:
-        if connection.dialect.name == "postgresql":
+    postgresql = engine.dialect.name == "postgresql"
+    options = {"isolation_level": "READ COMMITTED"} if postgresql else {}
+    with engine.connect().execution_options(**options) as connection:
+        if postgresql:
             connection.execute(select(func.pg_advisory_xact_lock(_MIGRATION_LOCK_KEY)))
+        else:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
         command.upgrade(alembic_config(connection), "head")
-        connection.commit()
+        if postgresql:
+            connection.commit()
+        else:
+            connection.exec_driver_sql("COMMIT")
 
 
 def is_up_to_date(engine: Engine) -> bool:

@@ -1,62 +1,56 @@
-"""Organizations, with their member and workspace counts."""
+"""Organizations, their slugs (a registry unique across organizations) and counters."""
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import exists, func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy import bindparam, delete, insert, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from orgservice.domain.errors import AlreadyExists
+from orgservice.domain.errors import SlugTaken
 from orgservice.domain.models import (
-    Cursor,
     Organization,
     OrganizationFields,
+    OrganizationQuery,
     OrganizationState,
     Page,
     PageRequest,
 )
 from orgservice.domain.permissions import OWNER
-from orgservice.storage.database import flush_unique
 from orgservice.storage.paging import AnyRow, fetch_page, name_or_slug_contains
-from orgservice.storage.tables import MembershipRow, OrganizationRow, WorkspaceRow
+from orgservice.storage.sql import Sql
+from orgservice.storage.tables import memberships, organization_slugs, organizations
 
-_MEMBER_COUNT = (
-    select(func.count())
-    .where(MembershipRow.organization_id == OrganizationRow.id)
-    .correlate(OrganizationRow)
-    .scalar_subquery()
+_ACTIVE = OrganizationState.ACTIVE.value
+_BY_ID = select(organizations).where(organizations.c.id == bindparam("id"))
+_ID_FOR_SLUG = select(organization_slugs.c.organization_id).where(
+    organization_slugs.c.slug == bindparam("slug")
 )
-_WORKSPACE_COUNT = (
-    select(func.count())
-    .where(WorkspaceRow.organization_id == OrganizationRow.id)
-    .correlate(OrganizationRow)
-    .scalar_subquery()
+_STATE_FOR_UPDATE = (
+    select(organizations.c.state).where(organizations.c.id == bindparam("id")).with_for_update()
 )
-_WITH_COUNTS = select(OrganizationRow, _MEMBER_COUNT, _WORKSPACE_COUNT)
 
 
-def slug_taken(slug: str) -> AlreadyExists:
-    return AlreadyExists(
-        f"the slug {slug!r} is already taken", reason="SLUG_TAKEN", metadata={"slug": slug}
+def etag_of(entity_id: str, version: int) -> str:
+    return hashlib.blake2b(f"{entity_id}:{version}".encode(), digest_size=8).hexdigest()
+
+
+def claim_slug_statement(sql: Sql) -> Any:
+    """INSERT … ON CONFLICT DO NOTHING into the slug registry, in the backend's dialect."""
+    dialect_insert = pg_insert if sql.postgresql else sqlite_insert
+    return (
+        dialect_insert(organization_slugs)
+        .on_conflict_do_nothing()
+        .returning(organization_slugs.c.slug)
     )
 
 
-@dataclass(frozen=True)
-class OrganizationQuery:
-    """Which organizations a list returns."""
-
-    member_user_id: str | None  # None: every organization (platform callers)
-    name_filter: str = ""
-    show_deleted: bool = False
-
-
 class OrganizationRepository:
-    def __init__(self, session: Session) -> None:
-        self._session = session
+    def __init__(self, sql: Sql) -> None:
+        self._sql = sql
 
     def add(
         self,
@@ -68,52 +62,70 @@ class OrganizationRepository:
         labels: dict[str, str],
         personal: bool,
         now: datetime,
-    ) -> None:
-        """Inserts an active organization; raises AlreadyExists(SLUG_TAKEN) on a clash."""
-        row = OrganizationRow(
-            id=organization_id,
-            slug=slug,
-            name=name,
-            description=description,
-            labels=labels,
-            personal=personal,
-            state=OrganizationState.ACTIVE.value,
-            version=1,
-            create_time=now,
-            update_time=now,
+    ) -> bool:
+        """Inserts an active organization (no members yet); False when the slug is taken."""
+        if not self._claim_slug(slug, organization_id):
+            return False
+        self._sql.execute(
+            insert(organizations),
+            {
+                "id": organization_id,
+                "slug": slug,
+                "name": name,
+                "description": description,
+                "labels": labels,
+                "personal": personal,
+                "state": _ACTIVE,
+                "version": 1,
+                "member_count": 0,
+                "workspace_count": 0,
+                "event_seq": 0,
+                "create_time": now,
+                "update_time": now,
+                "delete_time": None,
+                "purge_time": None,
+            },
         )
-        self._flush_guarding_slug(slug, lambda: self._session.add(row))
-
-    def slug_exists(self, slug: str) -> bool:
-        return bool(self._session.scalar(select(exists().where(OrganizationRow.slug == slug))))
+        self._sql.touch(organization_id)
+        return True
 
     def id_for_slug(self, slug: str) -> str | None:
-        return self._session.scalar(select(OrganizationRow.id).where(OrganizationRow.slug == slug))
+        found: str | None = self._sql.execute(_ID_FOR_SLUG, {"slug": slug}).scalar()
+        return found
 
     def get(self, organization_id: str) -> Organization | None:
-        self._session.flush()
-        row = self._session.execute(
-            _WITH_COUNTS.where(OrganizationRow.id == organization_id)
-        ).first()
-        return _to_organization(row) if row else None
+        row = self._sql.execute(_BY_ID, {"id": organization_id}).first()
+        return to_organization(row) if row else None
+
+    def lock(self, organization_id: str) -> OrganizationState | None:
+        """Locks the organization row (FOR UPDATE) and returns its state."""
+        self._sql.touch(organization_id)
+        state = self._sql.execute(_STATE_FOR_UPDATE, {"id": organization_id}).scalar()
+        return OrganizationState(state) if state else None
 
     def update(self, organization_id: str, fields: OrganizationFields, now: datetime) -> None:
-        """Applies the fields that are not None; raises AlreadyExists(SLUG_TAKEN)."""
-        row = self._session.get_one(OrganizationRow, organization_id)
-
-        def apply() -> None:
-            if fields.name is not None:
-                row.name = fields.name
-            if fields.slug is not None:
-                row.slug = fields.slug
-            if fields.description is not None:
-                row.description = fields.description
-            if fields.labels is not None:
-                row.labels = dict(fields.labels)
-            row.version += 1
-            row.update_time = now
-
-        self._flush_guarding_slug(fields.slug or row.slug, apply)
+        """Applies the fields that are not None; raises SlugTaken."""
+        values: dict[str, Any] = {
+            name: value
+            for name, value in (
+                ("name", fields.name),
+                ("description", fields.description),
+                ("labels", fields.labels),
+            )
+            if value is not None
+        }
+        if fields.slug is not None:
+            current = self._sql.execute(
+                select(organizations.c.slug).where(organizations.c.id == organization_id)
+            ).scalar_one()
+            if fields.slug != current:
+                if not self._claim_slug(fields.slug, organization_id):
+                    raise SlugTaken(fields.slug)
+                self._sql.execute(
+                    delete(organization_slugs).where(organization_slugs.c.slug == current)
+                )
+                values["slug"] = fields.slug
+        self._bump(organization_id, now, **values)
 
     def set_state(
         self,
@@ -122,86 +134,95 @@ class OrganizationRepository:
         now: datetime,
         purge_time: datetime | None,
     ) -> None:
-        row = self._session.get_one(OrganizationRow, organization_id)
-        row.state = state.value
-        row.delete_time = now if state is OrganizationState.DELETED else None
-        row.purge_time = purge_time
-        row.version += 1
-        row.update_time = now
-
-    def _flush_guarding_slug(self, slug: str, change: Callable[[], None]) -> None:
-        if not flush_unique(self._session, change):
-            raise slug_taken(slug)
-
-    def lock(self, organization_id: str) -> OrganizationState | None:
-        """Locks the organization row (FOR UPDATE) and returns its state."""
-        state = self._session.scalar(
-            select(OrganizationRow.state)
-            .where(OrganizationRow.id == organization_id)
-            .with_for_update()
+        self._bump(
+            organization_id,
+            now,
+            state=state.value,
+            delete_time=now if state is OrganizationState.DELETED else None,
+            purge_time=purge_time,
         )
-        return OrganizationState(state) if state else None
+
+    def count_change(self, organization_id: str, *, members: int = 0, workspaces: int = 0) -> None:
+        """Keeps member_count and workspace_count exact, in the changing transaction."""
+        self._sql.execute(
+            update(organizations)
+            .where(organizations.c.id == organization_id)
+            .values(
+                member_count=organizations.c.member_count + members,
+                workspace_count=organizations.c.workspace_count + workspaces,
+            )
+        )
+
+    def next_event_seq(self, organization_id: str) -> int:
+        """The next audit sequence number; the caller holds the organization row lock,
+        so the numbers follow commit order."""
+        seq: int = self._sql.execute(
+            update(organizations)
+            .where(organizations.c.id == organization_id)
+            .values(event_seq=organizations.c.event_seq + 1)
+            .returning(organizations.c.event_seq)
+        ).scalar_one()
+        return seq
 
     def find_page(self, query: OrganizationQuery, page: PageRequest) -> Page[Organization]:
-        statement = _WITH_COUNTS
+        statement = select(organizations)
         if query.member_user_id is not None:
             statement = statement.join(
-                MembershipRow,
-                (MembershipRow.organization_id == OrganizationRow.id)
-                & (MembershipRow.user_id == query.member_user_id),
+                memberships,
+                (memberships.c.organization_id == organizations.c.id)
+                & (memberships.c.user_id == query.member_user_id),
             )
         if query.show_deleted:
             # Members see deleted organizations only where they could undelete them.
             if query.member_user_id is not None:
                 statement = statement.where(
-                    or_(
-                        OrganizationRow.state == OrganizationState.ACTIVE.value,
-                        MembershipRow.role == OWNER,
-                    )
+                    or_(organizations.c.state == _ACTIVE, memberships.c.role == OWNER)
                 )
         else:
-            statement = statement.where(OrganizationRow.state == OrganizationState.ACTIVE.value)
+            statement = statement.where(organizations.c.state == _ACTIVE)
         if query.name_filter:
             statement = statement.where(
-                name_or_slug_contains(OrganizationRow.name, OrganizationRow.slug, query.name_filter)
+                name_or_slug_contains(organizations.c.name, organizations.c.slug, query.name_filter)
             )
-        rows, total, next_cursor = fetch_page(
-            self._session,
+        return fetch_page(
+            self._sql,
             statement,
-            create_time=OrganizationRow.create_time,
-            id_column=OrganizationRow.id,
+            create_time=organizations.c.create_time,
+            id_column=organizations.c.id,
             page=page,
-            cursor_of=_cursor_of,
+            convert=to_organization,
         )
-        return Page([_to_organization(row) for row in rows], total, next_cursor)
+
+    def _claim_slug(self, slug: str, organization_id: str) -> bool:
+        # RETURNING, not rowcount: drivers report -1 for INSERTs.
+        claimed = self._sql.execute(
+            claim_slug_statement(self._sql), {"slug": slug, "organization_id": organization_id}
+        ).first()
+        return claimed is not None
+
+    def _bump(self, organization_id: str, now: datetime, **values: Any) -> None:
+        self._sql.execute(
+            update(organizations)
+            .where(organizations.c.id == organization_id)
+            .values(version=organizations.c.version + 1, update_time=now, **values)
+        )
 
 
-def _cursor_of(row: AnyRow) -> Cursor:
-    organization: OrganizationRow = row[0]
-    return Cursor(organization.create_time, organization.id)
-
-
-def etag_of(entity_id: str, version: int) -> str:
-    return hashlib.blake2b(f"{entity_id}:{version}".encode(), digest_size=8).hexdigest()
-
-
-def _to_organization(row: AnyRow) -> Organization:
-    organization: OrganizationRow = row[0]
-    member_count: int = row[1]
-    workspace_count: int = row[2]
+def to_organization(row: AnyRow) -> Organization:
+    o = row._mapping
     return Organization(
-        id=organization.id,
-        slug=organization.slug,
-        name=organization.name,
-        description=organization.description,
-        labels=dict(organization.labels),
-        personal=organization.personal,
-        state=OrganizationState(organization.state),
-        member_count=member_count,
-        workspace_count=workspace_count,
-        create_time=organization.create_time,
-        update_time=organization.update_time,
-        delete_time=organization.delete_time,
-        purge_time=organization.purge_time,
-        etag=etag_of(organization.id, organization.version),
+        id=o["id"],
+        slug=o["slug"],
+        name=o["name"],
+        description=o["description"],
+        labels=dict(o["labels"]),
+        personal=o["personal"],
+        state=OrganizationState(o["state"]),
+        member_count=o["member_count"],
+        workspace_count=o["workspace_count"],
+        create_time=o["create_time"],
+        update_time=o["update_time"],
+        delete_time=o["delete_time"],
+        purge_time=o["purge_time"],
+        etag=etag_of(o["id"], o["version"]),
     )

@@ -5,38 +5,42 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select
-from sqlalchemy.orm import Session
+from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
-from orgservice.domain.errors import AlreadyExists
-from orgservice.domain.models import Cursor, Page, PageRequest, Role
+from orgservice.domain.errors import RoleExists
+from orgservice.domain.models import Page, PageRequest, Role
 from orgservice.domain.permissions import BUILT_IN_ROLES
-from orgservice.storage.database import flush_unique
 from orgservice.storage.paging import AnyRow, fetch_page
-from orgservice.storage.tables import RoleRow
+from orgservice.storage.sql import Sql
+from orgservice.storage.tables import roles
+
+_ROLE = select(roles).where(
+    roles.c.organization_id == bindparam("organization_id"), roles.c.name == bindparam("name")
+)
 
 
 class RoleRepository:
-    def __init__(self, session: Session) -> None:
-        self._session = session
+    def __init__(self, sql: Sql) -> None:
+        self._sql = sql
 
     def add_built_ins(self, organization_id: str, now: datetime) -> None:
         # Lists order roles by creation time: a microsecond apart, the built-ins come
         # first and in the table's order (owner, admin, developer, viewer).
-        self._session.add_all(
-            _row(
-                organization_id,
-                role.name,
-                role.description,
-                role.permissions,
-                True,
-                now + timedelta(microseconds=index),
-            )
-            for index, role in enumerate(BUILT_IN_ROLES)
+        self._sql.execute(
+            insert(roles),
+            [
+                _values(
+                    organization_id,
+                    role.name,
+                    role.description,
+                    role.permissions,
+                    True,
+                    now + timedelta(microseconds=index),
+                )
+                for index, role in enumerate(BUILT_IN_ROLES)
+            ],
         )
-        # Memberships reference roles; without relationship() mappings the session does
-        # not know to insert roles first, so write them now.
-        self._session.flush()
 
     def add(
         self,
@@ -46,25 +50,30 @@ class RoleRepository:
         permissions: Sequence[str],
         now: datetime,
     ) -> Role:
-        row = _row(organization_id, name, description, permissions, False, now)
-        if not flush_unique(self._session, lambda: self._session.add(row)):
-            raise AlreadyExists(f"a role named {name!r} already exists", reason="ROLE_EXISTS")
-        return _to_role(row)
+        """Raises RoleExists. The caller holds the organization row lock, so only a role
+        committed earlier can clash."""
+        if self.get(organization_id, name) is not None:
+            raise RoleExists(name)
+        values = _values(organization_id, name, description, permissions, False, now)
+        try:
+            self._sql.execute(insert(roles), values)
+        except IntegrityError as error:
+            raise RoleExists(name) from error
+        return Role(organization_id, name, description, tuple(permissions), False)
 
     def get(self, organization_id: str, name: str) -> Role | None:
-        row = self._session.get(RoleRow, (organization_id, name))
+        row = self._sql.execute(_ROLE, {"organization_id": organization_id, "name": name}).first()
         return _to_role(row) if row else None
 
     def find_page(self, organization_id: str, page: PageRequest) -> Page[Role]:
-        rows, total, next_cursor = fetch_page(
-            self._session,
-            select(RoleRow).where(RoleRow.organization_id == organization_id),
-            create_time=RoleRow.create_time,
-            id_column=RoleRow.name,
+        return fetch_page(
+            self._sql,
+            select(roles).where(roles.c.organization_id == organization_id),
+            create_time=roles.c.create_time,
+            id_column=roles.c.name,
             page=page,
-            cursor_of=_cursor_of,
+            convert=_to_role,
         )
-        return Page([_to_role(row[0]) for row in rows], total, next_cursor)
 
     def update(
         self,
@@ -75,49 +84,51 @@ class RoleRepository:
         permissions: Sequence[str] | None,
         now: datetime,
     ) -> Role:
-        row = self._session.get_one(RoleRow, (organization_id, name))
+        values: dict[str, object] = {"update_time": now}
         if description is not None:
-            row.description = description
+            values["description"] = description
         if permissions is not None:
-            row.permissions = list(permissions)
-        row.update_time = now
-        return _to_role(row)
+            values["permissions"] = list(permissions)
+        self._sql.execute(
+            update(roles)
+            .where(roles.c.organization_id == organization_id, roles.c.name == name)
+            .values(**values)
+        )
+        role = self.get(organization_id, name)
+        assert role is not None, "updated under the organization row lock"
+        return role
 
     def delete(self, organization_id: str, name: str) -> None:
-        self._session.execute(
-            delete(RoleRow).where(RoleRow.organization_id == organization_id, RoleRow.name == name)
+        self._sql.execute(
+            delete(roles).where(roles.c.organization_id == organization_id, roles.c.name == name)
         )
 
 
-def _row(
+def _values(
     organization_id: str,
     name: str,
     description: str,
     permissions: Sequence[str],
     built_in: bool,
     now: datetime,
-) -> RoleRow:
-    return RoleRow(
-        organization_id=organization_id,
-        name=name,
-        description=description,
-        permissions=list(permissions),
-        built_in=built_in,
-        create_time=now,
-        update_time=now,
-    )
+) -> dict[str, object]:
+    return {
+        "organization_id": organization_id,
+        "name": name,
+        "description": description,
+        "permissions": list(permissions),
+        "built_in": built_in,
+        "create_time": now,
+        "update_time": now,
+    }
 
 
-def _cursor_of(row: AnyRow) -> Cursor:
-    role: RoleRow = row[0]
-    return Cursor(role.create_time, role.name)
-
-
-def _to_role(row: RoleRow) -> Role:
+def _to_role(row: AnyRow) -> Role:
+    r = row._mapping
     return Role(
-        organization_id=row.organization_id,
-        name=row.name,
-        description=row.description,
-        permissions=tuple(row.permissions),
-        built_in=row.built_in,
+        organization_id=r["organization_id"],
+        name=r["name"],
+        description=r["description"],
+        permissions=tuple(r["permissions"]),
+        built_in=r["built_in"],
     )

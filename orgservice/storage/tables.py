@@ -1,5 +1,10 @@
-"""The schema. Every tenant-owned table carries organization_id in its keys, so the
-schema can later be distributed by organization without a rewrite."""
+"""The schema, as SQLAlchemy Core tables.
+
+Distribution-ready: every tenant table carries `organization_id` as the first column of
+its primary key, and every unique key and foreign key between tenant tables includes it,
+so the schema can be distributed by organization (docs/scaling.md). The global tables
+(users, the slug registry) hold what must be unique across organizations.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,9 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
+    Column,
     DateTime,
     Dialect,
     ForeignKey,
@@ -17,12 +24,12 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Table,
     Text,
     TypeDecorator,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 ID = String(36)
 SLUG = String(63)
@@ -46,160 +53,178 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-JSONDocument = JSON().with_variant(JSONB(), "postgresql")
+JSONDocument: Any = JSON().with_variant(JSONB(), "postgresql")
 
 
-class Base(DeclarativeBase):
-    metadata = MetaData(
-        naming_convention={
-            "ix": "ix_%(table_name)s_%(column_0_N_name)s",
-            "uq": "uq_%(table_name)s_%(column_0_N_name)s",
-            "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
-            "pk": "pk_%(table_name)s",
-        }
-    )
-    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSONDocument}
+def _time(name: str, *, nullable: bool = False) -> Column[datetime]:
+    return Column(name, UTCDateTime(), nullable=nullable)
 
 
-class UserRow(Base):
-    __tablename__ = "users"
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
 
-    id: Mapped[str] = mapped_column(ID, primary_key=True)
-    subject: Mapped[str] = mapped_column(String(255), unique=True)
-    username: Mapped[str] = mapped_column(String(255), index=True)
-    email: Mapped[str] = mapped_column(String(320), index=True)
-    email_verified: Mapped[bool] = mapped_column(Boolean)
-    display_name: Mapped[str] = mapped_column(String(255))
-    create_time: Mapped[datetime]
-    update_time: Mapped[datetime]
+# --- global tables ----------------------------------------------------------------------
 
+users = Table(
+    "users",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("subject", String(255), nullable=False, unique=True),
+    Column("username", String(255), nullable=False, index=True),
+    Column("email", String(320), nullable=False, index=True),
+    Column("email_verified", Boolean, nullable=False),
+    Column("display_name", String(255), nullable=False),
+    _time("create_time"),
+    _time("update_time"),
+)
 
-class OrganizationRow(Base):
-    __tablename__ = "organizations"
-    __table_args__ = (Index(None, "create_time", "id"),)
+# Organization slugs are unique across organizations (deleted ones too, until purge).
+organization_slugs = Table(
+    "organization_slugs",
+    metadata,
+    Column("slug", SLUG, primary_key=True),
+    Column("organization_id", ID, nullable=False, index=True),
+)
 
-    id: Mapped[str] = mapped_column(ID, primary_key=True)
-    # Unique across deleted organizations too: a slug stays reserved until purge.
-    slug: Mapped[str] = mapped_column(SLUG, unique=True)
-    name: Mapped[str] = mapped_column(String(200))
-    description: Mapped[str] = mapped_column(Text)
-    labels: Mapped[dict[str, Any]]
-    personal: Mapped[bool] = mapped_column(Boolean)
-    state: Mapped[str] = mapped_column(String(16))
-    version: Mapped[int] = mapped_column(Integer)
-    create_time: Mapped[datetime]
-    update_time: Mapped[datetime]
-    delete_time: Mapped[datetime | None]
-    purge_time: Mapped[datetime | None]
+# The result of a create made with a caller-chosen request_id, kept for 24 hours.
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("user_id", ID, ForeignKey("users.id"), primary_key=True),
+    Column("request_id", ID, primary_key=True),
+    Column("operation", String(64), nullable=False),
+    Column("request_hash", String(64), nullable=False),
+    Column("resource_id", String(255), nullable=False),
+    _time("create_time"),
+    Index(None, "create_time"),
+)
 
+# --- tenant tables ----------------------------------------------------------------------
 
-class RoleRow(Base):
-    __tablename__ = "roles"
-
-    organization_id: Mapped[str] = mapped_column(
-        ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True
-    )
-    name: Mapped[str] = mapped_column(SLUG, primary_key=True)
-    description: Mapped[str] = mapped_column(Text)
-    permissions: Mapped[list[str]] = mapped_column(JSONDocument)
-    built_in: Mapped[bool] = mapped_column(Boolean)
-    create_time: Mapped[datetime]
-    update_time: Mapped[datetime]
-
-
-class MembershipRow(Base):
-    __tablename__ = "memberships"
-    __table_args__ = (
-        ForeignKeyConstraint(["organization_id", "role"], ["roles.organization_id", "roles.name"]),
-        Index(None, "organization_id", "create_time", "user_id"),
-        Index(None, "organization_id", "role"),
-    )
-
-    organization_id: Mapped[str] = mapped_column(
-        ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True
-    )
-    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), primary_key=True, index=True)
-    role: Mapped[str] = mapped_column(SLUG)
-    create_time: Mapped[datetime]
-    update_time: Mapped[datetime]
-
-
-class WorkspaceRow(Base):
-    __tablename__ = "workspaces"
-    __table_args__ = (
-        Index(None, "organization_id", "slug", unique=True),
-        Index(None, "organization_id", "create_time", "id"),
-    )
-
-    organization_id: Mapped[str] = mapped_column(
-        ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True
-    )
-    id: Mapped[str] = mapped_column(ID, primary_key=True)
-    slug: Mapped[str] = mapped_column(SLUG)
-    name: Mapped[str] = mapped_column(String(200))
-    description: Mapped[str] = mapped_column(Text)
-    version: Mapped[int] = mapped_column(Integer)
-    create_time: Mapped[datetime]
-    update_time: Mapped[datetime]
+organizations = Table(
+    "organizations",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("slug", SLUG, nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("description", Text, nullable=False),
+    Column("labels", JSONDocument, nullable=False),
+    Column("personal", Boolean, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("version", Integer, nullable=False),
+    # Maintained in the transaction of every change, so reads are exact and O(1).
+    Column("member_count", Integer, nullable=False),
+    Column("workspace_count", Integer, nullable=False),
+    # The sequence number of the organization's newest audit event.
+    Column("event_seq", BigInteger, nullable=False),
+    _time("create_time"),
+    _time("update_time"),
+    _time("delete_time", nullable=True),
+    _time("purge_time", nullable=True),
+    Index(None, "create_time", "id"),
+    Index(None, "purge_time"),
+)
 
 
-class InvitationRow(Base):
-    __tablename__ = "invitations"
-    __table_args__ = (
-        # At most one pending invitation per email and organization.
-        Index(
-            "uq_invitations_pending_email",
-            "organization_id",
-            "email",
-            unique=True,
-            sqlite_where=text("state = 'pending'"),
-            postgresql_where=text("state = 'pending'"),
-        ),
-        Index(None, "organization_id", "create_time", "id"),
-        Index(None, "email", "state"),
-        Index(None, "id"),
+def _organization_key() -> Column[str]:
+    return Column(
+        "organization_id",
+        ID,
+        ForeignKey("organizations.id", ondelete="CASCADE"),
+        primary_key=True,
     )
 
-    organization_id: Mapped[str] = mapped_column(
-        ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True
-    )
-    id: Mapped[str] = mapped_column(ID, primary_key=True)
-    email: Mapped[str] = mapped_column(String(320))
-    role: Mapped[str] = mapped_column(SLUG)
+
+roles = Table(
+    "roles",
+    metadata,
+    _organization_key(),
+    Column("name", SLUG, primary_key=True),
+    Column("description", Text, nullable=False),
+    Column("permissions", JSONDocument, nullable=False),
+    Column("built_in", Boolean, nullable=False),
+    _time("create_time"),
+    _time("update_time"),
+)
+
+memberships = Table(
+    "memberships",
+    metadata,
+    _organization_key(),
+    Column("user_id", ID, ForeignKey("users.id"), primary_key=True, index=True),
+    Column("role", SLUG, nullable=False),
+    _time("create_time"),
+    _time("update_time"),
+    ForeignKeyConstraint(["organization_id", "role"], ["roles.organization_id", "roles.name"]),
+    Index(None, "organization_id", "create_time", "user_id"),
+    Index(None, "organization_id", "role"),
+)
+
+workspaces = Table(
+    "workspaces",
+    metadata,
+    _organization_key(),
+    Column("id", ID, primary_key=True),
+    Column("slug", SLUG, nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("description", Text, nullable=False),
+    Column("version", Integer, nullable=False),
+    _time("create_time"),
+    _time("update_time"),
+    Index(None, "organization_id", "slug", unique=True),
+    Index(None, "organization_id", "create_time", "id"),
+)
+
+invitations = Table(
+    "invitations",
+    metadata,
+    _organization_key(),
+    Column("id", ID, primary_key=True),
+    Column("email", String(320), nullable=False),
+    Column("role", SLUG, nullable=False),
     # Stored state; a "pending" row past expire_time reads as expired.
-    state: Mapped[str] = mapped_column(String(16))
-    inviter_user_id: Mapped[str] = mapped_column(ID)
-    # SHA-256 of the token: the token itself is never stored.
-    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    create_time: Mapped[datetime]
-    update_time: Mapped[datetime]
-    expire_time: Mapped[datetime]
+    Column("state", String(16), nullable=False),
+    Column("inviter_user_id", ID, nullable=False),
+    # SHA-256 of the token: the token itself is never stored. 256 random bits make a
+    # collision impossible in practice, so no unique key (it could not include the
+    # organization, which an accept by token does not know).
+    Column("token_hash", String(64), nullable=False, index=True),
+    _time("create_time"),
+    _time("update_time"),
+    _time("expire_time"),
+    # At most one pending invitation per email and organization.
+    Index(
+        "uq_invitations_pending_email",
+        "organization_id",
+        "email",
+        unique=True,
+        sqlite_where=text("state = 'pending'"),
+        postgresql_where=text("state = 'pending'"),
+    ),
+    Index(None, "organization_id", "create_time", "id"),
+    Index(None, "email", "state"),
+    Index(None, "id"),
+)
 
-
-class AuditEventRow(Base):
-    __tablename__ = "audit_events"
-    __table_args__ = (Index(None, "organization_id", "create_time", "id"),)
-
-    organization_id: Mapped[str] = mapped_column(
-        ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True
-    )
-    id: Mapped[str] = mapped_column(ID, primary_key=True)
-    actor_user_id: Mapped[str] = mapped_column(ID)
-    action: Mapped[str] = mapped_column(String(64))
-    target_type: Mapped[str] = mapped_column(String(32))
-    target_id: Mapped[str] = mapped_column(String(255))
-    details: Mapped[dict[str, Any]]
-    create_time: Mapped[datetime]
-
-
-class IdempotencyKeyRow(Base):
-    """The result of a create made with a caller-chosen request_id, kept for 24 hours."""
-
-    __tablename__ = "idempotency_keys"
-
-    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), primary_key=True)
-    request_id: Mapped[str] = mapped_column(ID, primary_key=True)
-    operation: Mapped[str] = mapped_column(String(64))
-    request_hash: Mapped[str] = mapped_column(String(64))
-    resource_id: Mapped[str] = mapped_column(String(255))
-    create_time: Mapped[datetime]
+audit_events = Table(
+    "audit_events",
+    metadata,
+    _organization_key(),
+    Column("id", ID, primary_key=True),
+    # Per organization, assigned under the organization row lock: commit order.
+    Column("seq", BigInteger, nullable=False),
+    Column("actor_user_id", ID, nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("target_type", String(32), nullable=False),
+    Column("target_id", String(255), nullable=False),
+    Column("details", JSONDocument, nullable=False),
+    _time("create_time"),
+    Index(None, "organization_id", "create_time", "id"),
+    Index(None, "organization_id", "seq", unique=True),
+)

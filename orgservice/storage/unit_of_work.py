@@ -1,63 +1,127 @@
-"""The unit of work: one transaction and the repositories that share it."""
+"""The unit of work: one transaction (or one snapshot of reads) and its repositories."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import Engine, text
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import Engine
 
+from orgservice.domain.budget import Budget
+from orgservice.domain.models import AccessRecord, Organization
 from orgservice.storage.audit import AuditRepository
-from orgservice.storage.database import read_only
+from orgservice.storage.cache import MISSING, ReadCache
 from orgservice.storage.idempotency import IdempotencyRepository
 from orgservice.storage.invitations import InvitationRepository
 from orgservice.storage.memberships import MembershipRepository
 from orgservice.storage.organizations import OrganizationRepository
 from orgservice.storage.roles import RoleRepository
+from orgservice.storage.sql import Sql, count_checkouts
 from orgservice.storage.users import UserRepository
+from orgservice.storage.watchdog import Watchdog
 from orgservice.storage.workspaces import WorkspaceRepository
 
 
-class UnitOfWork:
-    """Repositories over one session. Nothing is written unless `commit()` is called."""
+class SqlUnitOfWork:
+    """Repositories over one connection. Nothing is written unless `commit()` is called.
 
-    def __init__(self, session: Session) -> None:
-        self.session = session
-        self.users = UserRepository(session)
-        self.organizations = OrganizationRepository(session)
-        self.memberships = MembershipRepository(session)
-        self.roles = RoleRepository(session)
-        self.workspaces = WorkspaceRepository(session)
-        self.invitations = InvitationRepository(session)
-        self.audit = AuditRepository(session)
-        self.idempotency = IdempotencyRepository(session)
+    In a snapshot, `access()` and `organization()` answer from the read cache when it
+    has a fresh answer; in a transaction they always read (and lock) the database.
+    """
+
+    def __init__(self, sql: Sql, cache: ReadCache | None) -> None:
+        self._sql = sql
+        self._cache = cache
+        self.users = UserRepository(sql)
+        self.organizations = OrganizationRepository(sql)
+        self.memberships = MembershipRepository(sql, self.organizations)
+        self.roles = RoleRepository(sql)
+        self.workspaces = WorkspaceRepository(sql, self.organizations)
+        self.invitations = InvitationRepository(sql)
+        self.audit = AuditRepository(sql, self.organizations)
+        self.idempotency = IdempotencyRepository(sql)
+
+    def access(
+        self, organization_id: str, user_id: str, *, lock: bool = False
+    ) -> AccessRecord | None:
+        if lock or self._cache is None:
+            return self.memberships.access(organization_id, user_id, lock=lock)
+        cached = self._cache.access(organization_id, user_id)
+        if cached is not MISSING:
+            return cached  # type: ignore[return-value]
+        ticket = self._cache.ticket()
+        record = self.memberships.access(organization_id, user_id)
+        self._cache.store_access(ticket, organization_id, user_id, record)
+        return record
+
+    def organization(self, organization_id: str) -> Organization | None:
+        if self._cache is None:
+            return self.organizations.get(organization_id)
+        cached = self._cache.organization(organization_id)
+        if cached is not MISSING:
+            return cached  # type: ignore[return-value]
+        ticket = self._cache.ticket()
+        organization = self.organizations.get(organization_id)
+        self._cache.store_organization(ticket, organization_id, organization)
+        return organization
+
+    def organization_seen_by(
+        self, organization_id: str, user_id: str
+    ) -> tuple[Organization | None, AccessRecord | None]:
+        """The organization and the user's standing in it (both None: it does not
+        exist); one query when the cache cannot answer."""
+        if self._cache is not None:
+            organization = self._cache.organization(organization_id)
+            record = self._cache.access(organization_id, user_id)
+            if organization is not MISSING and record is not MISSING:
+                return organization, record  # type: ignore[return-value]
+        ticket = self._cache.ticket() if self._cache is not None else 0
+        found = self.memberships.organization_seen_by(organization_id, user_id)
+        organization, record = found if found is not None else (None, None)
+        if self._cache is not None:
+            self._cache.store_organization(ticket, organization_id, organization)
+            self._cache.store_access(ticket, organization_id, user_id, record)
+        return organization, record
+
+    def organization_id_for_slug(self, slug: str) -> str | None:
+        if self._cache is not None:
+            cached = self._cache.organization_id_for_slug(slug)
+            if cached is not None:
+                return cached
+        return self.organizations.id_for_slug(slug)
 
     def commit(self) -> None:
-        self.session.commit()
+        self._sql.commit()
 
 
-class Database:
-    """Hands out units of work; the only owner of the engine's sessions."""
+class SqlDatabase:
+    """Hands out units of work over one engine; owns the read cache and the watchdog."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, cache: ReadCache | None = None) -> None:
         self.engine = engine
-        self._writer = sessionmaker(engine, expire_on_commit=False)
-        self._reader = sessionmaker(read_only(engine), expire_on_commit=False)
+        self.cache = cache
+        self.watchdog = Watchdog()
+        count_checkouts(engine)
 
     @contextmanager
-    def transaction(self) -> Iterator[UnitOfWork]:
-        """A read-write unit of work; closing the session rolls back what was not committed."""
-        with self._writer() as session:
-            yield UnitOfWork(session)
+    def transaction(self, budget: Budget) -> Iterator[SqlUnitOfWork]:
+        """A read-write unit of work: rolled back unless `commit()` is called."""
+        sql = Sql(self.engine, budget, self.watchdog, writes=True)
+        try:
+            yield SqlUnitOfWork(sql, None)
+        finally:
+            sql.close()
+        if self.cache is not None:
+            for organization_id in sql.committed_organizations():
+                self.cache.invalidate(organization_id)
 
     @contextmanager
-    def snapshot(self) -> Iterator[UnitOfWork]:
-        """A read-only unit of work."""
-        with self._reader() as session:
-            yield UnitOfWork(session)
-
-    def ping(self) -> None:
-        """Raises when the database cannot be reached."""
-        with self._reader() as session:
-            session.execute(text("SELECT 1"))
+    def snapshot(self, budget: Budget, *, cached: bool = True) -> Iterator[SqlUnitOfWork]:
+        """Reads, each statement on its own (no transaction bracket: one round trip per
+        single-statement read); `cached` lets them answer from the read cache."""
+        sql = Sql(self.engine, budget, self.watchdog, writes=False)
+        use_cache = self.cache if cached and self.cache is not None and self.cache.enabled else None
+        try:
+            yield SqlUnitOfWork(sql, use_cache)
+        finally:
+            sql.close()

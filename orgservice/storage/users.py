@@ -4,85 +4,108 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import bindparam, func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from orgservice.domain.models import Identity, User, UserRef
 from orgservice.domain.validation import new_id
-from orgservice.storage.database import flush_unique
-from orgservice.storage.tables import UserRow
+from orgservice.storage.paging import AnyRow
+from orgservice.storage.sql import Sql
+from orgservice.storage.tables import users
+
+# Selected beside other tables' columns (members), hence the prefix.
+USER_COLUMNS = tuple(
+    users.c[name].label(f"u_{name}")
+    for name in ("id", "subject", "username", "email", "display_name", "create_time")
+)
+_BY_ID = select(*USER_COLUMNS).where(users.c.id == bindparam("id"))
+_BY_SUBJECT = select(*USER_COLUMNS, users.c.email_verified.label("u_email_verified")).where(
+    users.c.subject == bindparam("subject")
+)
 
 
 class UserRepository:
-    def __init__(self, session: Session) -> None:
-        self._session = session
+    def __init__(self, sql: Sql) -> None:
+        self._sql = sql
 
     def get(self, user_id: str) -> User | None:
-        row = self._session.get(UserRow, user_id)
+        row = self._sql.execute(_BY_ID, {"id": user_id}).first()
         return to_user(row) if row else None
 
     def find(self, ref: UserRef, *, limit: int = 2) -> list[User]:
         """Users matching the reference (emails compare case-insensitively); callers
         ask for two to tell "unique" from "ambiguous"."""
-        query = select(UserRow).order_by(UserRow.create_time).limit(limit)
+        query = select(*USER_COLUMNS).order_by(users.c.create_time).limit(limit)
         if ref.user_id:
-            query = query.where(UserRow.id == ref.user_id)
+            query = query.where(users.c.id == ref.user_id)
         elif ref.username:
-            query = query.where(UserRow.username == ref.username)
+            query = query.where(users.c.username == ref.username)
         else:
-            query = query.where(func.lower(UserRow.email) == ref.email.lower())
-        return [to_user(row) for row in self._session.scalars(query)]
+            query = query.where(func.lower(users.c.email) == ref.email.lower())
+        return [to_user(row) for row in self._sql.execute(query)]
 
     def ensure(self, identity: Identity, now: datetime) -> tuple[User, bool]:
         """Returns the identity's user, creating it if absent; the flag says "created".
 
-        Concurrent first calls race on the unique subject: the loser's insert fails
-        inside a savepoint and it reads the winner's row instead.
+        Concurrent first calls race on the unique subject: the insert does nothing for
+        all but the first, which then read the winner's row (on PostgreSQL the insert
+        waits until the winner commits).
         """
-        row = self._by_subject(identity.subject)
-        if row is None:
-            row = UserRow(
-                id=new_id(),
-                subject=identity.subject,
-                username=identity.username,
-                email=identity.email,
-                email_verified=identity.email_verified,
-                display_name=identity.display_name,
-                create_time=now,
-                update_time=now,
+        dialect_insert = pg_insert if self._sql.postgresql else sqlite_insert
+        created = (
+            self._sql.execute(
+                dialect_insert(users)
+                .values(
+                    id=new_id(),
+                    subject=identity.subject,
+                    username=identity.username,
+                    email=identity.email,
+                    email_verified=identity.email_verified,
+                    display_name=identity.display_name,
+                    create_time=now,
+                    update_time=now,
+                )
+                .on_conflict_do_nothing(index_elements=[users.c.subject])
+                .returning(users.c.id)
+            ).first()
+            is not None
+        )
+        row = self._sql.execute(_BY_SUBJECT, {"subject": identity.subject}).one()
+        if not created and _profile_changed(row, identity):
+            self._sql.execute(
+                update(users)
+                .where(users.c.subject == identity.subject)
+                .values(
+                    username=identity.username,
+                    email=identity.email,
+                    email_verified=identity.email_verified,
+                    display_name=identity.display_name,
+                    update_time=now,
+                )
             )
-            new_row = row
-            if flush_unique(self._session, lambda: self._session.add(new_row)):
-                return to_user(row), True
-            row = self._by_subject(identity.subject)
-            assert row is not None, "a concurrent insert won the race, so the row exists"
-        if _profile_changed(row, identity):
-            row.username = identity.username
-            row.email = identity.email
-            row.email_verified = identity.email_verified
-            row.display_name = identity.display_name
-            row.update_time = now
-        return to_user(row), False
-
-    def _by_subject(self, subject: str) -> UserRow | None:
-        return self._session.scalars(select(UserRow).where(UserRow.subject == subject)).first()
+            row = self._sql.execute(_BY_SUBJECT, {"subject": identity.subject}).one()
+        return to_user(row), created
 
 
-def _profile_changed(row: UserRow, identity: Identity) -> bool:
-    return (row.username, row.email, row.email_verified, row.display_name) != (
-        identity.username,
-        identity.email,
-        identity.email_verified,
-        identity.display_name,
-    )
+def _profile_changed(row: AnyRow, identity: Identity) -> bool:
+    m = row._mapping
+    return (
+        m["u_username"],
+        m["u_email"],
+        m["u_email_verified"],
+        m["u_display_name"],
+    ) != (identity.username, identity.email, identity.email_verified, identity.display_name)
 
 
-def to_user(row: UserRow) -> User:
+def to_user(row: AnyRow) -> User:
+    """The user in a row selected with USER_COLUMNS."""
+    m = row._mapping
     return User(
-        id=row.id,
-        subject=row.subject,
-        username=row.username,
-        email=row.email,
-        display_name=row.display_name,
-        create_time=row.create_time,
+        id=m["u_id"],
+        subject=m["u_subject"],
+        username=m["u_username"],
+        email=m["u_email"],
+        display_name=m["u_display_name"],
+        create_time=m["u_create_time"],
     )

@@ -1,31 +1,36 @@
-"""Workspaces inside organizations."""
+"""Workspaces inside organizations; slugs are unique within their organization."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import delete, exists, select
-from sqlalchemy.orm import Session
+from sqlalchemy import bindparam, delete, exists, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
 
-from orgservice.domain.errors import AlreadyExists
-from orgservice.domain.models import Cursor, Page, PageRequest, Workspace, WorkspaceFields
-from orgservice.storage.database import flush_unique
-from orgservice.storage.organizations import etag_of
+from orgservice.domain.errors import SlugTaken
+from orgservice.domain.models import Page, PageRequest, Workspace, WorkspaceFields
+from orgservice.storage.organizations import OrganizationRepository, etag_of
 from orgservice.storage.paging import AnyRow, fetch_page, name_or_slug_contains
-from orgservice.storage.tables import WorkspaceRow
+from orgservice.storage.sql import Sql
+from orgservice.storage.tables import workspaces
+
+_WORKSPACE = select(workspaces).where(
+    workspaces.c.organization_id == bindparam("organization_id"),
+    workspaces.c.id == bindparam("id"),
+)
 
 
-def workspace_slug_taken(slug: str) -> AlreadyExists:
-    return AlreadyExists(
-        f"the workspace slug {slug!r} is already taken in this organization",
-        reason="SLUG_TAKEN",
-        metadata={"slug": slug},
-    )
+def workspace_slug_taken(slug: str) -> SlugTaken:
+    return SlugTaken(slug, scope="organization")
 
 
 class WorkspaceRepository:
-    def __init__(self, session: Session) -> None:
-        self._session = session
+    def __init__(self, sql: Sql, organizations: OrganizationRepository) -> None:
+        self._sql = sql
+        self._organizations = organizations
 
     def add(
         self,
@@ -36,98 +41,109 @@ class WorkspaceRepository:
         name: str,
         description: str,
         now: datetime,
-    ) -> None:
-        """Inserts a workspace; raises AlreadyExists(SLUG_TAKEN) on a slug clash."""
-        row = WorkspaceRow(
-            organization_id=organization_id,
-            id=workspace_id,
-            slug=slug,
-            name=name,
-            description=description,
-            version=1,
-            create_time=now,
-            update_time=now,
+    ) -> bool:
+        """Inserts a workspace; False when the slug is taken in the organization."""
+        dialect_insert = pg_insert if self._sql.postgresql else sqlite_insert
+        statement: Any = (
+            dialect_insert(workspaces).on_conflict_do_nothing().returning(workspaces.c.id)
         )
-        if not flush_unique(self._session, lambda: self._session.add(row)):
-            raise workspace_slug_taken(slug)
+        inserted = self._sql.execute(
+            statement,
+            {
+                "organization_id": organization_id,
+                "id": workspace_id,
+                "slug": slug,
+                "name": name,
+                "description": description,
+                "version": 1,
+                "create_time": now,
+                "update_time": now,
+            },
+        ).first()
+        if inserted is not None:
+            self._organizations.count_change(organization_id, workspaces=1)
+        return inserted is not None
 
     def exists(self, organization_id: str, workspace_id: str) -> bool:
-        return self._session.get(WorkspaceRow, (organization_id, workspace_id)) is not None
-
-    def slug_exists(self, organization_id: str, slug: str) -> bool:
         return bool(
-            self._session.scalar(
+            self._sql.execute(
                 select(
                     exists().where(
-                        WorkspaceRow.organization_id == organization_id, WorkspaceRow.slug == slug
+                        workspaces.c.organization_id == organization_id,
+                        workspaces.c.id == workspace_id,
                     )
                 )
-            )
+            ).scalar()
         )
 
     def get(self, organization_id: str, workspace_id: str) -> Workspace | None:
-        self._session.flush()
-        row = self._session.get(WorkspaceRow, (organization_id, workspace_id))
+        row = self._sql.execute(
+            _WORKSPACE, {"organization_id": organization_id, "id": workspace_id}
+        ).first()
         return _to_workspace(row) if row else None
 
     def find_page(
-        self, organization_id: str, name_filter: str, page: PageRequest
+        self, organization_id: str, name_filter: str, page: PageRequest, *, total: int | None
     ) -> Page[Workspace]:
-        query = select(WorkspaceRow).where(WorkspaceRow.organization_id == organization_id)
+        """`total`: the organization's workspace count, used when there is no filter."""
+        query = select(workspaces).where(workspaces.c.organization_id == organization_id)
         if name_filter:
             query = query.where(
-                name_or_slug_contains(WorkspaceRow.name, WorkspaceRow.slug, name_filter)
+                name_or_slug_contains(workspaces.c.name, workspaces.c.slug, name_filter)
             )
-        rows, total, next_cursor = fetch_page(
-            self._session,
+        return fetch_page(
+            self._sql,
             query,
-            create_time=WorkspaceRow.create_time,
-            id_column=WorkspaceRow.id,
+            create_time=workspaces.c.create_time,
+            id_column=workspaces.c.id,
             page=page,
-            cursor_of=_cursor_of,
+            convert=_to_workspace,
+            total=None if name_filter else total,
         )
-        return Page([_to_workspace(row[0]) for row in rows], total, next_cursor)
 
     def update(
         self, organization_id: str, workspace_id: str, fields: WorkspaceFields, now: datetime
     ) -> None:
-        """Applies the fields that are not None; raises AlreadyExists(SLUG_TAKEN)."""
-        row = self._session.get_one(WorkspaceRow, (organization_id, workspace_id))
-
-        def apply() -> None:
-            if fields.name is not None:
-                row.name = fields.name
-            if fields.slug is not None:
-                row.slug = fields.slug
-            if fields.description is not None:
-                row.description = fields.description
-            row.version += 1
-            row.update_time = now
-
-        if not flush_unique(self._session, apply):
-            raise workspace_slug_taken(fields.slug or row.slug)
+        """Applies the fields that are not None; raises SlugTaken."""
+        values = {
+            name: value
+            for name, value in (
+                ("name", fields.name),
+                ("slug", fields.slug),
+                ("description", fields.description),
+            )
+            if value is not None
+        }
+        try:
+            self._sql.execute(
+                update(workspaces)
+                .where(
+                    workspaces.c.organization_id == organization_id,
+                    workspaces.c.id == workspace_id,
+                )
+                .values(version=workspaces.c.version + 1, update_time=now, **values)
+            )
+        except IntegrityError as error:
+            raise workspace_slug_taken(fields.slug or "") from error
 
     def delete(self, organization_id: str, workspace_id: str) -> None:
-        self._session.execute(
-            delete(WorkspaceRow).where(
-                WorkspaceRow.organization_id == organization_id, WorkspaceRow.id == workspace_id
+        deleted = self._sql.execute(
+            delete(workspaces).where(
+                workspaces.c.organization_id == organization_id, workspaces.c.id == workspace_id
             )
-        )
+        ).rowcount
+        self._organizations.count_change(organization_id, workspaces=-deleted)
 
 
-def _cursor_of(row: AnyRow) -> Cursor:
-    workspace: WorkspaceRow = row[0]
-    return Cursor(workspace.create_time, workspace.id)
-
-
-def _to_workspace(row: WorkspaceRow) -> Workspace:
+def _to_workspace(row: AnyRow) -> Workspace:
+    w = row._mapping
     return Workspace(
-        id=row.id,
-        organization_id=row.organization_id,
-        slug=row.slug,
-        name=row.name,
-        description=row.description,
-        create_time=row.create_time,
-        update_time=row.update_time,
-        etag=etag_of(row.id, row.version),
+        id=w["id"],
+        organization_id=w["organization_id"],
+        slug=w["slug"],
+        name=w["name"],
+        description=w["description"],
+        create_time=w["create_time"],
+        update_time=w["update_time"],
+        etag=etag_of(w["id"], w["version"]),
     )

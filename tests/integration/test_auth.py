@@ -34,7 +34,7 @@ from orgs.v1 import organization_service_pb2 as rpc
 
 from orgservice.api import auth
 from orgservice.config import ConfigurationError
-from orgservice.server import SERVICE_NAME, build_verifier, create_server
+from orgservice.server import SERVICE_NAME, OrgServer, build_verifier
 from tests.conftest import Api, Client, failure, settings_for, start_api
 
 GENERIC_MESSAGE = "missing or invalid bearer token"
@@ -498,7 +498,7 @@ def test_reflection_needs_no_token(strict_server: Server) -> None:
 # --- configuration ------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("build", [build_verifier, create_server])
+@pytest.mark.parametrize("build", [build_verifier, OrgServer])
 def test_production_without_key_source_refuses_to_start(
     tmp_path: Path, dev_key_file: Path, build: Callable[..., object]
 ) -> None:
@@ -524,8 +524,8 @@ def test_tokens_are_never_logged(strict_server: Server, caplog: pytest.LogCaptur
 
     logged = [record.getMessage() for record in caplog.records]
     # The access log did see both calls: an absent token means a redacted, not a muted, log.
-    assert any("GetCurrentUser status=UNAUTHENTICATED" in line for line in logged)
-    assert any("GetCurrentUser status=OK" in line for line in logged)
+    assert any("GetCurrentUser code=UNAUTHENTICATED" in line for line in logged)
+    assert any("GetCurrentUser code=OK" in line for line in logged)
     for token in (rejected, accepted):
         signature = token.rsplit(".", 1)[1]
         for text in [*logged, caplog.text]:

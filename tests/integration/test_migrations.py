@@ -11,7 +11,7 @@ from sqlalchemy import inspect
 
 from orgservice.storage import migrate
 from orgservice.storage.database import create_database_engine
-from orgservice.storage.tables import Base
+from orgservice.storage.tables import metadata
 from tests.conftest import new_postgres_database
 
 
@@ -20,7 +20,7 @@ def test_migrations_match_the_models(database_url: str) -> None:
     try:
         migrate.upgrade(engine)
         with engine.connect() as connection:
-            differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+            differences = compare_metadata(MigrationContext.configure(connection), metadata)
         assert differences == []
         assert migrate.is_up_to_date(engine)
     finally:
@@ -34,7 +34,7 @@ def test_concurrent_upgrades_on_a_fresh_postgres_database() -> None:
             with ThreadPoolExecutor(len(engines)) as pool:
                 list(pool.map(migrate.upgrade, engines))  # re-raises any failure
             tables = set(inspect(engines[0]).get_table_names())
-            assert set(Base.metadata.tables) <= tables
+            assert set(metadata.tables) <= tables
             assert all(migrate.is_up_to_date(engine) for engine in engines)
         finally:
             for engine in engines:

@@ -1,4 +1,6 @@
-"""The last-owner rule under real concurrency, on PostgreSQL (`pg_api`).
+"""The last-owner rule under real concurrency, on PostgreSQL: A calls one server
+(`pg_api`), B a replica on the same database (`pg_api_peer`), so the calls race in the
+database rather than waiting for each other inside one server.
 
 Each round: an organization with exactly two owners, A and B, who at the same moment
 (a barrier releases both calls) try to get rid of each other, demote each other, or both
@@ -123,8 +125,11 @@ def owners(client: Client, org_id: str) -> list[str]:
 
 
 @pytest.mark.parametrize("variant", VARIANTS, ids=str)
-def test_two_owners_racing_always_leave_one_owner(pg_api: Api, variant: Variant) -> None:
-    a, b = pg_api.client(), pg_api.client()
+def test_two_owners_racing_always_leave_one_owner(
+    pg_api: Api, pg_api_peer: Api, variant: Variant
+) -> None:
+    a = pg_api.client()
+    b = pg_api_peer.client()
     a_id, b_id = a.user_id, b.user_id  # provisioned before the races
     platform = pg_api.platform()
     outcomes: Counter[str] = Counter()

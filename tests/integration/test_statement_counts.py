@@ -6,8 +6,9 @@ and the end of a call belongs to that call, except the health monitor's periodic
 which runs on its own thread ("db-health") and is left out.
 
 - ListMembers costs the same whatever the page size or the number of members (no N+1).
-- CheckPermission, the hot path, costs at most two statements once the caller is known
-  (SQLite's BEGIN included), whatever the permission and whoever is asked about.
+- CheckPermission and GetOrganization, the hot paths, read nothing from the database when
+  the read cache knows the answer, and make one statement when it does not (or when the
+  caller asks for a fully consistent answer).
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ from tests.conftest import Api, Client
 
 T = TypeVar("T")
 HEALTH_THREAD = "db-health"
-MAX_CHECK_STATEMENTS = 2
 
 
 class StatementCounter:
@@ -123,44 +123,100 @@ def test_list_members_costs_the_same_for_any_page_size_or_size(
     assert counts["60 members, page_size 1"] > 0  # the listener does see the server
 
 
-def check(client: Client, org_id: str, permission: str, user_id: str = "") -> Any:
+def check(
+    client: Client,
+    org_id: str,
+    permission: str,
+    user_id: str = "",
+    consistency: int = rpc.CONSISTENCY_UNSPECIFIED,
+) -> Any:
     return client.CheckPermission(
-        rpc.CheckPermissionRequest(organization_id=org_id, permission=permission, user_id=user_id)
+        rpc.CheckPermissionRequest(
+            organization_id=org_id,
+            permission=permission,
+            user_id=user_id,
+            consistency=consistency,
+        )
     )
 
 
-def test_check_permission_costs_at_most_two_statements(
-    api: Api, counter: StatementCounter, large_org: Org
-) -> None:
-    viewer, viewer_id = large_org.members[0], large_org.member_ids[0]
+def check_calls(api: Api, org: Org, consistency: int) -> dict[str, tuple[Callable[[], Any], bool]]:
+    """The checks other services make, by whom, with the expected answer."""
+    viewer, viewer_id = org.members[0], org.member_ids[0]
     platform = api.platform()
     platform.GetCurrentUser(rpc.GetCurrentUserRequest())  # provisioned, identity cached
-    check(viewer, large_org.id, "organizations.get")  # warm-up
-    org = large_org.id
-    calls: dict[str, tuple[Callable[[], Any], bool]] = {
-        "member, held": (lambda: check(viewer, org, "organizations.get"), True),
-        "member, not held": (lambda: check(viewer, org, "organizations.delete"), False),
-        "member, other": (lambda: check(viewer, org, "workspaces.create"), False),
+    return {
+        "member, held": (lambda: check(viewer, org.id, "organizations.get", "", consistency), True),
+        "member, not held": (
+            lambda: check(viewer, org.id, "organizations.delete", "", consistency),
+            False,
+        ),
+        "member, other": (
+            lambda: check(viewer, org.id, "workspaces.create", "", consistency),
+            False,
+        ),
         "platform names member": (
-            lambda: check(platform, org, "members.list", viewer_id),
+            lambda: check(platform, org.id, "members.list", viewer_id, consistency),
             True,
         ),
         "platform names another member": (
-            lambda: check(platform, org, "organizations.delete", large_org.member_ids[1]),
+            lambda: check(platform, org.id, "organizations.delete", org.member_ids[1], consistency),
             False,
         ),
     }
+
+
+def statements_per_call(
+    counter: StatementCounter, calls: dict[str, tuple[Callable[[], Any], bool]]
+) -> dict[str, int]:
     counts = {}
     for name, (call, allowed) in calls.items():
         reply, statements = counter.run(call)
         assert reply.allowed is allowed, name
         counts[name] = len(statements)
-    assert len(set(counts.values())) == 1, counts
-    assert 0 < counts["member, held"] <= MAX_CHECK_STATEMENTS, counts
-    stranger = str(uuid.uuid4())
-    reply, statements = counter.run(lambda: check(platform, org, "roles.list", stranger))
+    return counts
+
+
+def test_cached_check_permission_reads_no_database(
+    api: Api, counter: StatementCounter, large_org: Org
+) -> None:
+    calls = check_calls(api, large_org, rpc.CONSISTENCY_UNSPECIFIED)
+    for call, _allowed in calls.values():
+        call()  # fills the read cache
+    counts = statements_per_call(counter, calls)
+    assert set(counts.values()) == {0}, counts
+
+
+def test_fully_consistent_check_permission_is_one_statement(
+    api: Api, counter: StatementCounter, large_org: Org
+) -> None:
+    calls = check_calls(api, large_org, rpc.CONSISTENCY_FULLY_CONSISTENT)
+    counts = statements_per_call(counter, calls)
+    assert set(counts.values()) == {1}, counts
+    platform, stranger = api.platform(), str(uuid.uuid4())
+    platform.GetCurrentUser(rpc.GetCurrentUserRequest())  # provisioned
+    reply, statements = counter.run(
+        lambda: check(
+            platform, large_org.id, "roles.list", stranger, rpc.CONSISTENCY_FULLY_CONSISTENT
+        )
+    )
     assert (reply.allowed, reply.role) == (False, "")
-    assert len(statements) <= MAX_CHECK_STATEMENTS, statements
+    assert len(statements) <= 1, statements
+
+
+def test_get_organization_is_one_statement_then_none(
+    api: Api, counter: StatementCounter, small_org: Org
+) -> None:
+    newcomer = api.client()
+    newcomer_id = newcomer.user_id
+    small_org.owner.AddMember(
+        rpc.AddMemberRequest(organization_id=small_org.id, user_id=newcomer_id, role="viewer")
+    )
+    request = rpc.GetOrganizationRequest(organization_id=small_org.id)
+    first, uncached = counter.run(lambda: newcomer.GetOrganization(request))
+    second, cached = counter.run(lambda: newcomer.GetOrganization(request))
+    assert first.organization.member_count == second.organization.member_count == 3
+    assert (len(uncached), len(cached)) == (1, 0), uncached
 
 
 def test_list_audit_events_costs_the_same_for_any_page_size(

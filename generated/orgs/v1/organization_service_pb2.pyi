@@ -9,6 +9,7 @@ from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import field_mask_pb2 as _field_mask_pb2
 from google.protobuf import message as _message
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from orgs.v1 import resources_pb2 as _resources_pb2
 import builtins as _builtins
 import sys
@@ -20,6 +21,40 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _Consistency:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ConsistencyEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Consistency.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    CONSISTENCY_UNSPECIFIED: _Consistency.ValueType  # 0
+    """Treated as CONSISTENCY_MINIMIZE_LATENCY."""
+    CONSISTENCY_MINIMIZE_LATENCY: _Consistency.ValueType  # 1
+    """The answer may come from the server's cache: a change made through another
+    server process shows within `--authz-cache-seconds` (default 5), one made through
+    the same process at once.
+    """
+    CONSISTENCY_FULLY_CONSISTENT: _Consistency.ValueType  # 2
+    """The answer reflects every change committed before the check (it reads the
+    database).
+    """
+
+class Consistency(_Consistency, metaclass=_ConsistencyEnumTypeWrapper):
+    """How fresh a permission check's answer must be."""
+
+CONSISTENCY_UNSPECIFIED: Consistency.ValueType  # 0
+"""Treated as CONSISTENCY_MINIMIZE_LATENCY."""
+CONSISTENCY_MINIMIZE_LATENCY: Consistency.ValueType  # 1
+"""The answer may come from the server's cache: a change made through another
+server process shows within `--authz-cache-seconds` (default 5), one made through
+the same process at once.
+"""
+CONSISTENCY_FULLY_CONSISTENT: Consistency.ValueType  # 2
+"""The answer reflects every change committed before the check (it reads the
+database).
+"""
+Global___Consistency: _TypeAlias = Consistency  # noqa: Y015
 
 @_typing.final
 class GetCurrentUserRequest(_message.Message):
@@ -982,6 +1017,7 @@ class CheckPermissionRequest(_message.Message):
     PERMISSION_FIELD_NUMBER: _builtins.int
     USER_ID_FIELD_NUMBER: _builtins.int
     WORKSPACE_ID_FIELD_NUMBER: _builtins.int
+    CONSISTENCY_FIELD_NUMBER: _builtins.int
     organization_id: _builtins.str
     """The organization."""
     permission: _builtins.str
@@ -992,6 +1028,8 @@ class CheckPermissionRequest(_message.Message):
     """The workspace the action concerns: a workspace outside the organization is not
     allowed.
     """
+    consistency: Global___Consistency.ValueType
+    """How fresh the answer must be; unspecified means CONSISTENCY_MINIMIZE_LATENCY."""
     def __init__(
         self,
         *,
@@ -999,10 +1037,11 @@ class CheckPermissionRequest(_message.Message):
         permission: _builtins.str = ...,
         user_id: _builtins.str = ...,
         workspace_id: _builtins.str = ...,
+        consistency: Global___Consistency.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["organization_id", b"organization_id", "permission", b"permission", "user_id", b"user_id", "workspace_id", b"workspace_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["consistency", b"consistency", "organization_id", b"organization_id", "permission", b"permission", "user_id", b"user_id", "workspace_id", b"workspace_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

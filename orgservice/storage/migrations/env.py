@@ -5,7 +5,7 @@ from typing import Any, Literal
 from alembic import context
 from alembic.autogenerate.api import AutogenContext
 
-from orgservice.storage.tables import Base, UTCDateTime
+from orgservice.storage.tables import UTCDateTime, metadata
 
 
 def render_item(type_: str, obj: Any, autogen_context: AutogenContext) -> str | Literal[False]:
@@ -18,7 +18,7 @@ def render_item(type_: str, obj: Any, autogen_context: AutogenContext) -> str | 
 connection = context.config.attributes["connection"]
 context.configure(
     connection=connection,
-    target_metadata=Base.metadata,
+    target_metadata=metadata,
     render_as_batch=connection.dialect.name == "sqlite",
     compare_type=True,
     render_item=render_item,

@@ -1,0 +1,222 @@
+"""Runs RPC methods for grpc.aio: the call's budget, the caller, and the thread.
+
+The event loop never blocks: use cases (synchronous, talking to the database) run on a
+pool of `threads` threads. RPCs marked `answers_from_memory` are first tried on the loop
+with a budget that forbids I/O, which the read cache usually satisfies; when it cannot,
+storage raises WouldBlock before touching the database and the call goes to a thread.
+
+Mutations of one organization wait for each other here, without holding a thread: they
+would queue on the organization's row lock anyway, and a locked row must not drain the
+threads or the connection pool that unrelated calls need.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+import math
+import weakref
+from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
+from google.protobuf.message import DecodeError, Message
+from grpc import aio
+
+from orgservice.api.interceptors import current_identity, note_user
+from orgservice.domain.budget import Budget, WouldBlock
+from orgservice.domain.errors import CallDeadlineExceeded, InvalidArgument
+from orgservice.domain.models import Call
+from orgservice.service.registry import Services
+from orgservice.storage.database import StaleConnection
+
+# Waiting for a thread ends this long after the budget: the thread's own timeouts
+# (statement, lock, watchdog) normally end it first, with a precise error.
+_THREAD_GRACE_SECONDS = 0.5
+# Fields that name the organization (or the invitation) a mutation changes.
+_GATE_FIELDS = ("organization_id", "invitation_id")
+_GATE_RESOURCES = ("organization", "role", "workspace", "invitation")
+
+Method = Callable[[Any, Call], Message]
+
+
+class Undecodable:
+    """Stands in for a request whose bytes are not a valid message: grpcio answers
+    INTERNAL when a deserializer raises, so ours never does."""
+
+    def __init__(self, type_name: str) -> None:
+        self.type_name = type_name
+
+
+def safe_deserializer(message_type: type[Message]) -> Callable[[bytes], Message | Undecodable]:
+    def parse(data: bytes) -> Message | Undecodable:
+        try:
+            return message_type.FromString(data)
+        except (DecodeError, ValueError, RuntimeError):
+            return Undecodable(message_type.DESCRIPTOR.full_name)
+
+    return parse
+
+
+@dataclass(frozen=True)
+class Rpc:
+    name: str
+    method: Method
+    memory_first: bool
+    mutation: bool
+
+
+class Gates:
+    """Per-key locks held across awaits, created on demand and dropped when unused."""
+
+    def __init__(self) -> None:
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+
+    @asynccontextmanager
+    async def hold(self, key: str, budget: Budget) -> AsyncIterator[None]:
+        lock = self._locks.get(key)
+        if lock is None:
+            lock = self._locks[key] = asyncio.Lock()
+        try:
+            await asyncio.wait_for(lock.acquire(), timeout=budget.remaining())
+        except TimeoutError as error:
+            raise CallDeadlineExceeded() from error
+        try:
+            yield
+        finally:
+            lock.release()
+
+
+class Dispatcher:
+    def __init__(self, services: Services, *, threads: int, max_call_seconds: float) -> None:
+        self._services = services
+        self._max_call_seconds = max_call_seconds
+        self.executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="rpc")
+        self._gates = Gates()
+
+    def handlers(self, service: ServiceDescriptor, servicer: object) -> grpc.GenericRpcHandler:
+        """grpc handlers for every method of `service`, from `servicer`'s methods of the
+        same names; a method the servicer lacks is an error at start-up."""
+        handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
+        for descriptor in service.methods:
+            handlers[descriptor.name] = self._handler(descriptor, servicer)
+        return grpc.method_handlers_generic_handler(service.full_name, handlers)
+
+    def _handler(
+        self, descriptor: MethodDescriptor, servicer: object
+    ) -> grpc.RpcMethodHandler[Any, Any]:
+        method = getattr(servicer, descriptor.name, None)
+        if method is None:
+            raise TypeError(f"the servicer implements no {descriptor.full_name}")
+        request_type = _message_class(descriptor.input_type)
+        serialize = _message_class(descriptor.output_type).SerializeToString
+        rpc = Rpc(
+            name=descriptor.name,
+            method=method,
+            memory_first=bool(getattr(method, "memory_first", False)),
+            mutation=not descriptor.name.startswith(("Get", "List", "Check")),
+        )
+
+        async def unary(
+            request: Message | Undecodable, context: aio.ServicerContext[Any, Any]
+        ) -> Message:
+            return await self.run(rpc, request, context)
+
+        return grpc.unary_unary_rpc_method_handler(
+            unary,
+            request_deserializer=safe_deserializer(request_type),
+            response_serializer=serialize,
+        )
+
+    def budget(self, context: aio.ServicerContext[Any, Any]) -> Budget:
+        """The client's deadline, capped by --max-call-seconds."""
+        remaining = context.time_remaining()
+        if remaining is None or math.isinf(remaining):
+            remaining = self._max_call_seconds
+        return Budget(min(remaining, self._max_call_seconds))
+
+    async def run(
+        self,
+        rpc: Rpc,
+        request: Message | Undecodable,
+        context: aio.ServicerContext[Any, Any],
+    ) -> Message:
+        if isinstance(request, Undecodable):
+            raise InvalidArgument(f"the request is not a valid {request.type_name} message")
+        budget = self.budget(context)
+        if rpc.memory_first:
+            try:
+                return self._call(rpc, request, budget.no_io())
+            except WouldBlock:
+                pass
+        key = _gate_key(request) if rpc.mutation else None
+        if key is None:
+            return await self._in_thread(rpc, request, budget)
+        async with self._gates.hold(key, budget):
+            return await self._in_thread(rpc, request, budget)
+
+    async def in_thread(self, budget: Budget, work: Callable[[], Any]) -> Any:
+        """Runs `work` on a database thread within `budget` (for streaming RPCs)."""
+        future = asyncio.get_running_loop().run_in_executor(
+            self.executor, contextvars.copy_context().run, work
+        )
+        try:
+            return await asyncio.wait_for(
+                future, timeout=budget.remaining() + _THREAD_GRACE_SECONDS
+            )
+        except TimeoutError as error:
+            budget.cancel()
+            raise CallDeadlineExceeded() from error
+        except asyncio.CancelledError:
+            budget.cancel()  # the client went away: the thread must not commit
+            raise
+
+    async def _in_thread(self, rpc: Rpc, request: Message, budget: Budget) -> Message:
+        result: Message = await self.in_thread(
+            budget, functools.partial(self._call_retrying_stale, rpc, request, budget)
+        )
+        return result
+
+    def _call_retrying_stale(self, rpc: Rpc, request: Message, budget: Budget) -> Message:
+        try:
+            return self._call(rpc, request, budget)
+        except StaleConnection:
+            # A pooled connection died (e.g. the database restarted) before its first
+            # statement ran: nothing happened, so one retry on a fresh one is safe.
+            return self._call(rpc, request, budget)
+
+    def _call(self, rpc: Rpc, request: Message, budget: Budget) -> Message:
+        caller = self._services.identities.caller_for(current_identity(), budget)
+        note_user(caller.user_id)
+        return rpc.method(request, Call(caller, budget))
+
+
+def _gate_key(request: Message) -> str | None:
+    for name in _GATE_FIELDS:
+        value = getattr(request, name, "")
+        if isinstance(value, str) and value:
+            return value.lower()
+    for resource in _GATE_RESOURCES:
+        if request.DESCRIPTOR.fields_by_name.get(resource) is not None and request.HasField(
+            resource
+        ):
+            nested = getattr(request, resource)
+            value = getattr(nested, "organization_id", "") or getattr(nested, "id", "")
+            if value:
+                return str(value).lower()
+    return None
+
+
+def _message_class(descriptor: Any) -> type[Message]:
+    from google.protobuf import message_factory
+
+    return message_factory.GetMessageClass(descriptor)
+
+
+def iter_methods(service: ServiceDescriptor) -> Iterator[MethodDescriptor]:
+    yield from service.methods

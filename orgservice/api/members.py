@@ -1,0 +1,39 @@
+"""The member RPCs."""
+
+from __future__ import annotations
+
+from orgs.v1 import organization_service_pb2 as rpc
+
+from orgservice.api import converters
+from orgservice.api.rpc_base import RpcBase
+from orgservice.domain.models import Call, UserRef
+
+
+class MemberRpcs(RpcBase):
+    def ListMembers(self, request: rpc.ListMembersRequest, call: Call) -> rpc.ListMembersResponse:
+        page = self._services.members.list(
+            call, request.organization_id, self._page(request, call), role=request.role
+        )
+        return rpc.ListMembersResponse(
+            members=[converters.member(m) for m in page.items],
+            **self._paging(request, call, page),
+        )
+
+    def AddMember(self, request: rpc.AddMemberRequest, call: Call) -> rpc.AddMemberResponse:
+        user = UserRef(user_id=request.user_id, username=request.username, email=request.email)
+        member = self._services.members.add(call, request.organization_id, user, request.role)
+        return rpc.AddMemberResponse(member=converters.member(member))
+
+    def UpdateMember(
+        self, request: rpc.UpdateMemberRequest, call: Call
+    ) -> rpc.UpdateMemberResponse:
+        member = self._services.members.update(
+            call, request.organization_id, request.user_id, request.role
+        )
+        return rpc.UpdateMemberResponse(member=converters.member(member))
+
+    def RemoveMember(
+        self, request: rpc.RemoveMemberRequest, call: Call
+    ) -> rpc.RemoveMemberResponse:
+        self._services.members.remove(call, request.organization_id, request.user_id)
+        return rpc.RemoveMemberResponse()

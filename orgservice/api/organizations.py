@@ -1,0 +1,98 @@
+"""The organization RPCs."""
+
+from __future__ import annotations
+
+from orgs.v1 import organization_service_pb2 as rpc
+from orgs.v1 import resources_pb2 as pb
+
+from orgservice.api import converters
+from orgservice.api.field_masks import changes
+from orgservice.api.rpc_base import RpcBase, answers_from_memory
+from orgservice.domain.errors import invalid
+from orgservice.domain.models import Call, OrganizationFields
+
+MUTABLE_FIELDS = frozenset({"name", "slug", "description", "labels"})
+
+
+def _fields(resource: pb.Organization, paths: set[str]) -> OrganizationFields:
+    return OrganizationFields(
+        name=resource.name if "name" in paths else None,
+        slug=resource.slug if "slug" in paths else None,
+        description=resource.description if "description" in paths else None,
+        labels=dict(resource.labels) if "labels" in paths else None,
+    )
+
+
+class OrganizationRpcs(RpcBase):
+    def CreateOrganization(
+        self, request: rpc.CreateOrganizationRequest, call: Call
+    ) -> rpc.CreateOrganizationResponse:
+        fields = OrganizationFields(
+            name=request.name,
+            slug=request.slug,
+            description=request.description,
+            labels=dict(request.labels),
+        )
+        organization = self._services.organizations.create(
+            call, fields, request_id=request.request_id
+        )
+        return rpc.CreateOrganizationResponse(organization=converters.organization(organization))
+
+    @answers_from_memory
+    def GetOrganization(
+        self, request: rpc.GetOrganizationRequest, call: Call
+    ) -> rpc.GetOrganizationResponse:
+        lookup = request.WhichOneof("lookup")
+        if lookup is None or not getattr(request, lookup):
+            raise invalid("organization_id", "organization_id or slug is required")
+        organization = self._services.organizations.get(
+            call, organization_id=request.organization_id, slug=request.slug
+        )
+        return rpc.GetOrganizationResponse(organization=converters.organization(organization))
+
+    def ListOrganizations(
+        self, request: rpc.ListOrganizationsRequest, call: Call
+    ) -> rpc.ListOrganizationsResponse:
+        page = self._services.organizations.list(
+            call,
+            self._page(request, call),
+            name_filter=request.filter,
+            show_deleted=request.show_deleted,
+            user_id=request.user_id,
+        )
+        return rpc.ListOrganizationsResponse(
+            organizations=[converters.organization(o) for o in page.items],
+            **self._paging(request, call, page),
+        )
+
+    def UpdateOrganization(
+        self, request: rpc.UpdateOrganizationRequest, call: Call
+    ) -> rpc.UpdateOrganizationResponse:
+        resource = request.organization
+        if not resource.id:
+            raise invalid("organization.id", "is required")
+        organization = self._services.organizations.update(
+            call,
+            resource.id,
+            changes(request.update_mask, resource, MUTABLE_FIELDS, lambda p: _fields(resource, p)),
+            etag=resource.etag,
+        )
+        return rpc.UpdateOrganizationResponse(organization=converters.organization(organization))
+
+    def DeleteOrganization(
+        self, request: rpc.DeleteOrganizationRequest, call: Call
+    ) -> rpc.DeleteOrganizationResponse:
+        if not request.organization_id:
+            raise invalid("organization_id", "is required")
+        organization = self._services.organizations.delete(
+            call, request.organization_id, etag=request.etag
+        )
+        return rpc.DeleteOrganizationResponse(organization=converters.organization(organization))
+
+    def UndeleteOrganization(
+        self, request: rpc.UndeleteOrganizationRequest, call: Call
+    ) -> rpc.UndeleteOrganizationResponse:
+        if not request.organization_id:
+            raise invalid("organization_id", "is required")
+        organization = self._services.organizations.undelete(call, request.organization_id)
+        return rpc.UndeleteOrganizationResponse(organization=converters.organization(organization))

@@ -1,0 +1,31 @@
+"""CheckPermission."""
+
+from __future__ import annotations
+
+from orgs.v1 import organization_service_pb2 as rpc
+
+from orgservice.api.rpc_base import RpcBase, answers_from_memory
+from orgservice.domain.errors import invalid
+from orgservice.domain.models import Call
+
+
+def _fully_consistent(consistency: int) -> bool:
+    if consistency not in rpc.Consistency.values():
+        raise invalid("consistency", f"unknown consistency {consistency}")
+    return consistency == rpc.CONSISTENCY_FULLY_CONSISTENT
+
+
+class PermissionRpcs(RpcBase):
+    @answers_from_memory
+    def CheckPermission(
+        self, request: rpc.CheckPermissionRequest, call: Call
+    ) -> rpc.CheckPermissionResponse:
+        check = self._services.permission_checks.check(
+            call,
+            request.organization_id,
+            request.permission,
+            user_id=request.user_id,
+            workspace_id=request.workspace_id,
+            fully_consistent=_fully_consistent(request.consistency),
+        )
+        return rpc.CheckPermissionResponse(allowed=check.allowed, role=check.role)

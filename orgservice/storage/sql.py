@@ -1,0 +1,176 @@
+"""The statements of one unit of work, on one connection taken on first use.
+
+Applies the call's budget: a transaction starts with `BEGIN` plus statement and lock
+timeouts from what is left of the budget (one round trip on PostgreSQL), the watchdog
+cuts the connection if the server stops answering, and COMMIT is never sent once the
+budget is spent or the client has gone. Driver failures leave here as domain errors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from sqlalchemy import Connection, CursorResult, Engine, Executable
+from sqlalchemy.exc import DBAPIError
+
+from orgservice.domain.budget import COMMIT_MARGIN_SECONDS, Budget, WouldBlock
+from orgservice.domain.errors import DatabaseUnavailable
+from orgservice.storage.database import (
+    SQLITE_MAX_BUSY_SECONDS,
+    StaleConnection,
+    failures,
+    translate,
+)
+from orgservice.storage.watchdog import Watch, Watchdog
+
+NOTIFY_CHANNEL = "orgservice_changes"
+_CHECKOUTS = "orgservice_checkouts"
+
+
+class Sql:
+    def __init__(self, engine: Engine, budget: Budget, watchdog: Watchdog, *, writes: bool) -> None:
+        self._engine = engine
+        self._postgresql = engine.dialect.name == "postgresql"
+        self._budget = budget
+        self._watchdog = watchdog
+        self._writes = writes
+        self._connection: Connection | None = None
+        self._watch: Watch | None = None
+        self._statements = 0
+        self._committed = False
+        self.changed_organizations: set[str] = set()
+
+    @property
+    def postgresql(self) -> bool:
+        return self._postgresql
+
+    def execute(
+        self,
+        statement: Executable,
+        parameters: Mapping[str, Any] | Iterable[Mapping[str, Any]] | None = None,
+    ) -> CursorResult[*tuple[Any, ...]]:
+        connection = self._connection or self._connect()
+        try:
+            result = connection.execute(statement, parameters)  # type: ignore[arg-type]
+        except DBAPIError as error:
+            self._raise_translated(error)
+            raise
+        self._statements += 1
+        return result
+
+    def touch(self, organization_id: str) -> None:
+        """Records that this transaction changes the organization: on commit, caches
+        drop it here and (through a notification) in every other process."""
+        self.changed_organizations.add(organization_id)
+
+    def commit(self) -> None:
+        self._budget.check(COMMIT_MARGIN_SECONDS)
+        if self._connection is None:
+            return  # nothing was written
+        notify = ""
+        if self._postgresql and self.changed_organizations:
+            # Sent with COMMIT in one round trip; ids are UUIDs the service generated or
+            # validated, so they are safe as literals.
+            notify = "".join(
+                f"SELECT pg_notify('{NOTIFY_CHANNEL}', '{organization_id}');"
+                for organization_id in sorted(self.changed_organizations)
+            )
+        try:
+            self._connection.exec_driver_sql(notify + "COMMIT")
+        except DBAPIError as error:
+            self._raise_translated(error)
+            raise
+        self._committed = True
+
+    def committed_organizations(self) -> set[str]:
+        """The organizations a committed transaction changed (none if it did not commit)."""
+        return self.changed_organizations if self._committed else set()
+
+    def close(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is None:
+            return
+        try:
+            if _in_transaction(connection) and not connection.invalidated:
+                connection.exec_driver_sql("ROLLBACK")
+        except DBAPIError:
+            connection.invalidate()
+        finally:
+            if self._watch is not None:
+                self._watch.release()
+            connection.close()
+
+    def _connect(self) -> Connection:
+        if not self._budget.may_block:
+            raise WouldBlock()
+        self._budget.check()
+        try:
+            connection = self._engine.connect()
+        except DBAPIError as error:
+            self._raise_translated(error)
+            raise
+        self._connection = connection
+        dbapi = connection.connection.dbapi_connection
+        if self._postgresql:
+            self._watch = self._watchdog.watch(dbapi, self._budget.deadline)  # type: ignore[arg-type]
+        if self._writes:
+            try:
+                connection.exec_driver_sql(self._begin())
+            except DBAPIError as error:
+                self._raise_translated(error)
+                raise
+        return connection
+
+    def _begin(self) -> str:
+        remaining_ms = max(1, int(self._budget.remaining() * 1000))
+        if self._postgresql:
+            return (
+                f"BEGIN; SET LOCAL statement_timeout = {remaining_ms};"
+                f" SET LOCAL lock_timeout = {remaining_ms}"
+            )
+        busy_ms = min(remaining_ms, int(SQLITE_MAX_BUSY_SECONDS * 1000))
+        # Writers take the write lock up front: a deferred transaction that reads and
+        # then writes could fail with "database is locked" instead of waiting its turn.
+        self._connection_or_fail().exec_driver_sql(f"PRAGMA busy_timeout = {busy_ms}")
+        return "BEGIN IMMEDIATE"
+
+    def _connection_or_fail(self) -> Connection:
+        assert self._connection is not None
+        return self._connection
+
+    def _raise_translated(self, error: DBAPIError) -> None:
+        """Raises the domain error for a driver failure we expect (lost or refused
+        connections, timeouts); returns for any other, which the caller re-raises."""
+        fired = self._watch is not None and self._watch.fired
+        translated = translate(error, deadline_passed=fired or self._budget.spent)
+        if translated is None:
+            return
+        if isinstance(translated, DatabaseUnavailable):
+            failures.warning("unavailable", error)
+            if self._reused_connection_failed_first():
+                raise StaleConnection() from error
+        raise translated from error
+
+    def _reused_connection_failed_first(self) -> bool:
+        if self._connection is None or self._statements:
+            return False
+        info = self._connection.info
+        return bool(info.get(_CHECKOUTS, 0) > 1)
+
+
+def count_checkouts(engine: Engine) -> None:
+    """Counts checkouts per pooled connection, so a failure on the first statement of a
+    connection that was used before can be told from a fresh one failing."""
+    from sqlalchemy import event
+
+    @event.listens_for(engine, "checkout")
+    def _checkout(_dbapi: Any, record: Any, _proxy: Any) -> None:
+        record.info[_CHECKOUTS] = record.info.get(_CHECKOUTS, 0) + 1
+
+
+def _in_transaction(connection: Connection) -> bool:
+    dbapi: Any = connection.connection.dbapi_connection
+    if connection.dialect.name == "postgresql":
+        return bool(dbapi.info.transaction_status != 0)  # 0: idle
+    return bool(dbapi.in_transaction)
