@@ -1,7 +1,7 @@
 # Stage 1: build the orgservice wheel from the repository.
 FROM python:3.11-slim AS build
 WORKDIR /src
-COPY pyproject.toml requirements.lock README.md ./
+COPY pyproject.toml README.md ./
 COPY generated ./generated
 COPY orgservice ./orgservice
 RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels .

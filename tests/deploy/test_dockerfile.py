@@ -1,13 +1,22 @@
-"""Dockerfile and .dockerignore, read as text (no container engine runs the build here)."""
+"""Dockerfile and .dockerignore, read as text (no container engine runs the build here), and
+the build stage's wheel, built the same way from the files that stage copies."""
 
 from __future__ import annotations
 
 import json
 import re
 import shlex
+import shutil
+import sys
+import zipfile
 from dataclasses import dataclass
+from pathlib import Path
 
-from tests.deploy.conftest import ROOT
+import pytest
+
+from tests.deploy.conftest import ROOT, files_under, outside_this_venv, run
+
+BUILD_TIMEOUT = 300.0  # seconds; pip may fetch setuptools for the isolated build
 
 
 @dataclass(frozen=True)
@@ -103,3 +112,37 @@ def test_dockerignore_lets_through_everything_the_build_copies() -> None:
         for source in copy.split()[:-1]
     }
     assert copied == included
+
+
+@pytest.fixture(scope="module")
+def server_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The build stage without a container engine: its COPY sources in a fresh directory,
+    then the same `pip wheel`."""
+    build = stages()[0]
+    context = tmp_path_factory.mktemp("build-stage")
+    for copy in arguments(build, "COPY"):
+        for source in copy.split()[:-1]:
+            path = ROOT / source
+            if path.is_dir():
+                shutil.copytree(
+                    path, context / path.name, ignore=shutil.ignore_patterns("__pycache__")
+                )
+            else:
+                shutil.copy2(path, context / path.name)
+    (command,) = arguments(build, "RUN")
+    assert command == "pip wheel --no-cache-dir --no-deps --wheel-dir /wheels ."
+    wheels = tmp_path_factory.mktemp("wheels")
+    pip_wheel = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--wheel-dir", str(wheels), "."]
+    run(pip_wheel, BUILD_TIMEOUT, cwd=context, env=outside_this_venv())
+    (wheel,) = wheels.glob("orgservice-*.whl")
+    return wheel
+
+
+def test_build_stage_wheel_holds_the_whole_service(server_wheel: Path) -> None:
+    with zipfile.ZipFile(server_wheel) as wheel:
+        names = set(wheel.namelist())
+        (entry_points,) = [name for name in names if name.endswith(".dist-info/entry_points.txt")]
+        scripts = wheel.read(entry_points).decode()
+    expected = files_under(ROOT / "orgservice") | files_under(ROOT / "generated" / "orgs")
+    assert expected <= names, sorted(expected - names)  # migrations and templates included
+    assert "orgservice = orgservice.cli:main" in scripts.splitlines()

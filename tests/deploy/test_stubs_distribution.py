@@ -4,7 +4,6 @@ client example runs against a real server."""
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
@@ -17,7 +16,7 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.version import Version
 
-from tests.deploy.conftest import DEPLOY, ROOT
+from tests.deploy.conftest import DEPLOY, ROOT, files_under, outside_this_venv, run
 from tests.e2e.conftest import ServiceProcess
 
 GENERATED = ROOT / "generated"
@@ -25,21 +24,6 @@ CLIENT_DEPENDENCIES = {"googleapis-common-protos", "grpcio", "protobuf"}
 BUILD_TIMEOUT = 300.0  # seconds; pip may fetch setuptools for the isolated build
 INSTALL_TIMEOUT = 600.0  # seconds; pip may fetch grpcio and protobuf
 RUN_TIMEOUT = 60.0
-
-
-def run(command: list[str | Path], timeout: float, **options: object) -> str:
-    """Runs a command that must succeed; its stdout."""
-    result = subprocess.run(
-        command, capture_output=True, text=True, timeout=timeout, check=False, **options
-    )  # type: ignore[call-overload]
-    assert result.returncode == 0, f"{command} exited {result.returncode}:\n{result.stderr}"
-    return str(result.stdout)
-
-
-def outside_this_venv() -> dict[str, str]:
-    """This environment without what ties a process to the test run's own virtualenv."""
-    hidden = {"VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME"}
-    return {name: value for name, value in os.environ.items() if name not in hidden}
 
 
 def project(path: Path) -> dict[str, object]:
@@ -100,12 +84,7 @@ def test_wheel_holds_only_the_generated_package(stubs_wheel: Path) -> None:
         names = wheel.namelist()
         metadata = Parser().parsestr(wheel.read(dist_info + "METADATA").decode())
     packaged = {name for name in names if not name.startswith(dist_info)}
-    generated = {
-        path.relative_to(GENERATED).as_posix()
-        for path in (GENERATED / "orgs").rglob("*")
-        if path.is_file() and "__pycache__" not in path.parts
-    }
-    assert packaged == generated
+    assert packaged == files_under(GENERATED / "orgs")
     assert {"orgs/py.typed", "orgs/v1/organization_service_pb2_grpc.pyi"} <= packaged
     required = {Requirement(text).name for text in metadata.get_all("Requires-Dist", [])}
     assert required == CLIENT_DEPENDENCIES
