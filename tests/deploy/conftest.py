@@ -1,5 +1,5 @@
-"""Fixtures for the deployment files: the repository paths, and one real `orgservice serve`
-process (SQLite, dev mode) shared by the tests that call a server."""
+"""Helpers for the deployment-file tests, and one real `orgservice serve` process (SQLite,
+dev mode) shared by the tests that call a server."""
 
 from __future__ import annotations
 
