@@ -65,5 +65,10 @@ check: lint typecheck buf-lint buf-breaking check-generated
 bench: setup
 	$(PY) -m benchmarks
 
+# The stubs-only client wheel (orgservice-stubs), built from generated/ into dist/.
+.PHONY: stubs-dist
+stubs-dist: setup
+	PY=$(PY) scripts/build-stubs.sh dist
+
 clean:
-	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) node_modules dist .pytest_cache .mypy_cache .ruff_cache
