@@ -21,6 +21,11 @@ from orgs.v1 import organization_service_pb2_grpc as rpc_grpc
 from orgservice import devkeys
 from orgservice.config import Settings
 from orgservice.server import OrgServer, create_server
+from tests.support.pgbouncer import pooled_url
+
+# Own PostgreSQL clusters and PgBouncer (tests/support); ORGSERVICE_TEST_PGBOUNCER=1 hands
+# servers the test databases through PgBouncer (`pooled_url`; admin statements stay direct).
+pytest_plugins = ["tests.support.fixtures"]
 
 BACKENDS = [
     name.strip()
@@ -72,7 +77,7 @@ class new_postgres_database:  # a context manager used like a function
         base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0].replace(
             "postgresql://", "postgresql+psycopg://"
         )
-        return f"{base}/{self.name}"
+        return pooled_url(f"{base}/{self.name}")
 
     def __exit__(self, *exc: object) -> None:
         with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
