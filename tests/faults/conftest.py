@@ -9,6 +9,7 @@ Timings in the contract are asserted with a margin for this shared two-core mach
 from __future__ import annotations
 
 import contextlib
+import subprocess
 import threading
 import time
 import uuid
@@ -23,6 +24,7 @@ import pytest
 from google.protobuf import field_mask_pb2
 from google.protobuf.message import Message
 from google.rpc import error_details_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
 from orgs.v1 import organization_service_pb2 as rpc
 from orgs.v1 import organization_service_pb2_grpc as rpc_grpc
@@ -107,10 +109,26 @@ class Findings:
             pytest.fail(f"{len(self.problems)} contract violation(s):\n\n{report}")
 
 
-def excerpt(text: str, lines: int = 30) -> str:
-    """The start of `text`, or of its first traceback, for assertion messages."""
-    start = text.find("Traceback")
-    return "\n".join(text[max(start, 0) :].splitlines()[:lines])
+_CHAINED = ("Traceback", "During handling", "The above exception")
+
+
+def excerpt(log: str, lines: int = 20) -> str:
+    """For assertion messages: the first traceback of the log (its head and the exception
+    it ends with), else the log's end; without the access lines of the health checks the
+    tests make all the time."""
+    kept = [line for line in log.splitlines() if "/grpc.health.v1.Health/" not in line]
+    start = next((i for i, line in enumerate(kept) if line.startswith("Traceback")), None)
+    if start is None:
+        return "\n".join(kept[-lines:])
+    end = start + 1
+    while end < len(kept) - 1:
+        # An unindented line names an exception; a chained one follows after a marker.
+        if kept[end][:1] not in {"", " ", "\t"} and not kept[end].startswith(_CHAINED):
+            following = next((line for line in kept[end + 1 :] if line.strip()), "")
+            if not following.startswith(_CHAINED):
+                break
+        end += 1
+    return "\n".join([*kept[start : start + 3], "  ...", *kept[max(start + 3, end - 2) : end + 1]])
 
 
 class Caller:
@@ -119,6 +137,7 @@ class Caller:
     def __init__(self, port: int, token: str) -> None:
         self._channel = grpc.insecure_channel(f"127.0.0.1:{port}")
         self._stub = rpc_grpc.OrganizationServiceStub(self._channel)
+        self._health = health_pb2_grpc.HealthStub(self._channel)
         self._metadata = (("authorization", f"Bearer {token}"),)
 
     def __call__(self, method: str, request: Message, timeout: float = CALL_TIMEOUT) -> Outcome:
@@ -136,6 +155,11 @@ class Caller:
         request = rpc.CreateOrganizationRequest(name=name)
         response: rpc.CreateOrganizationResponse = self.ok("CreateOrganization", request)
         return response.organization
+
+    def health(self, service: str, timeout: float = 5) -> Outcome:
+        """grpc.health.v1 Check over this caller's channel; `response.status` on OK."""
+        request = health_pb2.HealthCheckRequest(service=service)
+        return attempt(lambda: self._health.Check(request, timeout=timeout))
 
     def close(self) -> None:
         self._channel.close()
@@ -209,7 +233,7 @@ class HealthRecorder:
             if (sample.liveness, sample.readiness) != previous:
                 previous = (sample.liveness, sample.readiness)
                 lines.append(
-                    f"  from +{sample.at - since:.2f}s: "
+                    f"  from {sample.at - since:+.2f}s: "
                     f"liveness={sample.liveness} readiness={sample.readiness}"
                 )
         return "\n".join(lines) or "  (no answers)"
@@ -252,13 +276,12 @@ class FaultDatabase:
             self.name,
         )
 
-    def busy_sessions(self, mine: int) -> int:
-        """Sessions other than `mine` that run a statement or are inside a transaction."""
+    def busy_sessions(self) -> int:
+        """Other sessions that run a statement or are inside a transaction."""
         return self.count(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND pid <> %s"
-            " AND backend_type = 'client backend' AND state <> 'idle'",
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = %s"
+            " AND pid <> pg_backend_pid() AND state <> 'idle'",
             self.name,
-            mine,
         )
 
     @contextlib.contextmanager
@@ -293,6 +316,18 @@ def wait_for_lock_waiters(database: FaultDatabase, count: int, timeout: float = 
             f"only {database.lock_waiters()} of {count} calls reached the lock within "
             f"{timeout:.0f}s"
         )
+
+
+def exit_after(service: ServiceProcess, since: float, timeout: float) -> tuple[int | None, float]:
+    """Waits up to `timeout` seconds for the service to exit: its exit code (None if it
+    still runs) and the seconds from `since` until it exited (or gave up waiting)."""
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        service.process.wait(timeout)
+    return service.process.poll(), time.monotonic() - since
+
+
+def wait_until_time(moment: float) -> None:
+    time.sleep(max(0.0, moment - time.monotonic()))
 
 
 @contextlib.contextmanager
