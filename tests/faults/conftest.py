@@ -2,7 +2,7 @@
 cluster the test module owns, which the tests stop, freeze and lock (OPERATIONS.md:
 "Deadlines and cancellation", "Database faults", "Shutdown", "Overload").
 
-Timings in the contract are asserted with a margin for this shared two-core machine:
+Timings in the contract are asserted with a margin for busy test machines:
 "within 2 s" is asserted as < 3 s, "within 100 ms" as < 300 ms.
 """
 
