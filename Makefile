@@ -6,8 +6,8 @@ PY := $(BIN)/python
 BUF := node_modules/.bin/buf
 PROTOS := $(wildcard protos/orgs/v1/*.proto)
 
-.PHONY: setup run test test-sqlite test-postgres check lint format typecheck buf-lint \
-        buf-breaking generate check-generated bench clean
+.PHONY: setup run test test-faults test-sqlite test-postgres check lint format typecheck \
+        buf-lint buf-breaking generate check-generated bench clean
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	python3 -m venv $(VENV)
@@ -35,6 +35,10 @@ run: setup check-generated
 
 test: setup check-generated
 	$(BIN)/pytest
+
+# Stops, freezes and locks PostgreSQL clusters the tests own (needs initdb and pgbouncer).
+test-faults: setup
+	$(BIN)/pytest tests/faults -m faults
 
 test-sqlite: setup
 	ORGSERVICE_TEST_DATABASES=sqlite $(BIN)/pytest

@@ -22,6 +22,11 @@ from orgservice import devkeys
 from orgservice.config import Settings
 from orgservice.server import OrgServer
 from orgservice.storage.startup import prepare_database
+from tests.support.pgbouncer import pooled_url
+
+# Own PostgreSQL clusters and PgBouncer (tests/support); ORGSERVICE_TEST_PGBOUNCER=1 hands
+# servers the test databases through PgBouncer (`pooled_url`; admin statements stay direct).
+pytest_plugins = ["tests.support.fixtures"]
 
 BACKENDS = [
     name.strip()
@@ -73,7 +78,7 @@ class new_postgres_database:  # a context manager used like a function
         base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0].replace(
             "postgresql://", "postgresql+psycopg://"
         )
-        return f"{base}/{self.name}"
+        return pooled_url(f"{base}/{self.name}")
 
     def __exit__(self, *exc: object) -> None:
         with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:

@@ -19,10 +19,10 @@ from tests.e2e.conftest import (
     free_port,
     grpcurl,
     orgservice,
-    port_is_open,
     service_env,
     wait_until,
 )
+from tests.support.processes import port_is_open
 
 linux_only = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
 

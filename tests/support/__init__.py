@@ -1,0 +1,1 @@
+"""Test infrastructure the tests own: PostgreSQL clusters, PgBouncer, their fixtures."""

@@ -1,0 +1,51 @@
+"""Fixtures for infrastructure the tests own (registered by tests/conftest.py):
+`own_postgres`, a PostgreSQL cluster per test module, and `pgbouncer`, the session's
+PgBouncer in front of the shared PostgreSQL server."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy.engine import make_url
+
+from tests.conftest import BACKENDS, POSTGRES_ADMIN_URL, _postgres_unavailable
+from tests.support.pgbouncer import PgBouncer, close_shared_pgbouncers, shared_pgbouncer
+from tests.support.pgcluster import PgCluster
+from tests.support.processes import ToolUnavailableError
+
+
+def _require_postgres_tests() -> None:
+    if "postgresql" not in BACKENDS:
+        pytest.skip("PostgreSQL tests not selected (ORGSERVICE_TEST_DATABASES)")
+
+
+@pytest.fixture(scope="module")
+def own_postgres() -> Iterator[PgCluster]:
+    """A started PostgreSQL cluster of this module's own, to stop, kill or freeze.
+    Tests leave it running (or restart it) for the next test of the module."""
+    _require_postgres_tests()
+    try:
+        cluster = PgCluster.initdb()
+    except ToolUnavailableError as error:
+        _postgres_unavailable(str(error))
+        raise  # not reached: the line above skips or fails
+    with cluster:
+        yield cluster.start()
+
+
+@pytest.fixture(scope="session")
+def pgbouncer() -> PgBouncer:
+    """PgBouncer (transaction pooling) in front of the shared PostgreSQL server; the same
+    one ORGSERVICE_TEST_PGBOUNCER=1 routes the test databases through."""
+    _require_postgres_tests()
+    server = make_url(POSTGRES_ADMIN_URL)
+    try:
+        return shared_pgbouncer(server.host or "127.0.0.1", server.port or 5432)
+    except ToolUnavailableError as error:
+        _postgres_unavailable(str(error))
+        raise  # not reached: the line above skips or fails
+
+
+def pytest_sessionfinish() -> None:
+    close_shared_pgbouncers()
