@@ -1,4 +1,4 @@
-"""The `orgservice` command: serve, token, migrate."""
+"""The `orgservice` command: serve, token, migrate, purge."""
 
 from __future__ import annotations
 
@@ -31,6 +31,11 @@ def _parser() -> argparse.ArgumentParser:
 
     migrate = commands.add_parser("migrate", help="apply database migrations and exit")
     add_options(migrate, "migrate")
+
+    purge = commands.add_parser(
+        "purge", help="delete what retention allows now (the server also does it periodically)"
+    )
+    add_options(purge, "purge")
     return parser
 
 
@@ -50,6 +55,8 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
             return 0
         if args.command == "migrate":
             return _migrate(settings)
+        if args.command == "purge":
+            return _purge(settings)
         return _serve(settings)
     except ConfigurationError as error:
         print(f"orgservice: {error}", file=sys.stderr)
@@ -83,6 +90,28 @@ def _migrate(settings: Settings) -> int:
         pooler=settings.database_pooler,
         wait_seconds=settings.database_wait_seconds,
     )
+    return 0
+
+
+def _purge(settings: Settings) -> int:
+    from datetime import UTC, datetime
+
+    from orgservice.domain.errors import DomainError
+    from orgservice.storage.database import EngineOptions, create_database_engine
+    from orgservice.storage.retention import purge
+    from orgservice.storage.unit_of_work import SqlDatabase
+
+    engine = create_database_engine(
+        settings.database_url, EngineOptions(pool_size=1, pooler=settings.database_pooler)
+    )
+    try:
+        report = purge(SqlDatabase(engine), datetime.now(UTC))
+    except DomainError as error:
+        print(f"orgservice: {error.message}", file=sys.stderr)
+        return 1
+    finally:
+        engine.dispose()
+    print(report)
     return 0
 
 

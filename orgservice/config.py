@@ -73,6 +73,7 @@ class Settings:
     database_pooler: str = ""
     database_listen_url: str = ""
     keepalive_seconds: float = 30.0
+    purge_interval_seconds: float = 3600.0
 
     @property
     def listen_url(self) -> str:
@@ -142,6 +143,7 @@ OPTIONS = (
     ),
     Option("database_listen_url", str, "direct PostgreSQL URL for notifications"),
     Option("keepalive_seconds", float, "interval of keepalive pings on idle connections"),
+    Option("purge_interval_seconds", float, "seconds between runs of the purge job"),
 )
 OPTIONS_BY_NAME = {option.name: option for option in OPTIONS}
 
@@ -178,11 +180,20 @@ def load_settings(args: argparse.Namespace, environ: Mapping[str, str]) -> Setti
 
 
 def _check(settings: Settings) -> None:
-    positive = ("workers", "threads", "max_call_seconds", "max_concurrent_rpcs", "max_streams")
+    positive = (
+        "workers",
+        "threads",
+        "max_call_seconds",
+        "max_concurrent_rpcs",
+        "max_streams",
+        "health_interval",
+        "keepalive_seconds",
+        "purge_interval_seconds",
+    )
     for name in positive:
         if getattr(settings, name) <= 0:
             raise ConfigurationError(f"{OPTIONS_BY_NAME[name].flag} must be positive")
     if settings.workers > 1 and settings.port == 0:
         raise ConfigurationError("--workers above 1 needs a fixed --port to share")
-    if settings.health_interval <= 0 or settings.keepalive_seconds <= 0:
-        raise ConfigurationError("--health-interval and --keepalive-seconds must be positive")
+    if not settings.page_token_secret:
+        raise ConfigurationError("--page-token-secret must not be empty")

@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any, NoReturn
 
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
@@ -36,6 +37,7 @@ from orgservice.api.interceptors import (
 from orgservice.api.page_tokens import PageTokens
 from orgservice.api.servicer import OrganizationServicer
 from orgservice.config import ConfigurationError, Settings
+from orgservice.domain.errors import DomainError
 from orgservice.health import DatabaseHealth
 from orgservice.logs import configure_logging
 from orgservice.service.registry import Services
@@ -43,6 +45,7 @@ from orgservice.storage.cache import ReadCache
 from orgservice.storage.database import EngineOptions, create_database_engine
 from orgservice.storage.notifications import ChangeListener
 from orgservice.storage.probe import database_probe
+from orgservice.storage.retention import purge
 from orgservice.storage.startup import prepare_database
 from orgservice.storage.unit_of_work import SqlDatabase
 
@@ -172,12 +175,27 @@ class OrgServer:
         )
         await monitor.check()
         self._tasks.append(asyncio.create_task(monitor.run(), name="db-health"))
+        self._tasks.append(asyncio.create_task(self._purge_periodically(), name="purge"))
         if settings.listen_url and self.cache.enabled:
             listener = ChangeListener(settings.listen_url, self.cache)
             self._tasks.append(asyncio.create_task(listener.run(), name="db-listen"))
         await server.start()
         self._server = server
         return self.port
+
+    async def _purge_periodically(self) -> None:
+        """The retention job; with several replicas (or workers) one purges at a time."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(self.settings.purge_interval_seconds)
+            try:
+                report = await loop.run_in_executor(
+                    self.dispatcher.executor, purge, self.database, datetime.now(UTC)
+                )
+            except DomainError as error:  # the database is down: try again next time
+                log.warning("purge skipped: %s", error.message)
+                continue
+            log.info("purge: %s", report)
 
     async def stop(self, grace: float) -> None:
         """Health NOT_SERVING and new calls refused at once; calls in flight (and queued)

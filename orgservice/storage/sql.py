@@ -38,6 +38,7 @@ class Sql:
         self._connection: Connection | None = None
         self._watch: Watch | None = None
         self._statements = 0
+        self._reused = False
         self._committed = False
         self.changed_organizations: set[str] = set()
 
@@ -92,9 +93,11 @@ class Sql:
         if connection is None:
             return
         try:
-            if _in_transaction(connection) and not connection.invalidated:
-                connection.exec_driver_sql("ROLLBACK")
-        except DBAPIError:
+            if not connection.invalidated:
+                # Both drivers roll back only when a transaction is open (psycopg asks
+                # its connection status, no round trip otherwise).
+                connection.connection.dbapi_connection.rollback()  # type: ignore[union-attr]
+        except Exception:  # a broken connection: the pool must not hand it out again
             connection.invalidate()
         finally:
             if self._watch is not None:
@@ -111,6 +114,7 @@ class Sql:
             self._raise_translated(error)
             raise
         self._connection = connection
+        self._reused = connection.info.get(_CHECKOUTS, 0) > 1
         dbapi = connection.connection.dbapi_connection
         if self._postgresql:
             self._watch = self._watchdog.watch(dbapi, self._budget.deadline)  # type: ignore[arg-type]
@@ -153,10 +157,7 @@ class Sql:
         raise translated from error
 
     def _reused_connection_failed_first(self) -> bool:
-        if self._connection is None or self._statements:
-            return False
-        info = self._connection.info
-        return bool(info.get(_CHECKOUTS, 0) > 1)
+        return self._reused and not self._statements
 
 
 def count_checkouts(engine: Engine) -> None:
@@ -167,10 +168,3 @@ def count_checkouts(engine: Engine) -> None:
     @event.listens_for(engine, "checkout")
     def _checkout(_dbapi: Any, record: Any, _proxy: Any) -> None:
         record.info[_CHECKOUTS] = record.info.get(_CHECKOUTS, 0) + 1
-
-
-def _in_transaction(connection: Connection) -> bool:
-    dbapi: Any = connection.connection.dbapi_connection
-    if connection.dialect.name == "postgresql":
-        return bool(dbapi.info.transaction_status != 0)  # 0: idle
-    return bool(dbapi.in_transaction)

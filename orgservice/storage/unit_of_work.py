@@ -30,7 +30,7 @@ class SqlUnitOfWork:
     """
 
     def __init__(self, sql: Sql, cache: ReadCache | None) -> None:
-        self._sql = sql
+        self.sql = sql
         self._cache = cache
         self.users = UserRepository(sql)
         self.organizations = OrganizationRepository(sql)
@@ -91,7 +91,7 @@ class SqlUnitOfWork:
         return self.organizations.id_for_slug(slug)
 
     def commit(self) -> None:
-        self._sql.commit()
+        self.sql.commit()
 
 
 class SqlDatabase:

@@ -156,3 +156,9 @@ def test_flags_beat_environment_variables(start_service: StartService, tmp_path:
     # A variable without a flag still applies.
     assert database.is_file()
     assert not (service.workdir / "orgservice.db").exists()
+
+
+def test_the_server_purges_periodically(start_service: StartService) -> None:
+    service = start_service("--purge-interval-seconds", "0.2")
+    matches = service.wait_for_stderr(r"purge: deleted (\d+) organization\(s\)", count=2)
+    assert all(count == "0" for count in matches)

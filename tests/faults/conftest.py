@@ -285,13 +285,14 @@ class FaultDatabase:
         )
 
     @contextlib.contextmanager
-    def row_locked(self, organization_id: str) -> Iterator[psycopg.Connection[Any]]:
-        """Holds the organization's row FOR UPDATE in an open transaction until exit."""
+    def row_locked(self, *organization_ids: str) -> Iterator[psycopg.Connection[Any]]:
+        """Holds the organizations' rows FOR UPDATE in an open transaction until exit."""
         with self.connect(autocommit=False) as conn:
             locked = conn.execute(
-                "SELECT id FROM organizations WHERE id = %s FOR UPDATE", (organization_id,)
+                "SELECT id FROM organizations WHERE id = ANY(%s) FOR UPDATE",
+                (list(organization_ids),),
             ).fetchall()
-            assert locked == [(organization_id,)]
+            assert sorted(row[0] for row in locked) == sorted(organization_ids)
             try:
                 yield conn
             finally:

@@ -33,14 +33,17 @@ def test_calls_beyond_the_limit_are_refused_at_once(serve: Serve, fault_db: Faul
     findings = Findings()
     served = serve(env={"ORGSERVICE_MAX_CONCURRENT_RPCS": str(LIMIT)})
     caller = served.caller
-    locked = caller.create_org("Locked")
+    # One organization per call: the server lets only one mutation of an organization
+    # at a time reach the database, so calls on one locked row would not all be in flight
+    # there (they would wait in the server, still counted against the limit).
+    locked = [caller.create_org(f"Locked {i}").id for i in range(LIMIT)]
     other = caller.create_org("Other")
 
     with ThreadPoolExecutor(LIMIT) as pool:
-        with fault_db.row_locked(locked.id):
+        with fault_db.row_locked(*locked):
             in_flight = [
-                pool.submit(caller, "UpdateOrganization", rename_org(locked.id, f"Busy {i}"), 10)
-                for i in range(LIMIT)
+                pool.submit(caller, "UpdateOrganization", rename_org(org_id, f"Busy {i}"), 10)
+                for i, org_id in enumerate(locked)
             ]
             wait_for_lock_waiters(fault_db, LIMIT)  # all admitted, all waiting on the lock
             extra = caller("GetOrganization", get_org(other.id), 5)
