@@ -357,8 +357,10 @@ Global___ListOrganizationsResponse: _TypeAlias = ListOrganizationsResponse  # no
 @_typing.final
 class UpdateOrganizationRequest(_message.Message):
     """The organization's new field values. Fails with INVALID_ARGUMENT for bad fields or
-    mask paths, ALREADY_EXISTS `SLUG_TAKEN`, ABORTED `ETAG_MISMATCH` and
-    FAILED_PRECONDITION `ORGANIZATION_DELETED`.
+    mask paths (`UNKNOWN_ROLE` for a `settings.auto_join_role` the organization lacks),
+    ALREADY_EXISTS `SLUG_TAKEN`, ABORTED `ETAG_MISMATCH`, FAILED_PRECONDITION
+    `ORGANIZATION_DELETED`, and PERMISSION_DENIED when `settings.auto_join_role` holds
+    permissions the caller lacks.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -373,9 +375,12 @@ class UpdateOrganizationRequest(_message.Message):
 
     @_builtins.property
     def update_mask(self) -> _field_mask_pb2.FieldMask:
-        """Fields to update: `name`, `slug`, `description`, `labels`, or `*` for all four.
-        Empty means every one of them that `organization` sets. Other paths fail with
-        INVALID_ARGUMENT.
+        """Fields to update: `name`, `slug`, `description`, `labels`,
+        `settings.auto_join_role`, `settings.restrict_invitations_to_domains`,
+        `settings.max_members`, `settings.default_invitation_ttl`, `settings` (all four
+        settings), `public_metadata`, `private_metadata` (metadata is replaced whole), or
+        `*` for all. Empty means every one of them that `organization` sets. Other paths
+        fail with INVALID_ARGUMENT.
         """
 
     def __init__(
@@ -591,7 +596,7 @@ class AddMemberRequest(_message.Message):
     """The user to add and the role to grant. The user must have called the service
     before: NOT_FOUND `USER_NOT_FOUND` otherwise (invite them instead). Also fails with
     ALREADY_EXISTS `ALREADY_MEMBER`, INVALID_ARGUMENT `UNKNOWN_ROLE`,
-    FAILED_PRECONDITION `AMBIGUOUS_USER`, PERMISSION_DENIED `OWNER_REQUIRED` (granting
+    FAILED_PRECONDITION `AMBIGUOUS_USER` or `MEMBER_LIMIT_REACHED`, PERMISSION_DENIED `OWNER_REQUIRED` (granting
     owner as a non-owner) and PERMISSION_DENIED when the role holds permissions the
     caller lacks.
     """
@@ -1150,7 +1155,8 @@ Global___ListAuditEventsResponse: _TypeAlias = ListAuditEventsResponse  # noqa: 
 @_typing.final
 class CreateInvitationRequest(_message.Message):
     """The invitation to send. Fails with ALREADY_EXISTS `ALREADY_MEMBER` or
-    `INVITATION_PENDING`, INVALID_ARGUMENT `UNKNOWN_ROLE`, PERMISSION_DENIED
+    `INVITATION_PENDING`, FAILED_PRECONDITION `EMAIL_DOMAIN_NOT_ALLOWED` (see
+    `OrganizationSettings`), INVALID_ARGUMENT `UNKNOWN_ROLE`, PERMISSION_DENIED
     `OWNER_REQUIRED` (inviting as owner as a non-owner) and PERMISSION_DENIED when the
     role holds permissions the caller lacks.
     """
@@ -1175,8 +1181,8 @@ class CreateInvitationRequest(_message.Message):
     """
     @_builtins.property
     def ttl(self) -> _duration_pb2.Duration:
-        """How long the invitation stays acceptable: positive, at most 30 days; default 7
-        days.
+        """How long the invitation stays acceptable: positive, at most 30 days; default the
+        organization's `settings.default_invitation_ttl` (7 days unless set).
         """
 
     def __init__(
@@ -1455,7 +1461,8 @@ Global___RevokeInvitationResponse: _TypeAlias = RevokeInvitationResponse  # noqa
 @_typing.final
 class ResendInvitationRequest(_message.Message):
     """The invitation to renew. Fails with FAILED_PRECONDITION `INVITATION_NOT_PENDING`
-    once it was accepted, declined or revoked.
+    once it was accepted, declined or revoked, and `EMAIL_DOMAIN_NOT_ALLOWED` when
+    invitations are restricted to verified domains and its email is outside them.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -1466,7 +1473,9 @@ class ResendInvitationRequest(_message.Message):
     """The pending or expired invitation to resend."""
     @_builtins.property
     def ttl(self) -> _duration_pb2.Duration:
-        """New lifetime from now: positive, at most 30 days; default 7 days."""
+        """New lifetime from now: positive, at most 30 days; default the organization's
+        `settings.default_invitation_ttl` (7 days unless set).
+        """
 
     def __init__(
         self,
@@ -1514,8 +1523,8 @@ Global___ResendInvitationResponse: _TypeAlias = ResendInvitationResponse  # noqa
 class AcceptInvitationRequest(_message.Message):
     """The invitation to accept. Fails with NOT_FOUND `INVITATION_NOT_FOUND` (also when its
     organization is deleted), FAILED_PRECONDITION `INVITATION_EXPIRED`,
-    `INVITATION_NOT_PENDING` or `INVITED_ROLE_DELETED`, and ALREADY_EXISTS
-    `ALREADY_MEMBER`.
+    `INVITATION_NOT_PENDING`, `INVITED_ROLE_DELETED` or `MEMBER_LIMIT_REACHED`, and
+    ALREADY_EXISTS `ALREADY_MEMBER`.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -1986,3 +1995,208 @@ class DeleteWorkspaceResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___DeleteWorkspaceResponse: _TypeAlias = DeleteWorkspaceResponse  # noqa: Y015
+
+@_typing.final
+class CreateDomainRequest(_message.Message):
+    """The domain to claim. Fails with INVALID_ARGUMENT for a name that is not a DNS name,
+    ALREADY_EXISTS `DOMAIN_EXISTS` when the organization holds it already, and
+    FAILED_PRECONDITION `DOMAIN_LIMIT_REACHED` beyond 100 domains. Other organizations
+    may claim the same name; only one can verify it.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    organization_id: _builtins.str
+    """The organization claiming the domain."""
+    name: _builtins.str
+    """A DNS name such as `example.com` or `bücher.example`, at most 253 characters:
+    stored lower-case in its ASCII form (punycode for internationalized names). A
+    trailing dot is ignored.
+    """
+    def __init__(
+        self,
+        *,
+        organization_id: _builtins.str = ...,
+        name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "organization_id", b"organization_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateDomainRequest: _TypeAlias = CreateDomainRequest  # noqa: Y015
+
+@_typing.final
+class CreateDomainResponse(_message.Message):
+    """The domain created, with its challenge."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DOMAIN_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def domain(self) -> _resources_pb2.Domain:
+        """The new domain, PENDING."""
+
+    def __init__(
+        self,
+        *,
+        domain: _resources_pb2.Domain | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["domain", b"domain"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["domain", b"domain"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateDomainResponse: _TypeAlias = CreateDomainResponse  # noqa: Y015
+
+@_typing.final
+class VerifyDomainRequest(_message.Message):
+    """The domain to verify. The server looks up the TXT record `verification_record_name`
+    (through its configured resolver, waiting at most 2 s, less when the call's deadline
+    is nearer). Fails with NOT_FOUND `DOMAIN_NOT_FOUND`, FAILED_PRECONDITION
+    `DOMAIN_NOT_VERIFIED` (no such record, or none of its strings is
+    `verification_record_value`), ALREADY_EXISTS `DOMAIN_TAKEN` (another organization
+    verified it), and UNAVAILABLE `DNS_UNAVAILABLE` (the resolver failed, refused or did
+    not answer in time: retry later). A VERIFIED domain is returned as it is.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    organization_id: _builtins.str
+    """The organization holding the domain."""
+    name: _builtins.str
+    """The domain's name, in ASCII or Unicode form."""
+    def __init__(
+        self,
+        *,
+        organization_id: _builtins.str = ...,
+        name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "organization_id", b"organization_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___VerifyDomainRequest: _TypeAlias = VerifyDomainRequest  # noqa: Y015
+
+@_typing.final
+class VerifyDomainResponse(_message.Message):
+    """The domain after the check."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DOMAIN_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def domain(self) -> _resources_pb2.Domain:
+        """The domain, VERIFIED."""
+
+    def __init__(
+        self,
+        *,
+        domain: _resources_pb2.Domain | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["domain", b"domain"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["domain", b"domain"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___VerifyDomainResponse: _TypeAlias = VerifyDomainResponse  # noqa: Y015
+
+@_typing.final
+class ListDomainsRequest(_message.Message):
+    """Whose domains to list."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
+    organization_id: _builtins.str
+    """The organization whose domains to list."""
+    def __init__(
+        self,
+        *,
+        organization_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["organization_id", b"organization_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListDomainsRequest: _TypeAlias = ListDomainsRequest  # noqa: Y015
+
+@_typing.final
+class ListDomainsResponse(_message.Message):
+    """Every domain of the organization; there is no paging (at most 100)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DOMAINS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def domains(self) -> _containers.RepeatedCompositeFieldContainer[_resources_pb2.Domain]:
+        """The domains, oldest first."""
+
+    def __init__(
+        self,
+        *,
+        domains: _abc.Iterable[_resources_pb2.Domain] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["domains", b"domains"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListDomainsResponse: _TypeAlias = ListDomainsResponse  # noqa: Y015
+
+@_typing.final
+class DeleteDomainRequest(_message.Message):
+    """The domain to delete. Fails with NOT_FOUND `DOMAIN_NOT_FOUND`. Members who joined
+    through it stay members.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    organization_id: _builtins.str
+    """The organization holding the domain."""
+    name: _builtins.str
+    """The domain's name, in ASCII or Unicode form."""
+    def __init__(
+        self,
+        *,
+        organization_id: _builtins.str = ...,
+        name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "organization_id", b"organization_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteDomainRequest: _TypeAlias = DeleteDomainRequest  # noqa: Y015
+
+@_typing.final
+class DeleteDomainResponse(_message.Message):
+    """Empty: the domain is gone."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteDomainResponse: _TypeAlias = DeleteDomainResponse  # noqa: Y015

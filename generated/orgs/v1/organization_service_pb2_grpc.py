@@ -26,7 +26,7 @@ if _version_not_supported:
 
 
 class OrganizationServiceStub:
-    """Manages organizations, their members, roles, invitations and workspaces.
+    """Manages organizations, their members, roles, invitations, workspaces and domains.
 
     Authentication: every RPC requires `authorization: Bearer <JWT>` metadata. A token
     whose `scope` claim contains `orgs:admin` is a platform caller (an internal service):
@@ -74,11 +74,14 @@ class OrganizationServiceStub:
     ROLE_NOT_FOUND: no such role in the organization.
     INVITATION_NOT_FOUND: no such invitation visible to the caller.
     WORKSPACE_NOT_FOUND: no such workspace in the organization.
+    DOMAIN_NOT_FOUND: the organization has no such domain.
     ALREADY_EXISTS
     SLUG_TAKEN: another organization, or workspace in the organization, has the slug.
     ALREADY_MEMBER: the user is already a member of the organization.
     INVITATION_PENDING: a pending invitation for the email exists already.
     ROLE_EXISTS: the organization has a role with this name already.
+    DOMAIN_EXISTS: the organization holds this domain already.
+    DOMAIN_TAKEN: another organization verified the domain (until it is purged).
     PERMISSION_DENIED
     PERMISSION_DENIED: the caller lacks a permission; metadata "permission" names it.
     OWNER_REQUIRED: only owners may grant, change or remove the owner role.
@@ -92,6 +95,10 @@ class OrganizationServiceStub:
     BUILT_IN_ROLE: built-in roles cannot be changed or deleted.
     ROLE_IN_USE: members or pending invitations still hold the role.
     AMBIGUOUS_USER: several users match the username or email; name the user_id.
+    MEMBER_LIMIT_REACHED: the organization has `settings.max_members` members.
+    EMAIL_DOMAIN_NOT_ALLOWED: invitations go only to the verified domains' emails.
+    DOMAIN_LIMIT_REACHED: the organization holds the most domains it may (100).
+    DOMAIN_NOT_VERIFIED: the challenge TXT record is missing or holds another value.
     ABORTED
     ETAG_MISMATCH: the resource changed since it was read; read it again and retry.
     UNAUTHENTICATED
@@ -99,6 +106,7 @@ class OrganizationServiceStub:
     UNAVAILABLE
     DATABASE_UNAVAILABLE: the database cannot be reached; retry with backoff.
     SHUTTING_DOWN: the server is stopping; retry on another replica.
+    DNS_UNAVAILABLE: the DNS resolver failed or did not answer in time; retry later.
     DEADLINE_EXCEEDED
     DEADLINE_EXCEEDED: the call's deadline passed before it completed.
     RESOURCE_EXHAUSTED
@@ -268,10 +276,30 @@ class OrganizationServiceStub:
                 request_serializer=orgs_dot_v1_dot_organization__service__pb2.ListAuditEventsRequest.SerializeToString,
                 response_deserializer=orgs_dot_v1_dot_organization__service__pb2.ListAuditEventsResponse.FromString,
                 _registered_method=True)
+        self.CreateDomain = channel.unary_unary(
+                '/orgs.v1.OrganizationService/CreateDomain',
+                request_serializer=orgs_dot_v1_dot_organization__service__pb2.CreateDomainRequest.SerializeToString,
+                response_deserializer=orgs_dot_v1_dot_organization__service__pb2.CreateDomainResponse.FromString,
+                _registered_method=True)
+        self.VerifyDomain = channel.unary_unary(
+                '/orgs.v1.OrganizationService/VerifyDomain',
+                request_serializer=orgs_dot_v1_dot_organization__service__pb2.VerifyDomainRequest.SerializeToString,
+                response_deserializer=orgs_dot_v1_dot_organization__service__pb2.VerifyDomainResponse.FromString,
+                _registered_method=True)
+        self.ListDomains = channel.unary_unary(
+                '/orgs.v1.OrganizationService/ListDomains',
+                request_serializer=orgs_dot_v1_dot_organization__service__pb2.ListDomainsRequest.SerializeToString,
+                response_deserializer=orgs_dot_v1_dot_organization__service__pb2.ListDomainsResponse.FromString,
+                _registered_method=True)
+        self.DeleteDomain = channel.unary_unary(
+                '/orgs.v1.OrganizationService/DeleteDomain',
+                request_serializer=orgs_dot_v1_dot_organization__service__pb2.DeleteDomainRequest.SerializeToString,
+                response_deserializer=orgs_dot_v1_dot_organization__service__pb2.DeleteDomainResponse.FromString,
+                _registered_method=True)
 
 
 class OrganizationServiceServicer:
-    """Manages organizations, their members, roles, invitations and workspaces.
+    """Manages organizations, their members, roles, invitations, workspaces and domains.
 
     Authentication: every RPC requires `authorization: Bearer <JWT>` metadata. A token
     whose `scope` claim contains `orgs:admin` is a platform caller (an internal service):
@@ -319,11 +347,14 @@ class OrganizationServiceServicer:
     ROLE_NOT_FOUND: no such role in the organization.
     INVITATION_NOT_FOUND: no such invitation visible to the caller.
     WORKSPACE_NOT_FOUND: no such workspace in the organization.
+    DOMAIN_NOT_FOUND: the organization has no such domain.
     ALREADY_EXISTS
     SLUG_TAKEN: another organization, or workspace in the organization, has the slug.
     ALREADY_MEMBER: the user is already a member of the organization.
     INVITATION_PENDING: a pending invitation for the email exists already.
     ROLE_EXISTS: the organization has a role with this name already.
+    DOMAIN_EXISTS: the organization holds this domain already.
+    DOMAIN_TAKEN: another organization verified the domain (until it is purged).
     PERMISSION_DENIED
     PERMISSION_DENIED: the caller lacks a permission; metadata "permission" names it.
     OWNER_REQUIRED: only owners may grant, change or remove the owner role.
@@ -337,6 +368,10 @@ class OrganizationServiceServicer:
     BUILT_IN_ROLE: built-in roles cannot be changed or deleted.
     ROLE_IN_USE: members or pending invitations still hold the role.
     AMBIGUOUS_USER: several users match the username or email; name the user_id.
+    MEMBER_LIMIT_REACHED: the organization has `settings.max_members` members.
+    EMAIL_DOMAIN_NOT_ALLOWED: invitations go only to the verified domains' emails.
+    DOMAIN_LIMIT_REACHED: the organization holds the most domains it may (100).
+    DOMAIN_NOT_VERIFIED: the challenge TXT record is missing or holds another value.
     ABORTED
     ETAG_MISMATCH: the resource changed since it was read; read it again and retry.
     UNAUTHENTICATED
@@ -344,6 +379,7 @@ class OrganizationServiceServicer:
     UNAVAILABLE
     DATABASE_UNAVAILABLE: the database cannot be reached; retry with backoff.
     SHUTTING_DOWN: the server is stopping; retry on another replica.
+    DNS_UNAVAILABLE: the DNS resolver failed or did not answer in time; retry later.
     DEADLINE_EXCEEDED
     DEADLINE_EXCEEDED: the call's deadline passed before it completed.
     RESOURCE_EXHAUSTED
@@ -384,8 +420,8 @@ class OrganizationServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def UpdateOrganization(self, request, context):
-        """Updates an organization's name, slug, description or labels. Needs
-        `organizations.update`.
+        """Updates an organization's name, slug, description, labels, settings or metadata.
+        Needs `organizations.update`.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -586,6 +622,37 @@ class OrganizationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateDomain(self, request, context):
+        """Claims a domain for an organization, PENDING until VerifyDomain finds its challenge
+        record in DNS. Needs `domains.manage`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def VerifyDomain(self, request, context):
+        """Looks up the domain's challenge TXT record and marks the domain VERIFIED when it
+        holds the expected value. Needs `domains.manage`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListDomains(self, request, context):
+        """Lists an organization's domains (at most 100), oldest first. Needs `domains.list`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteDomain(self, request, context):
+        """Deletes a domain; a verified name becomes free for other organizations. Needs
+        `domains.manage`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_OrganizationServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -744,6 +811,26 @@ def add_OrganizationServiceServicer_to_server(servicer, server):
                     request_deserializer=orgs_dot_v1_dot_organization__service__pb2.ListAuditEventsRequest.FromString,
                     response_serializer=orgs_dot_v1_dot_organization__service__pb2.ListAuditEventsResponse.SerializeToString,
             ),
+            'CreateDomain': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateDomain,
+                    request_deserializer=orgs_dot_v1_dot_organization__service__pb2.CreateDomainRequest.FromString,
+                    response_serializer=orgs_dot_v1_dot_organization__service__pb2.CreateDomainResponse.SerializeToString,
+            ),
+            'VerifyDomain': grpc.unary_unary_rpc_method_handler(
+                    servicer.VerifyDomain,
+                    request_deserializer=orgs_dot_v1_dot_organization__service__pb2.VerifyDomainRequest.FromString,
+                    response_serializer=orgs_dot_v1_dot_organization__service__pb2.VerifyDomainResponse.SerializeToString,
+            ),
+            'ListDomains': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListDomains,
+                    request_deserializer=orgs_dot_v1_dot_organization__service__pb2.ListDomainsRequest.FromString,
+                    response_serializer=orgs_dot_v1_dot_organization__service__pb2.ListDomainsResponse.SerializeToString,
+            ),
+            'DeleteDomain': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteDomain,
+                    request_deserializer=orgs_dot_v1_dot_organization__service__pb2.DeleteDomainRequest.FromString,
+                    response_serializer=orgs_dot_v1_dot_organization__service__pb2.DeleteDomainResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'orgs.v1.OrganizationService', rpc_method_handlers)
@@ -753,7 +840,7 @@ def add_OrganizationServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class OrganizationService:
-    """Manages organizations, their members, roles, invitations and workspaces.
+    """Manages organizations, their members, roles, invitations, workspaces and domains.
 
     Authentication: every RPC requires `authorization: Bearer <JWT>` metadata. A token
     whose `scope` claim contains `orgs:admin` is a platform caller (an internal service):
@@ -801,11 +888,14 @@ class OrganizationService:
     ROLE_NOT_FOUND: no such role in the organization.
     INVITATION_NOT_FOUND: no such invitation visible to the caller.
     WORKSPACE_NOT_FOUND: no such workspace in the organization.
+    DOMAIN_NOT_FOUND: the organization has no such domain.
     ALREADY_EXISTS
     SLUG_TAKEN: another organization, or workspace in the organization, has the slug.
     ALREADY_MEMBER: the user is already a member of the organization.
     INVITATION_PENDING: a pending invitation for the email exists already.
     ROLE_EXISTS: the organization has a role with this name already.
+    DOMAIN_EXISTS: the organization holds this domain already.
+    DOMAIN_TAKEN: another organization verified the domain (until it is purged).
     PERMISSION_DENIED
     PERMISSION_DENIED: the caller lacks a permission; metadata "permission" names it.
     OWNER_REQUIRED: only owners may grant, change or remove the owner role.
@@ -819,6 +909,10 @@ class OrganizationService:
     BUILT_IN_ROLE: built-in roles cannot be changed or deleted.
     ROLE_IN_USE: members or pending invitations still hold the role.
     AMBIGUOUS_USER: several users match the username or email; name the user_id.
+    MEMBER_LIMIT_REACHED: the organization has `settings.max_members` members.
+    EMAIL_DOMAIN_NOT_ALLOWED: invitations go only to the verified domains' emails.
+    DOMAIN_LIMIT_REACHED: the organization holds the most domains it may (100).
+    DOMAIN_NOT_VERIFIED: the challenge TXT record is missing or holds another value.
     ABORTED
     ETAG_MISMATCH: the resource changed since it was read; read it again and retry.
     UNAUTHENTICATED
@@ -826,6 +920,7 @@ class OrganizationService:
     UNAVAILABLE
     DATABASE_UNAVAILABLE: the database cannot be reached; retry with backoff.
     SHUTTING_DOWN: the server is stopping; retry on another replica.
+    DNS_UNAVAILABLE: the DNS resolver failed or did not answer in time; retry later.
     DEADLINE_EXCEEDED
     DEADLINE_EXCEEDED: the call's deadline passed before it completed.
     RESOURCE_EXHAUSTED
@@ -1661,6 +1756,114 @@ class OrganizationService:
             '/orgs.v1.OrganizationService/ListAuditEvents',
             orgs_dot_v1_dot_organization__service__pb2.ListAuditEventsRequest.SerializeToString,
             orgs_dot_v1_dot_organization__service__pb2.ListAuditEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateDomain(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/orgs.v1.OrganizationService/CreateDomain',
+            orgs_dot_v1_dot_organization__service__pb2.CreateDomainRequest.SerializeToString,
+            orgs_dot_v1_dot_organization__service__pb2.CreateDomainResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def VerifyDomain(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/orgs.v1.OrganizationService/VerifyDomain',
+            orgs_dot_v1_dot_organization__service__pb2.VerifyDomainRequest.SerializeToString,
+            orgs_dot_v1_dot_organization__service__pb2.VerifyDomainResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListDomains(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/orgs.v1.OrganizationService/ListDomains',
+            orgs_dot_v1_dot_organization__service__pb2.ListDomainsRequest.SerializeToString,
+            orgs_dot_v1_dot_organization__service__pb2.ListDomainsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteDomain(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/orgs.v1.OrganizationService/DeleteDomain',
+            orgs_dot_v1_dot_organization__service__pb2.DeleteDomainRequest.SerializeToString,
+            orgs_dot_v1_dot_organization__service__pb2.DeleteDomainResponse.FromString,
             options,
             channel_credentials,
             insecure,

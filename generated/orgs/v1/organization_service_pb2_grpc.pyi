@@ -27,7 +27,7 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class OrganizationServiceStub:
-    """Manages organizations, their members, roles, invitations and workspaces.
+    """Manages organizations, their members, roles, invitations, workspaces and domains.
 
     Authentication: every RPC requires `authorization: Bearer <JWT>` metadata. A token
     whose `scope` claim contains `orgs:admin` is a platform caller (an internal service):
@@ -75,11 +75,14 @@ class OrganizationServiceStub:
       ROLE_NOT_FOUND: no such role in the organization.
       INVITATION_NOT_FOUND: no such invitation visible to the caller.
       WORKSPACE_NOT_FOUND: no such workspace in the organization.
+      DOMAIN_NOT_FOUND: the organization has no such domain.
     ALREADY_EXISTS
       SLUG_TAKEN: another organization, or workspace in the organization, has the slug.
       ALREADY_MEMBER: the user is already a member of the organization.
       INVITATION_PENDING: a pending invitation for the email exists already.
       ROLE_EXISTS: the organization has a role with this name already.
+      DOMAIN_EXISTS: the organization holds this domain already.
+      DOMAIN_TAKEN: another organization verified the domain (until it is purged).
     PERMISSION_DENIED
       PERMISSION_DENIED: the caller lacks a permission; metadata "permission" names it.
       OWNER_REQUIRED: only owners may grant, change or remove the owner role.
@@ -93,6 +96,10 @@ class OrganizationServiceStub:
       BUILT_IN_ROLE: built-in roles cannot be changed or deleted.
       ROLE_IN_USE: members or pending invitations still hold the role.
       AMBIGUOUS_USER: several users match the username or email; name the user_id.
+      MEMBER_LIMIT_REACHED: the organization has `settings.max_members` members.
+      EMAIL_DOMAIN_NOT_ALLOWED: invitations go only to the verified domains' emails.
+      DOMAIN_LIMIT_REACHED: the organization holds the most domains it may (100).
+      DOMAIN_NOT_VERIFIED: the challenge TXT record is missing or holds another value.
     ABORTED
       ETAG_MISMATCH: the resource changed since it was read; read it again and retry.
     UNAUTHENTICATED
@@ -100,6 +107,7 @@ class OrganizationServiceStub:
     UNAVAILABLE
       DATABASE_UNAVAILABLE: the database cannot be reached; retry with backoff.
       SHUTTING_DOWN: the server is stopping; retry on another replica.
+      DNS_UNAVAILABLE: the DNS resolver failed or did not answer in time; retry later.
     DEADLINE_EXCEEDED
       DEADLINE_EXCEEDED: the call's deadline passed before it completed.
     RESOURCE_EXHAUSTED
@@ -127,8 +135,8 @@ class OrganizationServiceStub:
     caller.
     """
     UpdateOrganization: _grpc.UnaryUnaryMultiCallable[_organization_service_pb2.UpdateOrganizationRequest, _organization_service_pb2.UpdateOrganizationResponse]
-    """Updates an organization's name, slug, description or labels. Needs
-    `organizations.update`.
+    """Updates an organization's name, slug, description, labels, settings or metadata.
+    Needs `organizations.update`.
     """
     DeleteOrganization: _grpc.UnaryUnaryMultiCallable[_organization_service_pb2.DeleteOrganizationRequest, _organization_service_pb2.DeleteOrganizationResponse]
     """Soft-deletes an organization: it is hidden and purged 30 days later, its slug stays
@@ -208,10 +216,24 @@ class OrganizationServiceStub:
     """
     ListAuditEvents: _grpc.UnaryUnaryMultiCallable[_organization_service_pb2.ListAuditEventsRequest, _organization_service_pb2.ListAuditEventsResponse]
     """Lists an organization's audit events, newest first. Needs `audit.list`."""
+    CreateDomain: _grpc.UnaryUnaryMultiCallable[_organization_service_pb2.CreateDomainRequest, _organization_service_pb2.CreateDomainResponse]
+    """Claims a domain for an organization, PENDING until VerifyDomain finds its challenge
+    record in DNS. Needs `domains.manage`.
+    """
+    VerifyDomain: _grpc.UnaryUnaryMultiCallable[_organization_service_pb2.VerifyDomainRequest, _organization_service_pb2.VerifyDomainResponse]
+    """Looks up the domain's challenge TXT record and marks the domain VERIFIED when it
+    holds the expected value. Needs `domains.manage`.
+    """
+    ListDomains: _grpc.UnaryUnaryMultiCallable[_organization_service_pb2.ListDomainsRequest, _organization_service_pb2.ListDomainsResponse]
+    """Lists an organization's domains (at most 100), oldest first. Needs `domains.list`."""
+    DeleteDomain: _grpc.UnaryUnaryMultiCallable[_organization_service_pb2.DeleteDomainRequest, _organization_service_pb2.DeleteDomainResponse]
+    """Deletes a domain; a verified name becomes free for other organizations. Needs
+    `domains.manage`.
+    """
 
 @_typing.type_check_only
 class OrganizationServiceAsyncStub(OrganizationServiceStub):
-    """Manages organizations, their members, roles, invitations and workspaces.
+    """Manages organizations, their members, roles, invitations, workspaces and domains.
 
     Authentication: every RPC requires `authorization: Bearer <JWT>` metadata. A token
     whose `scope` claim contains `orgs:admin` is a platform caller (an internal service):
@@ -259,11 +281,14 @@ class OrganizationServiceAsyncStub(OrganizationServiceStub):
       ROLE_NOT_FOUND: no such role in the organization.
       INVITATION_NOT_FOUND: no such invitation visible to the caller.
       WORKSPACE_NOT_FOUND: no such workspace in the organization.
+      DOMAIN_NOT_FOUND: the organization has no such domain.
     ALREADY_EXISTS
       SLUG_TAKEN: another organization, or workspace in the organization, has the slug.
       ALREADY_MEMBER: the user is already a member of the organization.
       INVITATION_PENDING: a pending invitation for the email exists already.
       ROLE_EXISTS: the organization has a role with this name already.
+      DOMAIN_EXISTS: the organization holds this domain already.
+      DOMAIN_TAKEN: another organization verified the domain (until it is purged).
     PERMISSION_DENIED
       PERMISSION_DENIED: the caller lacks a permission; metadata "permission" names it.
       OWNER_REQUIRED: only owners may grant, change or remove the owner role.
@@ -277,6 +302,10 @@ class OrganizationServiceAsyncStub(OrganizationServiceStub):
       BUILT_IN_ROLE: built-in roles cannot be changed or deleted.
       ROLE_IN_USE: members or pending invitations still hold the role.
       AMBIGUOUS_USER: several users match the username or email; name the user_id.
+      MEMBER_LIMIT_REACHED: the organization has `settings.max_members` members.
+      EMAIL_DOMAIN_NOT_ALLOWED: invitations go only to the verified domains' emails.
+      DOMAIN_LIMIT_REACHED: the organization holds the most domains it may (100).
+      DOMAIN_NOT_VERIFIED: the challenge TXT record is missing or holds another value.
     ABORTED
       ETAG_MISMATCH: the resource changed since it was read; read it again and retry.
     UNAUTHENTICATED
@@ -284,6 +313,7 @@ class OrganizationServiceAsyncStub(OrganizationServiceStub):
     UNAVAILABLE
       DATABASE_UNAVAILABLE: the database cannot be reached; retry with backoff.
       SHUTTING_DOWN: the server is stopping; retry on another replica.
+      DNS_UNAVAILABLE: the DNS resolver failed or did not answer in time; retry later.
     DEADLINE_EXCEEDED
       DEADLINE_EXCEEDED: the call's deadline passed before it completed.
     RESOURCE_EXHAUSTED
@@ -308,8 +338,8 @@ class OrganizationServiceAsyncStub(OrganizationServiceStub):
     caller.
     """
     UpdateOrganization: _aio.UnaryUnaryMultiCallable[_organization_service_pb2.UpdateOrganizationRequest, _organization_service_pb2.UpdateOrganizationResponse]  # type: ignore[assignment]
-    """Updates an organization's name, slug, description or labels. Needs
-    `organizations.update`.
+    """Updates an organization's name, slug, description, labels, settings or metadata.
+    Needs `organizations.update`.
     """
     DeleteOrganization: _aio.UnaryUnaryMultiCallable[_organization_service_pb2.DeleteOrganizationRequest, _organization_service_pb2.DeleteOrganizationResponse]  # type: ignore[assignment]
     """Soft-deletes an organization: it is hidden and purged 30 days later, its slug stays
@@ -389,9 +419,23 @@ class OrganizationServiceAsyncStub(OrganizationServiceStub):
     """
     ListAuditEvents: _aio.UnaryUnaryMultiCallable[_organization_service_pb2.ListAuditEventsRequest, _organization_service_pb2.ListAuditEventsResponse]  # type: ignore[assignment]
     """Lists an organization's audit events, newest first. Needs `audit.list`."""
+    CreateDomain: _aio.UnaryUnaryMultiCallable[_organization_service_pb2.CreateDomainRequest, _organization_service_pb2.CreateDomainResponse]  # type: ignore[assignment]
+    """Claims a domain for an organization, PENDING until VerifyDomain finds its challenge
+    record in DNS. Needs `domains.manage`.
+    """
+    VerifyDomain: _aio.UnaryUnaryMultiCallable[_organization_service_pb2.VerifyDomainRequest, _organization_service_pb2.VerifyDomainResponse]  # type: ignore[assignment]
+    """Looks up the domain's challenge TXT record and marks the domain VERIFIED when it
+    holds the expected value. Needs `domains.manage`.
+    """
+    ListDomains: _aio.UnaryUnaryMultiCallable[_organization_service_pb2.ListDomainsRequest, _organization_service_pb2.ListDomainsResponse]  # type: ignore[assignment]
+    """Lists an organization's domains (at most 100), oldest first. Needs `domains.list`."""
+    DeleteDomain: _aio.UnaryUnaryMultiCallable[_organization_service_pb2.DeleteDomainRequest, _organization_service_pb2.DeleteDomainResponse]  # type: ignore[assignment]
+    """Deletes a domain; a verified name becomes free for other organizations. Needs
+    `domains.manage`.
+    """
 
 class OrganizationServiceServicer(metaclass=_abc_1.ABCMeta):
-    """Manages organizations, their members, roles, invitations and workspaces.
+    """Manages organizations, their members, roles, invitations, workspaces and domains.
 
     Authentication: every RPC requires `authorization: Bearer <JWT>` metadata. A token
     whose `scope` claim contains `orgs:admin` is a platform caller (an internal service):
@@ -439,11 +483,14 @@ class OrganizationServiceServicer(metaclass=_abc_1.ABCMeta):
       ROLE_NOT_FOUND: no such role in the organization.
       INVITATION_NOT_FOUND: no such invitation visible to the caller.
       WORKSPACE_NOT_FOUND: no such workspace in the organization.
+      DOMAIN_NOT_FOUND: the organization has no such domain.
     ALREADY_EXISTS
       SLUG_TAKEN: another organization, or workspace in the organization, has the slug.
       ALREADY_MEMBER: the user is already a member of the organization.
       INVITATION_PENDING: a pending invitation for the email exists already.
       ROLE_EXISTS: the organization has a role with this name already.
+      DOMAIN_EXISTS: the organization holds this domain already.
+      DOMAIN_TAKEN: another organization verified the domain (until it is purged).
     PERMISSION_DENIED
       PERMISSION_DENIED: the caller lacks a permission; metadata "permission" names it.
       OWNER_REQUIRED: only owners may grant, change or remove the owner role.
@@ -457,6 +504,10 @@ class OrganizationServiceServicer(metaclass=_abc_1.ABCMeta):
       BUILT_IN_ROLE: built-in roles cannot be changed or deleted.
       ROLE_IN_USE: members or pending invitations still hold the role.
       AMBIGUOUS_USER: several users match the username or email; name the user_id.
+      MEMBER_LIMIT_REACHED: the organization has `settings.max_members` members.
+      EMAIL_DOMAIN_NOT_ALLOWED: invitations go only to the verified domains' emails.
+      DOMAIN_LIMIT_REACHED: the organization holds the most domains it may (100).
+      DOMAIN_NOT_VERIFIED: the challenge TXT record is missing or holds another value.
     ABORTED
       ETAG_MISMATCH: the resource changed since it was read; read it again and retry.
     UNAUTHENTICATED
@@ -464,6 +515,7 @@ class OrganizationServiceServicer(metaclass=_abc_1.ABCMeta):
     UNAVAILABLE
       DATABASE_UNAVAILABLE: the database cannot be reached; retry with backoff.
       SHUTTING_DOWN: the server is stopping; retry on another replica.
+      DNS_UNAVAILABLE: the DNS resolver failed or did not answer in time; retry later.
     DEADLINE_EXCEEDED
       DEADLINE_EXCEEDED: the call's deadline passed before it completed.
     RESOURCE_EXHAUSTED
@@ -516,8 +568,8 @@ class OrganizationServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _organization_service_pb2.UpdateOrganizationRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_organization_service_pb2.UpdateOrganizationResponse, _abc.Awaitable[_organization_service_pb2.UpdateOrganizationResponse]]:
-        """Updates an organization's name, slug, description or labels. Needs
-        `organizations.update`.
+        """Updates an organization's name, slug, description, labels, settings or metadata.
+        Needs `organizations.update`.
         """
 
     @_abc_1.abstractmethod
@@ -753,5 +805,43 @@ class OrganizationServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_organization_service_pb2.ListAuditEventsResponse, _abc.Awaitable[_organization_service_pb2.ListAuditEventsResponse]]:
         """Lists an organization's audit events, newest first. Needs `audit.list`."""
+
+    @_abc_1.abstractmethod
+    def CreateDomain(
+        self,
+        request: _organization_service_pb2.CreateDomainRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_organization_service_pb2.CreateDomainResponse, _abc.Awaitable[_organization_service_pb2.CreateDomainResponse]]:
+        """Claims a domain for an organization, PENDING until VerifyDomain finds its challenge
+        record in DNS. Needs `domains.manage`.
+        """
+
+    @_abc_1.abstractmethod
+    def VerifyDomain(
+        self,
+        request: _organization_service_pb2.VerifyDomainRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_organization_service_pb2.VerifyDomainResponse, _abc.Awaitable[_organization_service_pb2.VerifyDomainResponse]]:
+        """Looks up the domain's challenge TXT record and marks the domain VERIFIED when it
+        holds the expected value. Needs `domains.manage`.
+        """
+
+    @_abc_1.abstractmethod
+    def ListDomains(
+        self,
+        request: _organization_service_pb2.ListDomainsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_organization_service_pb2.ListDomainsResponse, _abc.Awaitable[_organization_service_pb2.ListDomainsResponse]]:
+        """Lists an organization's domains (at most 100), oldest first. Needs `domains.list`."""
+
+    @_abc_1.abstractmethod
+    def DeleteDomain(
+        self,
+        request: _organization_service_pb2.DeleteDomainRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_organization_service_pb2.DeleteDomainResponse, _abc.Awaitable[_organization_service_pb2.DeleteDomainResponse]]:
+        """Deletes a domain; a verified name becomes free for other organizations. Needs
+        `domains.manage`.
+        """
 
 def add_OrganizationServiceServicer_to_server(servicer: OrganizationServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

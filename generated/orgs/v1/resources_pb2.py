@@ -23,10 +23,12 @@ _sym_db = _symbol_database.Default()
 
 
 from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
+from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
+from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17orgs/v1/resources.proto\x12\x07orgs.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xaf\x01\n\x04User\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x08\x12\x15\n\x07subject\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03\x12\x16\n\x08username\x18\x03 \x01(\tB\x04\xe2\x41\x01\x03\x12\x13\n\x05\x65mail\x18\x04 \x01(\tB\x04\xe2\x41\x01\x03\x12\x1a\n\x0c\x64isplay_name\x18\x05 \x01(\tB\x04\xe2\x41\x01\x03\x12\x35\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\"\xbe\x04\n\x0cOrganization\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x08\x12\x12\n\x04slug\x18\x02 \x01(\tB\x04\xe2\x41\x01\x01\x12\x12\n\x04name\x18\x03 \x01(\tB\x04\xe2\x41\x01\x01\x12\x19\n\x0b\x64\x65scription\x18\x04 \x01(\tB\x04\xe2\x41\x01\x01\x12\x37\n\x06labels\x18\x05 \x03(\x0b\x32!.orgs.v1.Organization.LabelsEntryB\x04\xe2\x41\x01\x01\x12\x16\n\x08personal\x18\x06 \x01(\x08\x42\x04\xe2\x41\x01\x03\x12/\n\x05state\x18\x07 \x01(\x0e\x32\x1a.orgs.v1.OrganizationStateB\x04\xe2\x41\x01\x03\x12\x1a\n\x0cmember_count\x18\x08 \x01(\x05\x42\x04\xe2\x41\x01\x03\x12\x1d\n\x0fworkspace_count\x18\t \x01(\x05\x42\x04\xe2\x41\x01\x03\x12\x35\n\x0b\x63reate_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x35\n\x0bupdate_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x35\n\x0b\x64\x65lete_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x34\n\npurge_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x12\n\x04\x65tag\x18\x0e \x01(\tB\x04\xe2\x41\x01\x01\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xcc\x01\n\x06Member\x12\x1d\n\x0forganization_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12!\n\x04user\x18\x02 \x01(\x0b\x32\r.orgs.v1.UserB\x04\xe2\x41\x01\x03\x12\x12\n\x04role\x18\x03 \x01(\tB\x04\xe2\x41\x01\x03\x12\x35\n\x0b\x63reate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x35\n\x0bupdate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\"\x87\x01\n\x04Role\x12\x1d\n\x0forganization_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x05\x12\x12\n\x04name\x18\x02 \x01(\tB\x04\xe2\x41\x01\x08\x12\x19\n\x0b\x64\x65scription\x18\x03 \x01(\tB\x04\xe2\x41\x01\x01\x12\x19\n\x0bpermissions\x18\x04 \x03(\tB\x04\xe2\x41\x01\x01\x12\x16\n\x08\x62uilt_in\x18\x05 \x01(\x08\x42\x04\xe2\x41\x01\x03\"\xd9\x02\n\nInvitation\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x08\x12\x1d\n\x0forganization_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03\x12\x13\n\x05\x65mail\x18\x03 \x01(\tB\x04\xe2\x41\x01\x03\x12\x12\n\x04role\x18\x04 \x01(\tB\x04\xe2\x41\x01\x01\x12-\n\x05state\x18\x05 \x01(\x0e\x32\x18.orgs.v1.InvitationStateB\x04\xe2\x41\x01\x03\x12\x1d\n\x0finviter_user_id\x18\x06 \x01(\tB\x04\xe2\x41\x01\x03\x12\x35\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x35\n\x0bupdate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x35\n\x0b\x65xpire_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x01\"\x81\x02\n\tWorkspace\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x08\x12\x1d\n\x0forganization_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x05\x12\x12\n\x04slug\x18\x03 \x01(\tB\x04\xe2\x41\x01\x01\x12\x12\n\x04name\x18\x04 \x01(\tB\x04\xe2\x41\x01\x01\x12\x19\n\x0b\x64\x65scription\x18\x05 \x01(\tB\x04\xe2\x41\x01\x01\x12\x35\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x35\n\x0bupdate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x12\n\x04\x65tag\x18\x08 \x01(\tB\x04\xe2\x41\x01\x01\"\xc4\x02\n\nAuditEvent\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x08\x12\x1d\n\x0forganization_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03\x12\x1b\n\ractor_user_id\x18\x03 \x01(\tB\x04\xe2\x41\x01\x03\x12\x14\n\x06\x61\x63tion\x18\x04 \x01(\tB\x04\xe2\x41\x01\x03\x12\x19\n\x0btarget_type\x18\x05 \x01(\tB\x04\xe2\x41\x01\x03\x12\x17\n\ttarget_id\x18\x06 \x01(\tB\x04\xe2\x41\x01\x03\x12\x37\n\x07\x64\x65tails\x18\x07 \x03(\x0b\x32 .orgs.v1.AuditEvent.DetailsEntryB\x04\xe2\x41\x01\x03\x12\x35\n\x0b\x63reate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x1a.\n\x0c\x44\x65tailsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01*v\n\x11OrganizationState\x12\"\n\x1eORGANIZATION_STATE_UNSPECIFIED\x10\x00\x12\x1d\n\x19ORGANIZATION_STATE_ACTIVE\x10\x01\x12\x1e\n\x1aORGANIZATION_STATE_DELETED\x10\x02*\xcb\x01\n\x0fInvitationState\x12 \n\x1cINVITATION_STATE_UNSPECIFIED\x10\x00\x12\x1c\n\x18INVITATION_STATE_PENDING\x10\x01\x12\x1d\n\x19INVITATION_STATE_ACCEPTED\x10\x02\x12\x1d\n\x19INVITATION_STATE_DECLINED\x10\x03\x12\x1c\n\x18INVITATION_STATE_REVOKED\x10\x04\x12\x1c\n\x18INVITATION_STATE_EXPIRED\x10\x05\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17orgs/v1/resources.proto\x12\x07orgs.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xaf\x01\n\x04User\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x08\x12\x15\n\x07subject\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03\x12\x16\n\x08username\x18\x03 \x01(\tB\x04\xe2\x41\x01\x03\x12\x13\n\x05\x65mail\x18\x04 \x01(\tB\x04\xe2\x41\x01\x03\x12\x1a\n\x0c\x64isplay_name\x18\x05 \x01(\tB\x04\xe2\x41\x01\x03\x12\x35\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\"\xe6\x05\n\x0cOrganization\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x08\x12\x12\n\x04slug\x18\x02 \x01(\tB\x04\xe2\x41\x01\x01\x12\x12\n\x04name\x18\x03 \x01(\tB\x04\xe2\x41\x01\x01\x12\x19\n\x0b\x64\x65scription\x18\x04 \x01(\tB\x04\xe2\x41\x01\x01\x12\x37\n\x06labels\x18\x05 \x03(\x0b\x32!.orgs.v1.Organization.LabelsEntryB\x04\xe2\x41\x01\x01\x12\x16\n\x08personal\x18\x06 \x01(\x08\x42\x04\xe2\x41\x01\x03\x12/\n\x05state\x18\x07 \x01(\x0e\x32\x1a.orgs.v1.OrganizationStateB\x04\xe2\x41\x01\x03\x12\x1a\n\x0cmember_count\x18\x08 \x01(\x05\x42\x04\xe2\x41\x01\x03\x12\x1d\n\x0fworkspace_count\x18\t \x01(\x05\x42\x04\xe2\x41\x01\x03\x12\x35\n\x0b\x63reate_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x35\n\x0bupdate_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x35\n\x0b\x64\x65lete_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x34\n\npurge_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x12\n\x04\x65tag\x18\x0e \x01(\tB\x04\xe2\x41\x01\x01\x12\x35\n\x08settings\x18\x0f \x01(\x0b\x32\x1d.orgs.v1.OrganizationSettingsB\x04\xe2\x41\x01\x01\x12\x36\n\x0fpublic_metadata\x18\x10 \x01(\x0b\x32\x17.google.protobuf.StructB\x04\xe2\x41\x01\x01\x12\x37\n\x10private_metadata\x18\x11 \x01(\x0b\x32\x17.google.protobuf.StructB\x04\xe2\x41\x01\x01\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xbf\x01\n\x14OrganizationSettings\x12\x1c\n\x0e\x61uto_join_role\x18\x01 \x01(\tB\x04\xe2\x41\x01\x01\x12-\n\x1frestrict_invitations_to_domains\x18\x02 \x01(\x08\x42\x04\xe2\x41\x01\x01\x12\x19\n\x0bmax_members\x18\x03 \x01(\x05\x42\x04\xe2\x41\x01\x01\x12?\n\x16\x64\x65\x66\x61ult_invitation_ttl\x18\x04 \x01(\x0b\x32\x19.google.protobuf.DurationB\x04\xe2\x41\x01\x01\"\xa5\x02\n\x06\x44omain\x12\x1d\n\x0forganization_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12\x12\n\x04name\x18\x02 \x01(\tB\x04\xe2\x41\x01\x08\x12)\n\x05state\x18\x03 \x01(\x0e\x32\x14.orgs.v1.DomainStateB\x04\xe2\x41\x01\x03\x12&\n\x18verification_record_name\x18\x04 \x01(\tB\x04\xe2\x41\x01\x03\x12\'\n\x19verification_record_value\x18\x05 \x01(\tB\x04\xe2\x41\x01\x03\x12\x35\n\x0bverify_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x35\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\"\xcc\x01\n\x06Member\x12\x1d\n\x0forganization_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12!\n\x04user\x18\x02 \x01(\x0b\x32\r.orgs.v1.UserB\x04\xe2\x41\x01\x03\x12\x12\n\x04role\x18\x03 \x01(\tB\x04\xe2\x41\x01\x03\x12\x35\n\x0b\x63reate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x35\n\x0bupdate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\"\x87\x01\n\x04Role\x12\x1d\n\x0forganization_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x05\x12\x12\n\x04name\x18\x02 \x01(\tB\x04\xe2\x41\x01\x08\x12\x19\n\x0b\x64\x65scription\x18\x03 \x01(\tB\x04\xe2\x41\x01\x01\x12\x19\n\x0bpermissions\x18\x04 \x03(\tB\x04\xe2\x41\x01\x01\x12\x16\n\x08\x62uilt_in\x18\x05 \x01(\x08\x42\x04\xe2\x41\x01\x03\"\xd9\x02\n\nInvitation\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x08\x12\x1d\n\x0forganization_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03\x12\x13\n\x05\x65mail\x18\x03 \x01(\tB\x04\xe2\x41\x01\x03\x12\x12\n\x04role\x18\x04 \x01(\tB\x04\xe2\x41\x01\x01\x12-\n\x05state\x18\x05 \x01(\x0e\x32\x18.orgs.v1.InvitationStateB\x04\xe2\x41\x01\x03\x12\x1d\n\x0finviter_user_id\x18\x06 \x01(\tB\x04\xe2\x41\x01\x03\x12\x35\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x35\n\x0bupdate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x35\n\x0b\x65xpire_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x01\"\x81\x02\n\tWorkspace\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x08\x12\x1d\n\x0forganization_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x05\x12\x12\n\x04slug\x18\x03 \x01(\tB\x04\xe2\x41\x01\x01\x12\x12\n\x04name\x18\x04 \x01(\tB\x04\xe2\x41\x01\x01\x12\x19\n\x0b\x64\x65scription\x18\x05 \x01(\tB\x04\xe2\x41\x01\x01\x12\x35\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x35\n\x0bupdate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x12\n\x04\x65tag\x18\x08 \x01(\tB\x04\xe2\x41\x01\x01\"\xc4\x02\n\nAuditEvent\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x08\x12\x1d\n\x0forganization_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03\x12\x1b\n\ractor_user_id\x18\x03 \x01(\tB\x04\xe2\x41\x01\x03\x12\x14\n\x06\x61\x63tion\x18\x04 \x01(\tB\x04\xe2\x41\x01\x03\x12\x19\n\x0btarget_type\x18\x05 \x01(\tB\x04\xe2\x41\x01\x03\x12\x17\n\ttarget_id\x18\x06 \x01(\tB\x04\xe2\x41\x01\x03\x12\x37\n\x07\x64\x65tails\x18\x07 \x03(\x0b\x32 .orgs.v1.AuditEvent.DetailsEntryB\x04\xe2\x41\x01\x03\x12\x35\n\x0b\x63reate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x1a.\n\x0c\x44\x65tailsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01*v\n\x11OrganizationState\x12\"\n\x1eORGANIZATION_STATE_UNSPECIFIED\x10\x00\x12\x1d\n\x19ORGANIZATION_STATE_ACTIVE\x10\x01\x12\x1e\n\x1aORGANIZATION_STATE_DELETED\x10\x02*`\n\x0b\x44omainState\x12\x1c\n\x18\x44OMAIN_STATE_UNSPECIFIED\x10\x00\x12\x18\n\x14\x44OMAIN_STATE_PENDING\x10\x01\x12\x19\n\x15\x44OMAIN_STATE_VERIFIED\x10\x02*\xcb\x01\n\x0fInvitationState\x12 \n\x1cINVITATION_STATE_UNSPECIFIED\x10\x00\x12\x1c\n\x18INVITATION_STATE_PENDING\x10\x01\x12\x1d\n\x19INVITATION_STATE_ACCEPTED\x10\x02\x12\x1d\n\x19INVITATION_STATE_DECLINED\x10\x03\x12\x1c\n\x18INVITATION_STATE_REVOKED\x10\x04\x12\x1c\n\x18INVITATION_STATE_EXPIRED\x10\x05\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -75,6 +77,34 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ORGANIZATION'].fields_by_name['purge_time']._serialized_options = b'\342A\001\003'
   _globals['_ORGANIZATION'].fields_by_name['etag']._loaded_options = None
   _globals['_ORGANIZATION'].fields_by_name['etag']._serialized_options = b'\342A\001\001'
+  _globals['_ORGANIZATION'].fields_by_name['settings']._loaded_options = None
+  _globals['_ORGANIZATION'].fields_by_name['settings']._serialized_options = b'\342A\001\001'
+  _globals['_ORGANIZATION'].fields_by_name['public_metadata']._loaded_options = None
+  _globals['_ORGANIZATION'].fields_by_name['public_metadata']._serialized_options = b'\342A\001\001'
+  _globals['_ORGANIZATION'].fields_by_name['private_metadata']._loaded_options = None
+  _globals['_ORGANIZATION'].fields_by_name['private_metadata']._serialized_options = b'\342A\001\001'
+  _globals['_ORGANIZATIONSETTINGS'].fields_by_name['auto_join_role']._loaded_options = None
+  _globals['_ORGANIZATIONSETTINGS'].fields_by_name['auto_join_role']._serialized_options = b'\342A\001\001'
+  _globals['_ORGANIZATIONSETTINGS'].fields_by_name['restrict_invitations_to_domains']._loaded_options = None
+  _globals['_ORGANIZATIONSETTINGS'].fields_by_name['restrict_invitations_to_domains']._serialized_options = b'\342A\001\001'
+  _globals['_ORGANIZATIONSETTINGS'].fields_by_name['max_members']._loaded_options = None
+  _globals['_ORGANIZATIONSETTINGS'].fields_by_name['max_members']._serialized_options = b'\342A\001\001'
+  _globals['_ORGANIZATIONSETTINGS'].fields_by_name['default_invitation_ttl']._loaded_options = None
+  _globals['_ORGANIZATIONSETTINGS'].fields_by_name['default_invitation_ttl']._serialized_options = b'\342A\001\001'
+  _globals['_DOMAIN'].fields_by_name['organization_id']._loaded_options = None
+  _globals['_DOMAIN'].fields_by_name['organization_id']._serialized_options = b'\342A\001\003'
+  _globals['_DOMAIN'].fields_by_name['name']._loaded_options = None
+  _globals['_DOMAIN'].fields_by_name['name']._serialized_options = b'\342A\001\010'
+  _globals['_DOMAIN'].fields_by_name['state']._loaded_options = None
+  _globals['_DOMAIN'].fields_by_name['state']._serialized_options = b'\342A\001\003'
+  _globals['_DOMAIN'].fields_by_name['verification_record_name']._loaded_options = None
+  _globals['_DOMAIN'].fields_by_name['verification_record_name']._serialized_options = b'\342A\001\003'
+  _globals['_DOMAIN'].fields_by_name['verification_record_value']._loaded_options = None
+  _globals['_DOMAIN'].fields_by_name['verification_record_value']._serialized_options = b'\342A\001\003'
+  _globals['_DOMAIN'].fields_by_name['verify_time']._loaded_options = None
+  _globals['_DOMAIN'].fields_by_name['verify_time']._serialized_options = b'\342A\001\003'
+  _globals['_DOMAIN'].fields_by_name['create_time']._loaded_options = None
+  _globals['_DOMAIN'].fields_by_name['create_time']._serialized_options = b'\342A\001\003'
   _globals['_MEMBER'].fields_by_name['organization_id']._loaded_options = None
   _globals['_MEMBER'].fields_by_name['organization_id']._serialized_options = b'\342A\001\003'
   _globals['_MEMBER'].fields_by_name['user']._loaded_options = None
@@ -147,26 +177,32 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_AUDITEVENT'].fields_by_name['details']._serialized_options = b'\342A\001\003'
   _globals['_AUDITEVENT'].fields_by_name['create_time']._loaded_options = None
   _globals['_AUDITEVENT'].fields_by_name['create_time']._serialized_options = b'\342A\001\003'
-  _globals['_ORGANIZATIONSTATE']._serialized_start=2137
-  _globals['_ORGANIZATIONSTATE']._serialized_end=2255
-  _globals['_INVITATIONSTATE']._serialized_start=2258
-  _globals['_INVITATIONSTATE']._serialized_end=2461
-  _globals['_USER']._serialized_start=103
-  _globals['_USER']._serialized_end=278
-  _globals['_ORGANIZATION']._serialized_start=281
-  _globals['_ORGANIZATION']._serialized_end=855
-  _globals['_ORGANIZATION_LABELSENTRY']._serialized_start=810
-  _globals['_ORGANIZATION_LABELSENTRY']._serialized_end=855
-  _globals['_MEMBER']._serialized_start=858
-  _globals['_MEMBER']._serialized_end=1062
-  _globals['_ROLE']._serialized_start=1065
-  _globals['_ROLE']._serialized_end=1200
-  _globals['_INVITATION']._serialized_start=1203
-  _globals['_INVITATION']._serialized_end=1548
-  _globals['_WORKSPACE']._serialized_start=1551
-  _globals['_WORKSPACE']._serialized_end=1808
-  _globals['_AUDITEVENT']._serialized_start=1811
-  _globals['_AUDITEVENT']._serialized_end=2135
-  _globals['_AUDITEVENT_DETAILSENTRY']._serialized_start=2089
-  _globals['_AUDITEVENT_DETAILSENTRY']._serialized_end=2135
+  _globals['_ORGANIZATIONSTATE']._serialized_start=2857
+  _globals['_ORGANIZATIONSTATE']._serialized_end=2975
+  _globals['_DOMAINSTATE']._serialized_start=2977
+  _globals['_DOMAINSTATE']._serialized_end=3073
+  _globals['_INVITATIONSTATE']._serialized_start=3076
+  _globals['_INVITATIONSTATE']._serialized_end=3279
+  _globals['_USER']._serialized_start=165
+  _globals['_USER']._serialized_end=340
+  _globals['_ORGANIZATION']._serialized_start=343
+  _globals['_ORGANIZATION']._serialized_end=1085
+  _globals['_ORGANIZATION_LABELSENTRY']._serialized_start=1040
+  _globals['_ORGANIZATION_LABELSENTRY']._serialized_end=1085
+  _globals['_ORGANIZATIONSETTINGS']._serialized_start=1088
+  _globals['_ORGANIZATIONSETTINGS']._serialized_end=1279
+  _globals['_DOMAIN']._serialized_start=1282
+  _globals['_DOMAIN']._serialized_end=1575
+  _globals['_MEMBER']._serialized_start=1578
+  _globals['_MEMBER']._serialized_end=1782
+  _globals['_ROLE']._serialized_start=1785
+  _globals['_ROLE']._serialized_end=1920
+  _globals['_INVITATION']._serialized_start=1923
+  _globals['_INVITATION']._serialized_end=2268
+  _globals['_WORKSPACE']._serialized_start=2271
+  _globals['_WORKSPACE']._serialized_end=2528
+  _globals['_AUDITEVENT']._serialized_start=2531
+  _globals['_AUDITEVENT']._serialized_end=2855
+  _globals['_AUDITEVENT_DETAILSENTRY']._serialized_start=2809
+  _globals['_AUDITEVENT_DETAILSENTRY']._serialized_end=2855
 # @@protoc_insertion_point(module_scope)

@@ -5,7 +5,9 @@ isort:skip_file
 
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
+from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import message as _message
+from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
@@ -43,6 +45,34 @@ ORGANIZATION_STATE_ACTIVE: OrganizationState.ValueType  # 1
 ORGANIZATION_STATE_DELETED: OrganizationState.ValueType  # 2
 """The organization is soft-deleted and will be purged at `purge_time`."""
 Global___OrganizationState: _TypeAlias = OrganizationState  # noqa: Y015
+
+class _DomainState:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _DomainStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_DomainState.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    DOMAIN_STATE_UNSPECIFIED: _DomainState.ValueType  # 0
+    """Never used."""
+    DOMAIN_STATE_PENDING: _DomainState.ValueType  # 1
+    """Created; waiting for VerifyDomain to find the challenge record."""
+    DOMAIN_STATE_VERIFIED: _DomainState.ValueType  # 2
+    """VerifyDomain found the challenge record. At most one organization holds a name
+    VERIFIED.
+    """
+
+class DomainState(_DomainState, metaclass=_DomainStateEnumTypeWrapper):
+    """Whether an organization has proven that it controls a domain."""
+
+DOMAIN_STATE_UNSPECIFIED: DomainState.ValueType  # 0
+"""Never used."""
+DOMAIN_STATE_PENDING: DomainState.ValueType  # 1
+"""Created; waiting for VerifyDomain to find the challenge record."""
+DOMAIN_STATE_VERIFIED: DomainState.ValueType  # 2
+"""VerifyDomain found the challenge record. At most one organization holds a name
+VERIFIED.
+"""
+Global___DomainState: _TypeAlias = DomainState  # noqa: Y015
 
 class _InvitationState:
     ValueType = _typing.NewType("ValueType", _builtins.int)
@@ -131,7 +161,8 @@ class Organization(_message.Message):
     """A group of users sharing workspaces, roles and invitations.
 
     Created by CreateOrganization; UpdateOrganization changes `name`, `slug`,
-    `description` and `labels`. Every other field is computed by the server.
+    `description`, `labels`, `settings`, `public_metadata` and `private_metadata`. Every
+    other field is computed by the server.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -170,6 +201,9 @@ class Organization(_message.Message):
     DELETE_TIME_FIELD_NUMBER: _builtins.int
     PURGE_TIME_FIELD_NUMBER: _builtins.int
     ETAG_FIELD_NUMBER: _builtins.int
+    SETTINGS_FIELD_NUMBER: _builtins.int
+    PUBLIC_METADATA_FIELD_NUMBER: _builtins.int
+    PRIVATE_METADATA_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Server-assigned UUIDv4."""
     slug: _builtins.str
@@ -219,6 +253,22 @@ class Organization(_message.Message):
         unset while active.
         """
 
+    @_builtins.property
+    def settings(self) -> Global___OrganizationSettings:
+        """Membership policies: auto-join, invitation rules, member limit."""
+
+    @_builtins.property
+    def public_metadata(self) -> _struct_pb2.Struct:
+        """Caller-defined data every member can read: at most 8 KiB in binary protobuf form;
+        strings hold no control characters but newline and tab; numbers are finite.
+        """
+
+    @_builtins.property
+    def private_metadata(self) -> _struct_pb2.Struct:
+        """Caller-defined data only holders of `organizations.update` and platform callers
+        can read (for others it is unset); same limits as `public_metadata`.
+        """
+
     def __init__(
         self,
         *,
@@ -236,14 +286,127 @@ class Organization(_message.Message):
         delete_time: _timestamp_pb2.Timestamp | None = ...,
         purge_time: _timestamp_pb2.Timestamp | None = ...,
         etag: _builtins.str = ...,
+        settings: Global___OrganizationSettings | None = ...,
+        public_metadata: _struct_pb2.Struct | None = ...,
+        private_metadata: _struct_pb2.Struct | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "delete_time", b"delete_time", "purge_time", b"purge_time", "update_time", b"update_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "delete_time", b"delete_time", "private_metadata", b"private_metadata", "public_metadata", b"public_metadata", "purge_time", b"purge_time", "settings", b"settings", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "delete_time", b"delete_time", "description", b"description", "etag", b"etag", "id", b"id", "labels", b"labels", "member_count", b"member_count", "name", b"name", "personal", b"personal", "purge_time", b"purge_time", "slug", b"slug", "state", b"state", "update_time", b"update_time", "workspace_count", b"workspace_count"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "delete_time", b"delete_time", "description", b"description", "etag", b"etag", "id", b"id", "labels", b"labels", "member_count", b"member_count", "name", b"name", "personal", b"personal", "private_metadata", b"private_metadata", "public_metadata", b"public_metadata", "purge_time", b"purge_time", "settings", b"settings", "slug", b"slug", "state", b"state", "update_time", b"update_time", "workspace_count", b"workspace_count"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Organization: _TypeAlias = Organization  # noqa: Y015
+
+@_typing.final
+class OrganizationSettings(_message.Message):
+    """How people join an organization. Changed through UpdateOrganization (mask paths
+    `settings.<field>`, or `settings` for all four).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AUTO_JOIN_ROLE_FIELD_NUMBER: _builtins.int
+    RESTRICT_INVITATIONS_TO_DOMAINS_FIELD_NUMBER: _builtins.int
+    MAX_MEMBERS_FIELD_NUMBER: _builtins.int
+    DEFAULT_INVITATION_TTL_FIELD_NUMBER: _builtins.int
+    auto_join_role: _builtins.str
+    """The role users get when they join through a verified domain: a user whose token
+    has `email_verified` and whose email's domain (exactly, no subdomains) is a VERIFIED
+    domain of the organization joins with this role on their first call and on
+    GetCurrentUser, once: someone who later leaves or is removed is not joined again.
+    Empty turns auto-join off; otherwise an existing role other than `owner`, whose
+    permissions the caller setting it holds.
+    """
+    restrict_invitations_to_domains: _builtins.bool
+    """When true, invitations may only go to email addresses of the organization's
+    VERIFIED domains; others fail with FAILED_PRECONDITION `EMAIL_DOMAIN_NOT_ALLOWED`.
+    """
+    max_members: _builtins.int
+    """The most members the organization may have; 0 means unlimited. A value below the
+    current count is allowed and only stops new joins: AddMember, AcceptInvitation and
+    auto-join fail with FAILED_PRECONDITION `MEMBER_LIMIT_REACHED` (auto-join skips).
+    """
+    @_builtins.property
+    def default_invitation_ttl(self) -> _duration_pb2.Duration:
+        """How long invitations stay acceptable when CreateInvitation or ResendInvitation
+        gives no `ttl`: positive, at most 30 days; unset means 7 days.
+        """
+
+    def __init__(
+        self,
+        *,
+        auto_join_role: _builtins.str = ...,
+        restrict_invitations_to_domains: _builtins.bool = ...,
+        max_members: _builtins.int = ...,
+        default_invitation_ttl: _duration_pb2.Duration | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["default_invitation_ttl", b"default_invitation_ttl"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["auto_join_role", b"auto_join_role", "default_invitation_ttl", b"default_invitation_ttl", "max_members", b"max_members", "restrict_invitations_to_domains", b"restrict_invitations_to_domains"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OrganizationSettings: _TypeAlias = OrganizationSettings  # noqa: Y015
+
+@_typing.final
+class Domain(_message.Message):
+    """An email domain an organization claims, identified by `organization_id` and `name`.
+
+    Created by CreateDomain in state PENDING. To verify it, publish a TXT record named
+    `verification_record_name` holding `verification_record_value`, then call
+    VerifyDomain.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    VERIFICATION_RECORD_NAME_FIELD_NUMBER: _builtins.int
+    VERIFICATION_RECORD_VALUE_FIELD_NUMBER: _builtins.int
+    VERIFY_TIME_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_FIELD_NUMBER: _builtins.int
+    organization_id: _builtins.str
+    """The organization claiming the domain."""
+    name: _builtins.str
+    """The DNS name, lower-case, in its ASCII form (internationalized names in punycode,
+    `xn--…`); at most 253 characters.
+    """
+    state: Global___DomainState.ValueType
+    """Whether the domain is verified."""
+    verification_record_name: _builtins.str
+    """The name of the TXT record to publish: `_orgservice-challenge.<name>`."""
+    verification_record_value: _builtins.str
+    """The value the TXT record must hold: `orgservice-verification=<token>`. The token is
+    random and stays the same for the life of the domain.
+    """
+    @_builtins.property
+    def verify_time(self) -> _timestamp_pb2.Timestamp:
+        """When the domain was verified; unset while PENDING."""
+
+    @_builtins.property
+    def create_time(self) -> _timestamp_pb2.Timestamp:
+        """When the domain was created."""
+
+    def __init__(
+        self,
+        *,
+        organization_id: _builtins.str = ...,
+        name: _builtins.str = ...,
+        state: Global___DomainState.ValueType = ...,
+        verification_record_name: _builtins.str = ...,
+        verification_record_value: _builtins.str = ...,
+        verify_time: _timestamp_pb2.Timestamp | None = ...,
+        create_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "verify_time", b"verify_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "name", b"name", "organization_id", b"organization_id", "state", b"state", "verification_record_name", b"verification_record_name", "verification_record_value", b"verification_record_value", "verify_time", b"verify_time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Domain: _TypeAlias = Domain  # noqa: Y015
 
 @_typing.final
 class Member(_message.Message):
