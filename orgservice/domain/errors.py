@@ -150,6 +150,11 @@ class WorkspaceNotFound(NotFound):
     default_message = "workspace not found"
 
 
+class DomainNotFound(NotFound):
+    reason = "DOMAIN_NOT_FOUND"
+    default_message = "the organization has no such domain"
+
+
 class SlugTaken(AlreadyExists):
     reason = "SLUG_TAKEN"
 
@@ -175,6 +180,20 @@ class RoleExists(AlreadyExists):
 
     def __init__(self, name: str) -> None:
         super().__init__(f"a role named {name!r} already exists")
+
+
+class DomainExists(AlreadyExists):
+    reason = "DOMAIN_EXISTS"
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"the organization holds the domain {quoted(name)} already")
+
+
+class DomainTaken(AlreadyExists):
+    reason = "DOMAIN_TAKEN"
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"another organization has verified the domain {quoted(name)}")
 
 
 def missing_permission(permission: str, message: str = "") -> PermissionDenied:
@@ -230,6 +249,40 @@ class AmbiguousUser(FailedPrecondition):
     default_message = "several users match; add the user by user_id"
 
 
+class MemberLimitReached(FailedPrecondition):
+    reason = "MEMBER_LIMIT_REACHED"
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            f"the organization has reached its limit of {limit} member(s)",
+            metadata={"max_members": str(limit)},
+        )
+
+
+class EmailDomainNotAllowed(FailedPrecondition):
+    reason = "EMAIL_DOMAIN_NOT_ALLOWED"
+    default_message = (
+        "invitations are restricted to email addresses of the organization's verified domains"
+    )
+
+
+class DomainLimitReached(FailedPrecondition):
+    reason = "DOMAIN_LIMIT_REACHED"
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"an organization may hold at most {limit} domains")
+
+
+class DomainNotVerified(FailedPrecondition):
+    reason = "DOMAIN_NOT_VERIFIED"
+
+    def __init__(self, record_name: str) -> None:
+        super().__init__(
+            f"no TXT record {quoted(record_name)} holds the verification value; publish it "
+            "and retry (DNS changes may take a while to appear)"
+        )
+
+
 class EtagMismatch(Aborted):
     reason = "ETAG_MISMATCH"
     default_message = (
@@ -240,6 +293,11 @@ class EtagMismatch(Aborted):
 class DatabaseUnavailable(Unavailable):
     reason = "DATABASE_UNAVAILABLE"
     default_message = "the database is unavailable; retry with backoff"
+
+
+class DnsUnavailable(Unavailable):
+    reason = "DNS_UNAVAILABLE"
+    default_message = "the DNS resolver failed or did not answer in time; retry later"
 
 
 class ShuttingDown(Unavailable):

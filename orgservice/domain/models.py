@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Generic, TypeVar
+from datetime import datetime, timedelta
+from typing import Any, Generic, TypeVar
 
 from orgservice.domain.budget import Budget
 
@@ -58,6 +58,20 @@ class OrganizationState(enum.Enum):
     DELETED = "deleted"
 
 
+# Caller-defined organization metadata: a JSON object (google.protobuf.Struct on the wire).
+Metadata = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class OrganizationSettings:
+    """Membership policies (API.md, "Domains and membership policies")."""
+
+    auto_join_role: str = ""  # empty: no auto-join
+    restrict_invitations_to_domains: bool = False
+    max_members: int = 0  # 0: unlimited
+    default_invitation_ttl: timedelta | None = None  # None: the service's default
+
+
 @dataclass(frozen=True)
 class Organization:
     id: str
@@ -74,6 +88,10 @@ class Organization:
     delete_time: datetime | None
     purge_time: datetime | None
     etag: str
+    settings: OrganizationSettings = OrganizationSettings()
+    public_metadata: Metadata = field(default_factory=dict)
+    # None: hidden from the caller it was read for (see OrganizationService).
+    private_metadata: Metadata | None = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -149,6 +167,23 @@ class PageRequest:
 
 
 @dataclass(frozen=True)
+class MetadataInput:
+    """Metadata as a request sends it, with its size in binary protobuf form (the form
+    its limit is defined in)."""
+
+    document: Metadata
+    encoded_bytes: int
+
+
+@dataclass(frozen=True)
+class SettingsChanges:
+    """The settings fields an update names (`fields`), with their new values."""
+
+    values: OrganizationSettings
+    fields: frozenset[str]
+
+
+@dataclass(frozen=True)
 class OrganizationFields:
     """Mutable organization fields; None means "leave unchanged" on update."""
 
@@ -156,6 +191,9 @@ class OrganizationFields:
     slug: str | None = None
     description: str | None = None
     labels: dict[str, str] | None = field(default=None)
+    settings: SettingsChanges | None = None
+    public_metadata: MetadataInput | None = None
+    private_metadata: MetadataInput | None = None
 
 
 @dataclass(frozen=True)
@@ -222,3 +260,31 @@ class WorkspaceFields:
     name: str | None = None
     slug: str | None = None
     description: str | None = None
+
+
+class DomainState(enum.Enum):
+    PENDING = "pending"
+    VERIFIED = "verified"
+
+
+# The challenge an organization publishes in DNS to prove it controls a domain.
+CHALLENGE_RECORD_PREFIX = "_orgservice-challenge."
+CHALLENGE_VALUE_PREFIX = "orgservice-verification="
+
+
+@dataclass(frozen=True)
+class Domain:
+    organization_id: str
+    name: str  # lower-case ASCII (punycode) form
+    state: DomainState
+    token: str
+    create_time: datetime
+    verify_time: datetime | None
+
+    @property
+    def record_name(self) -> str:
+        return CHALLENGE_RECORD_PREFIX + self.name
+
+    @property
+    def record_value(self) -> str:
+        return CHALLENGE_VALUE_PREFIX + self.token

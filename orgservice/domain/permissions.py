@@ -27,6 +27,8 @@ ROLES_CREATE = "roles.create"
 ROLES_UPDATE = "roles.update"
 ROLES_DELETE = "roles.delete"
 AUDIT_LIST = "audit.list"
+DOMAINS_LIST = "domains.list"
+DOMAINS_MANAGE = "domains.manage"
 
 _VIEWER = (
     ORGANIZATIONS_GET,
@@ -51,6 +53,8 @@ _ADMIN = (
     ROLES_UPDATE,
     ROLES_DELETE,
     AUDIT_LIST,
+    DOMAINS_LIST,
+    DOMAINS_MANAGE,
 )
 _OWNER = (*_ADMIN, ORGANIZATIONS_DELETE, ORGANIZATIONS_UNDELETE)
 
@@ -74,7 +78,7 @@ class BuiltInRole:
 
 BUILT_IN_ROLES: tuple[BuiltInRole, ...] = (
     BuiltInRole(OWNER, "Full control, including deleting the organization.", _OWNER),
-    BuiltInRole(ADMIN, "Manages members, invitations, roles and workspaces.", _ADMIN),
+    BuiltInRole(ADMIN, "Manages members, invitations, roles, workspaces and domains.", _ADMIN),
     BuiltInRole(DEVELOPER, "Creates and updates workspaces.", _DEVELOPER),
     BuiltInRole(VIEWER, "Reads the organization, its members, roles and workspaces.", _VIEWER),
 )

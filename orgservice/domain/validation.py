@@ -1,4 +1,5 @@
-"""Input rules shared by every resource: text, slugs, names, labels, emails and ids.
+"""Input rules shared by every resource: text, slugs, names, labels, emails, ids, domain
+names and metadata.
 
 Every text a client sends is checked here before it reaches a query, so hostile input
 gets INVALID_ARGUMENT the same way on every backend (PostgreSQL, for one, cannot store
@@ -7,12 +8,16 @@ NUL characters at all).
 
 from __future__ import annotations
 
+import math
 import re
 import secrets
 import string
 import unicodedata
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import timedelta
+
+import idna
 
 from orgservice.domain.errors import Violations, invalid, quoted
 
@@ -30,6 +35,13 @@ MAX_SLUG_LENGTH = 63
 MAX_SEARCH_LENGTH = 200
 MAX_EMAIL_LENGTH = 320
 MAX_USERNAME_LENGTH = 255
+MAX_DOMAIN_NAME_LENGTH = 253
+# Unicode input may be longer than its ASCII form; anything longer than this is refused
+# before the (comparatively costly) IDNA conversion.
+_MAX_DOMAIN_INPUT_LENGTH = 1024
+_DNS_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+MAX_METADATA_BYTES = 8 * 1024
+MAX_INVITATION_TTL = timedelta(days=30)
 _SUFFIX_ALPHABET = string.ascii_lowercase + string.digits
 # Multi-line texts (descriptions, metadata) may hold these; no other control character.
 _LAYOUT_CHARACTERS = frozenset("\n\t")
@@ -185,3 +197,78 @@ def with_suffix(slug: str) -> str:
     suffix = "".join(secrets.choice(_SUFFIX_ALPHABET) for _ in range(5))
     base = slug[: MAX_SLUG_LENGTH - len(suffix) - 1].rstrip("-")
     return f"{base}-{suffix}" if base else suffix
+
+
+def ascii_domain(text: str) -> str | None:
+    """A DNS name in its lower-case ASCII form (IDNA 2008 with the UTS 46 mapping, so
+    `Bücher.Example` becomes `xn--bcher-kva.example`), or None when `text` is not one:
+    at least two labels of letters, digits and inner hyphens, a top-level label that is
+    not all digits (no IP addresses), at most 253 characters. A trailing dot is ignored."""
+    name = text.strip().removesuffix(".")
+    if not name or len(name) > _MAX_DOMAIN_INPUT_LENGTH:
+        return None
+    try:
+        encoded = idna.encode(name, uts46=True).decode("ascii")
+    except UnicodeError:  # idna.IDNAError is one
+        return None
+    labels = encoded.split(".")
+    if (
+        len(encoded) > MAX_DOMAIN_NAME_LENGTH
+        or len(labels) < 2
+        or labels[-1].isdigit()
+        or not all(_DNS_LABEL.match(label) for label in labels)
+    ):
+        return None
+    return encoded
+
+
+def domain_name(text: str, field_path: str = "name") -> str:
+    """`ascii_domain(text)`, or INVALID_ARGUMENT."""
+    name = ascii_domain(text)
+    if name is None:
+        raise invalid(field_path, "must be a DNS name such as example.com, at most 253 characters")
+    return name
+
+
+def email_domain(email: str) -> str | None:
+    """The ASCII form of an email address's domain part, or None."""
+    local, at, domain = email.strip().rpartition("@")
+    return ascii_domain(domain) if at and local else None
+
+
+def check_metadata(
+    violations: Violations, field_path: str, document: Mapping[str, object], encoded_bytes: int
+) -> None:
+    """Metadata: at most 8 KiB in binary protobuf form; its strings (keys too) follow
+    the rules of descriptions (no control characters but newline and tab, which also
+    keeps NUL out of the database); numbers are finite (JSON has no NaN)."""
+    if encoded_bytes > MAX_METADATA_BYTES:
+        violations.add(field_path, f"must be at most {MAX_METADATA_BYTES} bytes in protobuf form")
+        return
+    for value in _leaves(document):
+        if isinstance(value, str) and has_control_characters(value, _LAYOUT_CHARACTERS):
+            violations.add(
+                field_path, "strings must not contain control characters but newline and tab"
+            )
+            return
+        if isinstance(value, float) and not math.isfinite(value):
+            violations.add(field_path, "numbers must be finite")
+            return
+
+
+def _leaves(value: object) -> Iterator[object]:
+    """Every key and scalar of a JSON-like document."""
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            yield key
+            yield from _leaves(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _leaves(item)
+    else:
+        yield value
+
+
+def check_invitation_ttl(violations: Violations, field_path: str, ttl: timedelta) -> None:
+    if ttl <= timedelta(0) or ttl > MAX_INVITATION_TTL:
+        violations.add(field_path, "must be positive and at most 30 days")
