@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 
 from sqlalchemy import and_, bindparam, delete, func, insert, select, update
@@ -167,6 +168,28 @@ class MembershipRepository:
             )
         ).rowcount
         self._organizations.count_change(organization_id, members=-removed)
+
+    def permissions_in(
+        self, user_id: str, organization_ids: Collection[str]
+    ) -> dict[str, frozenset[str]]:
+        """The permissions the user holds in each of the organizations (members only)."""
+        if not organization_ids:
+            return {}
+        rows = self._sql.execute(
+            select(memberships.c.organization_id, roles.c.permissions)
+            .join(
+                roles,
+                and_(
+                    roles.c.organization_id == memberships.c.organization_id,
+                    roles.c.name == memberships.c.role,
+                ),
+            )
+            .where(
+                memberships.c.user_id == user_id,
+                memberships.c.organization_id.in_(list(organization_ids)),
+            )
+        ).all()
+        return {row[0]: frozenset(row[1]) for row in rows}
 
     def of_user(self, user_id: str) -> list[Membership]:
         """The user's memberships in active organizations, oldest first."""

@@ -15,6 +15,7 @@ from orgservice.domain.models import (
     Organization,
     OrganizationFields,
     OrganizationQuery,
+    OrganizationSettings,
     OrganizationState,
     Page,
     PageRequest,
@@ -80,6 +81,9 @@ class OrganizationRepository:
                 "member_count": 0,
                 "workspace_count": 0,
                 "event_seq": 0,
+                **_settings_values(OrganizationSettings()),
+                "public_metadata": {},
+                "private_metadata": {},
                 "create_time": now,
                 "update_time": now,
                 "delete_time": None,
@@ -111,9 +115,14 @@ class OrganizationRepository:
                 ("name", fields.name),
                 ("description", fields.description),
                 ("labels", fields.labels),
+                ("public_metadata", fields.public_metadata and fields.public_metadata.document),
+                ("private_metadata", fields.private_metadata and fields.private_metadata.document),
             )
             if value is not None
         }
+        if fields.settings is not None:
+            new = _settings_values(fields.settings.values)
+            values.update((name, new[name]) for name in fields.settings.fields)
         if fields.slug is not None:
             current = self._sql.execute(
                 select(organizations.c.slug).where(organizations.c.id == organization_id)
@@ -208,6 +217,16 @@ class OrganizationRepository:
         )
 
 
+def _settings_values(settings: OrganizationSettings) -> dict[str, Any]:
+    """The organizations columns of the settings, named like the settings' fields."""
+    return {
+        "auto_join_role": settings.auto_join_role,
+        "restrict_invitations_to_domains": settings.restrict_invitations_to_domains,
+        "max_members": settings.max_members,
+        "default_invitation_ttl": settings.default_invitation_ttl,
+    }
+
+
 def to_organization(row: AnyRow) -> Organization:
     o = row._mapping
     return Organization(
@@ -225,4 +244,12 @@ def to_organization(row: AnyRow) -> Organization:
         delete_time=o["delete_time"],
         purge_time=o["purge_time"],
         etag=etag_of(o["id"], o["version"]),
+        settings=OrganizationSettings(
+            auto_join_role=o["auto_join_role"],
+            restrict_invitations_to_domains=o["restrict_invitations_to_domains"],
+            max_members=o["max_members"],
+            default_invitation_ttl=o["default_invitation_ttl"],
+        ),
+        public_metadata=dict(o["public_metadata"]),
+        private_metadata=dict(o["private_metadata"]),
     )

@@ -1,7 +1,7 @@
 """Retention: what the purge job deletes.
 
 - organizations whose `purge_time` has passed (30 days after a soft delete), with every
-  row they own and their slug, which becomes free again;
+  row they own, their slug and their verified domain names, which become free again;
 - idempotency records older than 24 hours (they no longer replay anything);
 - invitations 30 days after they ended (accepted, declined, revoked or expired).
 
@@ -25,6 +25,7 @@ from orgservice.storage.tables import (
     invitations,
     organization_slugs,
     organizations,
+    verified_domains,
 )
 from orgservice.storage.unit_of_work import SqlDatabase
 
@@ -91,8 +92,9 @@ def _purge_organizations(sql: Sql, now: datetime) -> int:
         ).scalars()
     )
     if ids:
-        # Every tenant table cascades from organizations; the slug registry does not.
+        # Every tenant table cascades from organizations; the global registries do not.
         sql.execute(delete(organization_slugs).where(organization_slugs.c.organization_id.in_(ids)))
+        sql.execute(delete(verified_domains).where(verified_domains.c.organization_id.in_(ids)))
         sql.execute(delete(organizations).where(organizations.c.id.in_(ids)))
     return len(ids)
 

@@ -11,7 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import Connection, CursorResult, Engine, Executable
+from sqlalchemy import Connection, CursorResult, Engine, Executable, Table
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError
 
 from orgservice.domain.budget import COMMIT_MARGIN_SECONDS, Budget, WouldBlock
@@ -168,3 +170,13 @@ def count_checkouts(engine: Engine) -> None:
     @event.listens_for(engine, "checkout")
     def _checkout(_dbapi: Any, record: Any, _proxy: Any) -> None:
         record.info[_CHECKOUTS] = record.info.get(_CHECKOUTS, 0) + 1
+
+
+def insert_if_absent(sql: Sql, table: Table, values: Mapping[str, Any]) -> bool:
+    """INSERT … ON CONFLICT DO NOTHING; whether the row was inserted. Decides races
+    without savepoints: a concurrent insert of the same key waits for the first
+    transaction and then does nothing (RETURNING, since drivers report rowcount -1)."""
+    dialect_insert = pg_insert if sql.postgresql else sqlite_insert
+    key = next(iter(table.primary_key.columns))
+    statement = dialect_insert(table).values(**values).on_conflict_do_nothing().returning(key)
+    return sql.execute(statement).first() is not None

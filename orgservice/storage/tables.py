@@ -3,7 +3,8 @@
 Distribution-ready: every tenant table carries `organization_id` as the first column of
 its primary key, and every unique key and foreign key between tenant tables includes it,
 so the schema can be distributed by organization (docs/scaling.md). The global tables
-(users, the slug registry) hold what must be unique across organizations.
+(users, the slug and verified domain registries) hold what must be unique across
+organizations.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from sqlalchemy import (
     ForeignKeyConstraint,
     Index,
     Integer,
+    Interval,
     MetaData,
     String,
     Table,
@@ -92,6 +94,15 @@ organization_slugs = Table(
     Column("organization_id", ID, nullable=False, index=True),
 )
 
+# Verified domain names are unique across organizations (deleted ones too, until purge):
+# the organization whose insert wins holds the name VERIFIED.
+verified_domains = Table(
+    "verified_domains",
+    metadata,
+    Column("name", String(253), primary_key=True),
+    Column("organization_id", ID, nullable=False, index=True),
+)
+
 # The result of a create made with a caller-chosen request_id, kept for 24 hours.
 idempotency_keys = Table(
     "idempotency_keys",
@@ -123,6 +134,13 @@ organizations = Table(
     Column("workspace_count", Integer, nullable=False),
     # The sequence number of the organization's newest audit event.
     Column("event_seq", BigInteger, nullable=False),
+    # Settings (membership policies).
+    Column("auto_join_role", SLUG, nullable=False),
+    Column("restrict_invitations_to_domains", Boolean, nullable=False),
+    Column("max_members", Integer, nullable=False),
+    Column("default_invitation_ttl", Interval, nullable=True),
+    Column("public_metadata", JSONDocument, nullable=False),
+    Column("private_metadata", JSONDocument, nullable=False),
     _time("create_time"),
     _time("update_time"),
     _time("delete_time", nullable=True),
@@ -227,4 +245,24 @@ audit_events = Table(
     _time("create_time"),
     Index(None, "organization_id", "create_time", "id"),
     Index(None, "organization_id", "seq", unique=True),
+)
+
+domains = Table(
+    "domains",
+    metadata,
+    _organization_key(),
+    Column("name", String(253), primary_key=True),
+    Column("state", String(16), nullable=False),
+    Column("token", String(64), nullable=False),
+    _time("create_time"),
+    _time("verify_time", nullable=True),
+)
+
+# Who joined an organization through auto-join: they are never auto-joined again.
+auto_joins = Table(
+    "auto_joins",
+    metadata,
+    _organization_key(),
+    Column("user_id", ID, ForeignKey("users.id"), primary_key=True),
+    _time("create_time"),
 )

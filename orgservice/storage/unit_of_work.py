@@ -10,7 +10,9 @@ from sqlalchemy import Engine
 from orgservice.domain.budget import Budget
 from orgservice.domain.models import AccessRecord, Organization
 from orgservice.storage.audit import AuditRepository
+from orgservice.storage.auto_joins import AutoJoinRepository
 from orgservice.storage.cache import MISSING, ReadCache
+from orgservice.storage.domains import DomainRepository
 from orgservice.storage.idempotency import IdempotencyRepository
 from orgservice.storage.invitations import InvitationRepository
 from orgservice.storage.memberships import MembershipRepository
@@ -40,6 +42,8 @@ class SqlUnitOfWork:
         self.invitations = InvitationRepository(sql)
         self.audit = AuditRepository(sql, self.organizations)
         self.idempotency = IdempotencyRepository(sql)
+        self.domains = DomainRepository(sql)
+        self.auto_joins = AutoJoinRepository(sql)
 
     def access(
         self, organization_id: str, user_id: str, *, lock: bool = False
