@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from orgservice.dns_txt import parse_resolver_address
+
 
 class ConfigurationError(Exception):
     """The settings cannot work; the message says how to fix them in one line."""
@@ -33,6 +35,13 @@ def _algorithms(text: str) -> tuple[str, ...]:
 
 def _path(text: str) -> Path:
     return Path(text).expanduser()
+
+
+def _resolver_address(text: str) -> str:
+    if not text.strip():
+        return ""  # the system's resolver
+    host, port = parse_resolver_address(text)
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def _choice(*allowed: str) -> Callable[[str], str]:
@@ -74,6 +83,7 @@ class Settings:
     database_listen_url: str = ""
     keepalive_seconds: float = 30.0
     purge_interval_seconds: float = 3600.0
+    dns_resolver: str = ""  # HOST:PORT; empty: the system's resolver
 
     @property
     def listen_url(self) -> str:
@@ -144,6 +154,11 @@ OPTIONS = (
     Option("database_listen_url", str, "direct PostgreSQL URL for notifications"),
     Option("keepalive_seconds", float, "interval of keepalive pings on idle connections"),
     Option("purge_interval_seconds", float, "seconds between runs of the purge job"),
+    Option(
+        "dns_resolver",
+        _resolver_address,
+        "HOST:PORT of the DNS resolver VerifyDomain asks (default: the system's)",
+    ),
 )
 OPTIONS_BY_NAME = {option.name: option for option in OPTIONS}
 

@@ -37,6 +37,7 @@ from orgservice.api.interceptors import (
 from orgservice.api.page_tokens import PageTokens
 from orgservice.api.servicer import OrganizationServicer
 from orgservice.config import ConfigurationError, Settings
+from orgservice.dns_txt import DnsTxtResolver
 from orgservice.domain.errors import DomainError
 from orgservice.health import DatabaseHealth
 from orgservice.logs import configure_logging
@@ -120,7 +121,9 @@ class OrgServer:
         self.cache = ReadCache(settings.authz_cache_seconds)
         self.database = SqlDatabase(engine, self.cache)
         services = Services.build(
-            self.database, personal_organizations=settings.personal_organizations
+            self.database,
+            resolver=DnsTxtResolver(settings.dns_resolver),
+            personal_organizations=settings.personal_organizations,
         )
         self.dispatcher = Dispatcher(
             services, threads=settings.threads, max_call_seconds=settings.max_call_seconds

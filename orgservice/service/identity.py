@@ -1,4 +1,5 @@
-"""Who is calling: users are provisioned on their first authenticated call."""
+"""Who is calling: users are provisioned on their first authenticated call (and may
+auto-join an organization then, and on GetCurrentUser)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from collections import OrderedDict
 from orgservice.domain.budget import Budget, WouldBlock
 from orgservice.domain.models import Call, Caller, Identity, Membership, OrganizationFields, User
 from orgservice.domain.validation import new_id
+from orgservice.service.auto_join import AutoJoin
 from orgservice.service.clock import Clock, system_clock
 from orgservice.service.organizations import insert_organization
 from orgservice.service.ports import Database
@@ -27,20 +29,16 @@ class IdentityService:
         self._database = database
         self._clock = clock
         self._personal_organizations = personal_organizations
+        self._auto_join = AutoJoin(database, clock)
         # Keyed by every claim the user record holds, so a changed claim refreshes it.
         self._user_ids: OrderedDict[Identity, str] = OrderedDict()
         self._lock = threading.Lock()
 
     def caller_for(self, identity: Identity, budget: Budget) -> Caller:
-        return Caller(
-            user_id=self._user_id_for(identity, budget),
-            subject=identity.subject,
-            is_platform=identity.is_platform,
-            email=identity.email,
-            email_verified=identity.email_verified,
-        )
+        return self._caller(identity, self._user_id_for(identity, budget))
 
     def current_user(self, call: Call) -> tuple[User, list[Membership]]:
+        self._auto_join.run(call.caller, call.budget)
         with self._database.snapshot(call.budget) as uow:
             user = uow.users.get(call.caller.user_id)
             assert user is not None, "callers are provisioned before they reach a use case"
@@ -55,11 +53,22 @@ class IdentityService:
         if not budget.may_block:
             raise WouldBlock()
         user_id = self._provision(identity, budget)
+        self._auto_join.run(self._caller(identity, user_id), budget)
         with self._lock:
             self._user_ids[identity] = user_id
             if len(self._user_ids) > _CACHED_IDENTITIES:
                 self._user_ids.popitem(last=False)
         return user_id
+
+    @staticmethod
+    def _caller(identity: Identity, user_id: str) -> Caller:
+        return Caller(
+            user_id=user_id,
+            subject=identity.subject,
+            is_platform=identity.is_platform,
+            email=identity.email,
+            email_verified=identity.email_verified,
+        )
 
     def _provision(self, identity: Identity, budget: Budget) -> str:
         """Creates or refreshes the user; a new user also gets a personal organization,

@@ -22,6 +22,7 @@ from orgservice.domain.errors import (
     InvitationPending,
     InvitedRoleDeleted,
     OrganizationNotFound,
+    Violations,
     invalid,
 )
 from orgservice.domain.invitation_tokens import hash_token, new_token
@@ -42,7 +43,9 @@ from orgservice.domain.permissions import (
     INVITATIONS_UPDATE,
 )
 from orgservice.domain.validation import (
+    MAX_INVITATION_TTL,
     canonical_uuid,
+    check_invitation_ttl,
     new_id,
     normalized_email,
     normalized_request_id,
@@ -52,10 +55,12 @@ from orgservice.service.authorization import authorize
 from orgservice.service.clock import Clock, system_clock
 from orgservice.service.idempotency import earlier_result
 from orgservice.service.members import check_may_grant, existing_role, load_member
+from orgservice.service.organizations import load_organization
+from orgservice.service.policies import ensure_free_seat, ensure_invitable
 from orgservice.service.ports import Database, UnitOfWork
 
 DEFAULT_TTL = timedelta(days=7)
-MAX_TTL = timedelta(days=30)
+MAX_TTL = MAX_INVITATION_TTL
 
 LIST = to_read(INVITATIONS_LIST)
 CREATE = to_change(INVITATIONS_CREATE)
@@ -73,11 +78,15 @@ class InvitationChanges:
     expire_time: datetime | None = None
 
 
-def checked_ttl(ttl: timedelta | None, field: str = "ttl") -> timedelta:
+def checked_ttl(
+    ttl: timedelta | None, field: str = "ttl", *, default: timedelta | None = None
+) -> timedelta:
+    """The requested lifetime, else `default` (the organization's), else 7 days."""
     if ttl is None:
-        return DEFAULT_TTL
-    if ttl <= timedelta(0) or ttl > MAX_TTL:
-        raise invalid(field, "must be positive and at most 30 days")
+        return default or DEFAULT_TTL
+    violations = Violations()
+    check_invitation_ttl(violations, field, ttl)
+    violations.raise_if_any()
     return ttl
 
 
@@ -108,7 +117,8 @@ class InvitationService:
             access = authorize(uow, call.caller, organization_id, CREATE)
             organization_id = access.organization_id
             email = normalized_email(email)
-            lifetime = checked_ttl(ttl())
+            organization = load_organization(uow, organization_id)
+            lifetime = checked_ttl(ttl(), default=organization.settings.default_invitation_ttl)
             key = normalized_request_id(request_id)
             check_may_grant(access, existing_role(uow, organization_id, role))
             now = self._clock()
@@ -131,6 +141,7 @@ class InvitationService:
                 return _reload(uow, earlier, now), ""
             if uow.memberships.has_member_with_email(organization_id, email):
                 raise AlreadyMember(f"{email} is already a member of the organization")
+            ensure_invitable(uow, organization, email)
             _free_pending_slot(uow, organization_id, email, now)
             token, token_hash = new_token()
             uow.invitations.add(
@@ -235,10 +246,12 @@ class InvitationService:
             now = self._clock()
             found = _find(uow, invitation_id, now)
             self._authorize(uow, call.caller, found, RESEND)
-            lifetime = checked_ttl(ttl())
+            organization = load_organization(uow, found.organization_id)
+            lifetime = checked_ttl(ttl(), default=organization.settings.default_invitation_ttl)
             current = _reload(uow, found.id, now)
             if current.state not in {InvitationState.PENDING, InvitationState.EXPIRED}:
                 _require_pending(current)
+            ensure_invitable(uow, organization, current.email)
             if current.state is InvitationState.EXPIRED:
                 _free_pending_slot(uow, current.organization_id, current.email, now, current.id)
             token, token_hash = new_token()
@@ -277,6 +290,7 @@ class InvitationService:
                 raise AlreadyMember("you are already a member")
             if uow.roles.get(organization_id, invitation.role) is None:
                 raise InvitedRoleDeleted()
+            ensure_free_seat(uow, organization_id)
             uow.memberships.add(organization_id, caller.user_id, invitation.role, now)
             _set_state(uow, caller, invitation, InvitationState.ACCEPTED, now)
             member = load_member(uow, organization_id, caller.user_id)

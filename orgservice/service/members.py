@@ -37,6 +37,7 @@ from orgservice.domain.validation import (
 from orgservice.service import audit
 from orgservice.service.authorization import authorize, require_grantable
 from orgservice.service.clock import Clock, system_clock
+from orgservice.service.policies import ensure_free_seat
 from orgservice.service.ports import Database, UnitOfWork
 
 LIST = to_read(MEMBERS_LIST)
@@ -105,6 +106,7 @@ class MemberService:
             user_id = _resolve_user(uow, ref)
             if uow.memberships.get(organization_id, user_id) is not None:
                 raise AlreadyMember()
+            ensure_free_seat(uow, organization_id)
             now = self._clock()
             uow.memberships.add(organization_id, user_id, role.name, now)
             audit.record(

@@ -1,12 +1,18 @@
-"""Organization use cases: create, get, list, update, soft delete and undelete."""
+"""Organization use cases: create, get, list, update, soft delete and undelete.
+
+An organization's private metadata is only for holders of `organizations.update` (and
+platform callers): reads hand everyone else a copy without it (`as_seen_by`), while
+the read cache keeps the complete organization.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from dataclasses import asdict
+from collections.abc import Callable, Collection, Iterator
+from dataclasses import asdict, replace
+from dataclasses import fields as fields_of
 from datetime import datetime, timedelta
 
-from orgservice.domain.authorization import decide, to_change, to_read
+from orgservice.domain.authorization import Access, decide, to_change, to_read
 from orgservice.domain.errors import (
     EtagMismatch,
     OrganizationNotDeleted,
@@ -35,7 +41,9 @@ from orgservice.domain.permissions import (
 )
 from orgservice.domain.validation import (
     canonical_uuid,
+    check_invitation_ttl,
     check_labels,
+    check_metadata,
     clean_named_fields,
     new_id,
     normalized_request_id,
@@ -47,6 +55,7 @@ from orgservice.service import audit
 from orgservice.service.authorization import authorize
 from orgservice.service.clock import Clock, system_clock
 from orgservice.service.idempotency import earlier_result
+from orgservice.service.members import check_may_grant, existing_role
 from orgservice.service.ports import Database, UnitOfWork
 
 PURGE_AFTER = timedelta(days=30)
@@ -102,9 +111,10 @@ class OrganizationService:
                 if canonical
                 else (None, None)
             )
-            decide(organization_id, record, GET, is_platform=call.caller.is_platform).enforce()
+            decision = decide(organization_id, record, GET, is_platform=call.caller.is_platform)
+            access = decision.enforce()
             assert organization is not None, "allowed, so it exists"
-            return organization
+            return as_seen_by(organization, access.permissions)
 
     def list(
         self,
@@ -121,7 +131,14 @@ class OrganizationService:
         member = user_id or (None if caller.is_platform else caller.user_id)
         query = OrganizationQuery(member, search_text("filter", name_filter), show_deleted)
         with self._database.snapshot(call.budget) as uow:
-            return uow.organizations.find_page(query, page())
+            found = uow.organizations.find_page(query, page())
+            if caller.is_platform or not found.items:
+                return found
+            held = uow.memberships.permissions_in(caller.user_id, [o.id for o in found.items])
+            return replace(
+                found,
+                items=[as_seen_by(o, held.get(o.id, frozenset())) for o in found.items],
+            )
 
     def update(
         self,
@@ -135,10 +152,10 @@ class OrganizationService:
             access = authorize(uow, call.caller, organization_id, UPDATE)
             fields = validated(changes(), creating=False)
             organization_id = access.organization_id
+            _check_auto_join_role(uow, access, fields)
             _check_etag(uow, organization_id, etag)
             now = self._clock()
             uow.organizations.update(organization_id, fields, now)
-            changed = sorted(name for name, value in asdict(fields).items() if value is not None)
             audit.record(
                 uow,
                 call.caller,
@@ -147,7 +164,7 @@ class OrganizationService:
                 now,
                 target_type="organization",
                 target_id=organization_id,
-                fields=",".join(changed),
+                fields=",".join(_changed_paths(fields)),
             )
             organization = load_organization(uow, organization_id)
             uow.commit()
@@ -198,7 +215,15 @@ class OrganizationService:
         organization = uow.organization(access.organization_id)
         if organization is None:
             raise OrganizationNotFound()
+        return as_seen_by(organization, access.permissions)
+
+
+def as_seen_by(organization: Organization, permissions: Collection[str]) -> Organization:
+    """The organization as a caller holding `permissions` may see it (platform callers
+    hold them all): private metadata only with `organizations.update`."""
+    if ORGANIZATIONS_UPDATE in permissions:
         return organization
+    return replace(organization, private_metadata=None)
 
 
 def load_organization(uow: UnitOfWork, organization_id: str) -> Organization:
@@ -220,8 +245,48 @@ def validated(fields: OrganizationFields, *, creating: bool) -> OrganizationFiel
     )
     if fields.labels is not None:
         check_labels(violations, "labels", fields.labels)
+    if fields.settings is not None:
+        settings, changing = fields.settings.values, fields.settings.fields
+        if "max_members" in changing and settings.max_members < 0:
+            violations.add("settings.max_members", "must not be negative (0 means unlimited)")
+        ttl = settings.default_invitation_ttl
+        if "default_invitation_ttl" in changing and ttl is not None:
+            check_invitation_ttl(violations, "settings.default_invitation_ttl", ttl)
+    for path, metadata in (
+        ("public_metadata", fields.public_metadata),
+        ("private_metadata", fields.private_metadata),
+    ):
+        if metadata is not None:
+            check_metadata(violations, path, metadata.document, metadata.encoded_bytes)
     violations.raise_if_any()
-    return OrganizationFields(name, fields.slug, fields.description, fields.labels)
+    return replace(fields, name=name)
+
+
+def _check_auto_join_role(uow: UnitOfWork, access: Access, fields: OrganizationFields) -> None:
+    """An auto-join role must exist and not be `owner`; setting it grants the role to
+    whoever joins, so the caller must be able to grant it."""
+    if fields.settings is None or "auto_join_role" not in fields.settings.fields:
+        return
+    name = fields.settings.values.auto_join_role
+    if not name:
+        return
+    path = "settings.auto_join_role"
+    role = existing_role(uow, access.organization_id, name, path)
+    if role.name == OWNER:
+        raise invalid(path, "cannot be owner")
+    check_may_grant(access, role)
+
+
+def _changed_paths(changes: OrganizationFields) -> list[str]:
+    """The update's field paths, for the audit event."""
+    paths = [
+        field.name
+        for field in fields_of(changes)
+        if field.name != "settings" and getattr(changes, field.name) is not None
+    ]
+    if changes.settings is not None:
+        paths += [f"settings.{name}" for name in changes.settings.fields]
+    return sorted(paths)
 
 
 def slug_candidates(requested: str | None, derive_from: str) -> Iterator[str]:

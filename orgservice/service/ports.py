@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Protocol
@@ -12,6 +12,7 @@ from orgservice.domain.budget import Budget
 from orgservice.domain.models import (
     AccessRecord,
     AuditEvent,
+    Domain,
     Identity,
     Invitation,
     InvitationState,
@@ -75,6 +76,9 @@ class Memberships(Protocol):
     def set_role(self, organization_id: str, user_id: str, role: str, now: datetime) -> None: ...
     def remove(self, organization_id: str, user_id: str) -> None: ...
     def of_user(self, user_id: str) -> list[Membership]: ...
+    def permissions_in(
+        self, user_id: str, organization_ids: Collection[str]
+    ) -> dict[str, frozenset[str]]: ...
 
 
 class Roles(Protocol):
@@ -182,6 +186,21 @@ class Audit(Protocol):
     ) -> Page[AuditEvent]: ...
 
 
+class Domains(Protocol):
+    def add(self, organization_id: str, name: str, token: str, now: datetime) -> bool: ...
+    def count(self, organization_id: str) -> int: ...
+    def get(self, organization_id: str, name: str) -> Domain | None: ...
+    def of_organization(self, organization_id: str) -> list[Domain]: ...
+    def holder(self, name: str) -> str | None: ...
+    def verify(self, organization_id: str, name: str, now: datetime) -> bool: ...
+    def delete(self, organization_id: str, name: str) -> None: ...
+
+
+class AutoJoins(Protocol):
+    def candidate(self, domain: str, user_id: str) -> str | None: ...
+    def record(self, organization_id: str, user_id: str, now: datetime) -> bool: ...
+
+
 class Idempotency(Protocol):
     def claim(
         self,
@@ -213,6 +232,10 @@ class UnitOfWork(Protocol):
     def audit(self) -> Audit: ...
     @property
     def idempotency(self) -> Idempotency: ...
+    @property
+    def domains(self) -> Domains: ...
+    @property
+    def auto_joins(self) -> AutoJoins: ...
 
     def access(
         self, organization_id: str, user_id: str, *, lock: bool = False
@@ -239,3 +262,14 @@ class Database(Protocol):
     def snapshot(
         self, budget: Budget, *, cached: bool = True
     ) -> AbstractContextManager[UnitOfWork]: ...
+
+
+class TxtResolver(Protocol):
+    """DNS TXT lookups for domain verification."""
+
+    def txt_strings(self, name: str, timeout: float) -> list[str]:
+        """The strings of the TXT records at `name` (each record's strings also joined,
+        as long values are split); empty when the name or its TXT records do not exist.
+        Raises DnsUnavailable when the resolver fails or does not answer within
+        `timeout` seconds."""
+        ...

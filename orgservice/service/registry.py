@@ -6,12 +6,13 @@ from dataclasses import dataclass
 
 from orgservice.service.audit import AuditService
 from orgservice.service.clock import Clock, system_clock
+from orgservice.service.domains import DomainService
 from orgservice.service.identity import IdentityService
 from orgservice.service.invitations import InvitationService
 from orgservice.service.members import MemberService
 from orgservice.service.organizations import OrganizationService
 from orgservice.service.permission_checks import PermissionCheckService
-from orgservice.service.ports import Database
+from orgservice.service.ports import Database, TxtResolver
 from orgservice.service.roles import RoleService
 from orgservice.service.workspaces import WorkspaceService
 
@@ -26,10 +27,16 @@ class Services:
     audit: AuditService
     invitations: InvitationService
     workspaces: WorkspaceService
+    domains: DomainService
 
     @classmethod
     def build(
-        cls, database: Database, *, clock: Clock = system_clock, personal_organizations: bool = True
+        cls,
+        database: Database,
+        *,
+        resolver: TxtResolver,
+        clock: Clock = system_clock,
+        personal_organizations: bool = True,
     ) -> Services:
         return cls(
             identities=IdentityService(
@@ -42,4 +49,5 @@ class Services:
             audit=AuditService(database),
             invitations=InvitationService(database, clock),
             workspaces=WorkspaceService(database, clock),
+            domains=DomainService(database, resolver, clock),
         )

@@ -187,6 +187,11 @@ class RoleService:
                     f"the role is held by {holders} member(s) or pending invitation(s); "
                     "change or revoke those first"
                 )
+            organization = uow.organizations.get(organization_id)
+            if organization is not None and organization.settings.auto_join_role == name:
+                raise RoleInUse(
+                    "the role is the organization's settings.auto_join_role; change that first"
+                )
             uow.roles.delete(organization_id, name)
             audit.record(
                 uow,

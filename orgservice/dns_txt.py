@@ -1,0 +1,75 @@
+"""TXT lookups through a DNS resolver (dnspython): the system's, or `--dns-resolver`.
+
+Answers that say "there is no such record" (NXDOMAIN, no TXT data, a name too long to
+exist) are empty results; a resolver that fails, refuses or stays silent is
+DNS_UNAVAILABLE, so callers can tell "not verified" from "could not check".
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+import dns.exception
+import dns.name
+import dns.resolver
+
+from orgservice.domain.errors import DnsUnavailable
+
+# The longest a single resolver attempt may take; the caller's timeout caps it further.
+MAX_ATTEMPT_SECONDS = 2.0
+_NO_SUCH_RECORD = (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer, dns.resolver.YXDOMAIN)
+
+
+def parse_resolver_address(text: str) -> tuple[str, int]:
+    """`HOST:PORT` (an IPv6 host in brackets: `[::1]:53`), HOST an IP address."""
+    host, colon, port_text = text.strip().rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")
+    try:
+        address = ipaddress.ip_address(host)
+        port = int(port_text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not HOST:PORT with HOST an IP address") from None
+    if not colon or not 0 < port < 65536:
+        raise ValueError(f"{text!r} needs a port between 1 and 65535")
+    return str(address), port
+
+
+class DnsTxtResolver:
+    """`service.ports.TxtResolver` over dnspython; safe to share between threads (each
+    lookup passes its own lifetime and the resolver keeps no cache)."""
+
+    def __init__(self, address: str = "") -> None:
+        """`address`: `HOST:PORT` of the resolver to ask; empty for the system's."""
+        if address:
+            host, port = parse_resolver_address(address)
+            self._resolver = dns.resolver.Resolver(configure=False)
+            self._resolver.nameservers = [host]
+            self._resolver.port = port
+        else:
+            try:
+                self._resolver = dns.resolver.Resolver()
+            except dns.resolver.NoResolverConfiguration:
+                # No resolver configured: every lookup reports DNS_UNAVAILABLE.
+                self._resolver = dns.resolver.Resolver(configure=False)
+        self._resolver.timeout = MAX_ATTEMPT_SECONDS
+
+    def txt_strings(self, name: str, timeout: float) -> list[str]:
+        try:
+            qname = dns.name.from_text(name)
+        except dns.exception.DNSException:  # too long or malformed: no record can exist
+            return []
+        if timeout <= 0:
+            raise DnsUnavailable()
+        try:
+            answer = self._resolver.resolve(qname, "TXT", lifetime=timeout, search=False)
+        except _NO_SUCH_RECORD:
+            return []
+        except (dns.exception.DNSException, OSError) as error:
+            raise DnsUnavailable() from error
+        found: list[str] = []
+        for record in answer:
+            parts = [part.decode("utf-8", "replace") for part in record.strings]
+            found.extend(parts)
+            if len(parts) > 1:
+                found.append("".join(parts))
+        return found
