@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from google.protobuf.duration_pb2 import Duration
+from google.protobuf.struct_pb2 import Struct, Value
 from google.protobuf.timestamp_pb2 import Timestamp
 from orgs.v1 import resources_pb2 as pb
 
@@ -30,6 +31,58 @@ def timestamp(value: datetime | None) -> Timestamp | None:
     result = Timestamp()
     result.FromDatetime(value)
     return result
+
+
+def duration(value: timedelta | None) -> Duration | None:
+    if value is None:
+        return None
+    result = Duration()
+    result.FromTimedelta(value)
+    return result
+
+
+def struct(document: models.Metadata | None) -> Struct | None:
+    if document is None:
+        return None
+    result = Struct()
+    result.update(document)
+    return result
+
+
+def metadata(value: Struct, field: str) -> models.MetadataInput:
+    """A Struct as a JSON-like document (its size and strings are checked by the use
+    case, after authorization)."""
+    return models.MetadataInput(
+        {key: _plain(item, field) for key, item in value.fields.items()}, value.ByteSize()
+    )
+
+
+def _plain(value: Value, field: str) -> object:
+    kind = value.WhichOneof("kind")
+    if kind is None:
+        raise invalid(field, "every value must be set")
+    if kind == "struct_value":
+        return {key: _plain(item, field) for key, item in value.struct_value.fields.items()}
+    if kind == "list_value":
+        return [_plain(item, field) for item in value.list_value.values]
+    if kind == "null_value":
+        return None
+    return getattr(value, kind)
+
+
+def settings_fields(
+    value: pb.OrganizationSettings, names: frozenset[str], field: str = "settings"
+) -> models.OrganizationSettings:
+    """The settings named in `names` (others keep their defaults, unread)."""
+    ttl = None
+    if "default_invitation_ttl" in names and value.HasField("default_invitation_ttl"):
+        ttl = to_timedelta(value.default_invitation_ttl, f"{field}.default_invitation_ttl")
+    return models.OrganizationSettings(
+        auto_join_role=value.auto_join_role,
+        restrict_invitations_to_domains=value.restrict_invitations_to_domains,
+        max_members=value.max_members,
+        default_invitation_ttl=ttl,
+    )
 
 
 _INVITATION_STATES = {
@@ -99,6 +152,15 @@ def organization(value: models.Organization) -> pb.Organization:
         delete_time=timestamp(value.delete_time),
         purge_time=timestamp(value.purge_time),
         etag=value.etag,
+        settings=pb.OrganizationSettings(
+            auto_join_role=value.settings.auto_join_role,
+            restrict_invitations_to_domains=value.settings.restrict_invitations_to_domains,
+            max_members=value.settings.max_members,
+            default_invitation_ttl=duration(value.settings.default_invitation_ttl),
+        ),
+        public_metadata=struct(value.public_metadata),
+        # None when the caller may not see it: the field stays unset.
+        private_metadata=struct(value.private_metadata),
     )
 
 
@@ -159,4 +221,22 @@ def workspace(value: models.Workspace) -> pb.Workspace:
         create_time=timestamp(value.create_time),
         update_time=timestamp(value.update_time),
         etag=value.etag,
+    )
+
+
+_DOMAIN_STATES = {
+    models.DomainState.PENDING: pb.DOMAIN_STATE_PENDING,
+    models.DomainState.VERIFIED: pb.DOMAIN_STATE_VERIFIED,
+}
+
+
+def domain(value: models.Domain) -> pb.Domain:
+    return pb.Domain(
+        organization_id=value.organization_id,
+        name=value.name,
+        state=_DOMAIN_STATES[value.state],
+        verification_record_name=value.record_name,
+        verification_record_value=value.record_value,
+        verify_time=timestamp(value.verify_time),
+        create_time=timestamp(value.create_time),
     )

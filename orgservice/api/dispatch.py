@@ -119,7 +119,8 @@ class Dispatcher:
             name=descriptor.name,
             method=method,
             memory_first=bool(getattr(method, "memory_first", False)),
-            mutation=not descriptor.name.startswith(("Get", "List", "Check")),
+            mutation=not descriptor.name.startswith(("Get", "List", "Check"))
+            and not getattr(method, "ungated", False),
         )
 
         async def unary(

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
-from typing import TypeVar
+from typing import TypeVar, cast
 
+from google.protobuf.descriptor import Descriptor
 from google.protobuf.field_mask_pb2 import FieldMask
 from google.protobuf.message import Message
 
@@ -15,23 +16,47 @@ MAX_PATHS = 20
 
 
 def paths_to_update(mask: FieldMask, resource: Message, mutable: Collection[str]) -> set[str]:
-    """The mutable fields to write. An empty mask means every mutable field the request
-    sets; `*` means all mutable fields; unknown or immutable paths are rejected."""
+    """The mutable fields to write, as paths; `mutable` may name nested fields
+    (`settings.max_members`). An empty mask means every mutable field the request sets;
+    `*` means all mutable fields; a path naming a message (`settings`) means all its
+    mutable fields; unknown or immutable paths are rejected."""
     if not mask.paths:
-        return {field.name for field, _ in resource.ListFields() if field.name in mutable}
+        return {path for path in mutable if _is_set(resource, path)}
     if list(mask.paths) == ["*"]:
         return set(mutable)
     if len(mask.paths) > MAX_PATHS:
         raise invalid("update_mask", f"must name at most {MAX_PATHS} paths")
-    known = {field.name for field in resource.DESCRIPTOR.fields}
+    chosen: set[str] = set()
     violations = Violations()
     for path in mask.paths:
-        if path not in known:
-            violations.add("update_mask", f"unknown field {quoted(path)}")
-        elif path not in mutable:
+        covered = {field for field in mutable if field == path or field.startswith(path + ".")}
+        if covered:
+            chosen |= covered
+        elif _exists(cast(Descriptor, resource.DESCRIPTOR), path):
             violations.add("update_mask", f"field {quoted(path)} cannot be changed")
+        else:
+            violations.add("update_mask", f"unknown field {quoted(path)}")
     violations.raise_if_any()
-    return set(mask.paths)
+    return chosen
+
+
+def _is_set(message: Message, path: str) -> bool:
+    """Whether the field at `path` is present (messages) or non-default (others)."""
+    name, _, rest = path.partition(".")
+    present = {field.name: value for field, value in message.ListFields()}
+    if name not in present:
+        return False
+    return _is_set(present[name], rest) if rest else True
+
+
+def _exists(descriptor: Descriptor, path: str) -> bool:
+    name, _, rest = path.partition(".")
+    field = descriptor.fields_by_name.get(name)
+    if field is None:
+        return False
+    if not rest:
+        return True
+    return field.message_type is not None and _exists(field.message_type, rest)
 
 
 def changes(

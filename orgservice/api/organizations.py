@@ -9,17 +9,52 @@ from orgservice.api import converters
 from orgservice.api.field_masks import changes
 from orgservice.api.rpc_base import RpcBase, answers_from_memory
 from orgservice.domain.errors import invalid
-from orgservice.domain.models import Call, OrganizationFields
+from orgservice.domain.models import Call, OrganizationFields, SettingsChanges
 
-MUTABLE_FIELDS = frozenset({"name", "slug", "description", "labels"})
+_SETTINGS = "settings."
+MUTABLE_FIELDS = frozenset(
+    {
+        "name",
+        "slug",
+        "description",
+        "labels",
+        *(
+            _SETTINGS + name
+            for name in (
+                "auto_join_role",
+                "restrict_invitations_to_domains",
+                "max_members",
+                "default_invitation_ttl",
+            )
+        ),
+        "public_metadata",
+        "private_metadata",
+    }
+)
 
 
 def _fields(resource: pb.Organization, paths: set[str]) -> OrganizationFields:
+    settings = frozenset(p.removeprefix(_SETTINGS) for p in paths if p.startswith(_SETTINGS))
     return OrganizationFields(
         name=resource.name if "name" in paths else None,
         slug=resource.slug if "slug" in paths else None,
         description=resource.description if "description" in paths else None,
         labels=dict(resource.labels) if "labels" in paths else None,
+        settings=(
+            SettingsChanges(converters.settings_fields(resource.settings, settings), settings)
+            if settings
+            else None
+        ),
+        public_metadata=(
+            converters.metadata(resource.public_metadata, "public_metadata")
+            if "public_metadata" in paths
+            else None
+        ),
+        private_metadata=(
+            converters.metadata(resource.private_metadata, "private_metadata")
+            if "private_metadata" in paths
+            else None
+        ),
     )
 
 

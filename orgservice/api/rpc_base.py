@@ -59,3 +59,12 @@ def answers_from_memory(method: T) -> T:
     loop without any I/O, and only run on a database thread when that is not enough."""
     setattr(method, "memory_first", True)  # noqa: B010
     return method
+
+
+def ungated(method: T) -> T:
+    """Marks a mutation that waits on something besides the database (VerifyDomain asks
+    DNS): it must not hold the organization's in-process gate, which would queue every
+    other change of the organization behind that wait. It takes the row lock itself,
+    briefly, like any mutation."""
+    setattr(method, "ungated", True)  # noqa: B010
+    return method

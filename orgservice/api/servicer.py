@@ -5,6 +5,7 @@ the result. The RPCs live in modules by resource; this class puts them together,
 from __future__ import annotations
 
 from orgservice.api.audit import AuditRpcs
+from orgservice.api.domains import DomainRpcs
 from orgservice.api.invitations import InvitationRpcs
 from orgservice.api.members import MemberRpcs
 from orgservice.api.organizations import OrganizationRpcs
@@ -23,5 +24,6 @@ class OrganizationServicer(
     AuditRpcs,
     InvitationRpcs,
     WorkspaceRpcs,
+    DomainRpcs,
 ):
     """Every RPC of orgs.v1.OrganizationService."""

@@ -42,6 +42,9 @@ _ADMIN = (
     "roles.update",
     "roles.delete",
     "audit.list",
+    # Release 2 ("Domains and membership policies"): owner and admin.
+    "domains.list",
+    "domains.manage",
 )
 _OWNER = (*_ADMIN, "organizations.delete", "organizations.undelete")
 BUILT_IN: dict[str, frozenset[str]] = {
