@@ -22,6 +22,7 @@ from orgservice import devkeys
 from orgservice.config import Settings
 from orgservice.server import OrgServer
 from orgservice.storage.startup import prepare_database
+from tests.support.dns_server import LocalDnsServer
 from tests.support.pgbouncer import pooled_url
 
 # Own PostgreSQL clusters and PgBouncer (tests/support); ORGSERVICE_TEST_PGBOUNCER=1 hands
@@ -174,23 +175,29 @@ def start_api(settings: Settings) -> Iterator[Api]:
 
 
 @pytest.fixture(scope="session")
-def api(database_url: str, dev_key_file: Path) -> Iterator[Api]:
+def api(database_url: str, dev_key_file: Path, dns_server: LocalDnsServer) -> Iterator[Api]:
     """One server per database backend, shared by the session (tests use fresh users)."""
-    yield from start_api(settings_for(database_url, dev_key_file))
+    yield from start_api(settings_for(database_url, dev_key_file, dns_resolver=dns_server.address))
 
 
 @pytest.fixture(scope="session")
-def pg_api(postgres_url: str, dev_key_file: Path) -> Iterator[Api]:
+def pg_api(postgres_url: str, dev_key_file: Path, dns_server: LocalDnsServer) -> Iterator[Api]:
     """A server on PostgreSQL, for concurrency tests."""
-    yield from start_api(settings_for(postgres_url, dev_key_file, threads=32))
+    yield from start_api(
+        settings_for(postgres_url, dev_key_file, threads=32, dns_resolver=dns_server.address)
+    )
 
 
 @pytest.fixture(scope="session")
-def pg_api_peer(pg_api: Api, postgres_url: str, dev_key_file: Path) -> Iterator[Api]:
+def pg_api_peer(
+    pg_api: Api, postgres_url: str, dev_key_file: Path, dns_server: LocalDnsServer
+) -> Iterator[Api]:
     """A second server (a replica) on pg_api's database. Within one server, mutations of
     an organization wait for each other before they reach the database; calls spread
     over two servers race in the database itself."""
-    yield from start_api(settings_for(postgres_url, dev_key_file, threads=32))
+    yield from start_api(
+        settings_for(postgres_url, dev_key_file, threads=32, dns_resolver=dns_server.address)
+    )
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """Fixtures for infrastructure the tests own (registered by tests/conftest.py):
-`own_postgres`, a PostgreSQL cluster per test module, and `pgbouncer`, the session's
-PgBouncer in front of the shared PostgreSQL server."""
+`own_postgres`, a PostgreSQL cluster per test module, `pgbouncer`, the session's
+PgBouncer in front of the shared PostgreSQL server, and `dns_server`, the session's DNS
+server (the servers' --dns-resolver)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from tests.conftest import BACKENDS, POSTGRES_ADMIN_URL, _postgres_unavailable
+from tests.support.dns_server import LocalDnsServer
 from tests.support.pgbouncer import PgBouncer, close_shared_pgbouncers, shared_pgbouncer
 from tests.support.pgcluster import PgCluster
 from tests.support.processes import ToolUnavailableError
@@ -45,6 +47,15 @@ def pgbouncer() -> PgBouncer:
     except ToolUnavailableError as error:
         _postgres_unavailable(str(error))
         raise  # not reached: the line above skips or fails
+
+
+@pytest.fixture(scope="session")
+def dns_server() -> Iterator[LocalDnsServer]:
+    server = LocalDnsServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 def pytest_sessionfinish() -> None:
