@@ -56,6 +56,8 @@ _ADMIN = _DEVELOPER | {
     "roles.update",
     "roles.delete",
     "audit.list",
+    "domains.list",
+    "domains.manage",
 }
 _OWNER = _ADMIN | {"organizations.delete", "organizations.undelete"}
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
@@ -83,6 +85,7 @@ class Context:
     role_name: str  # a custom role nobody holds
     invitation_id: str  # a pending invitation, sent by the owner
     workspace_id: str  # a workspace other than `default`, created by the owner
+    domain_name: str  # a PENDING domain, claimed by the owner (DNS has no record for it)
     unique: str  # fresh for every request, for names
 
     def missing(self) -> Context:
@@ -356,6 +359,39 @@ CASES: list[Case] = [
             organization_id=c.organization_id, workspace_id=""
         ),
     ),
+    Case(
+        "CreateDomain",
+        "domains.manage",
+        lambda c: rpc.CreateDomainRequest(
+            organization_id=c.organization_id, name=f"d{c.unique}.example"
+        ),
+        mutates=True,
+        invalid=lambda c: rpc.CreateDomainRequest(
+            organization_id=c.organization_id, name="not a domain"
+        ),
+    ),
+    Case(
+        "VerifyDomain",
+        "domains.manage",
+        lambda c: rpc.VerifyDomainRequest(organization_id=c.organization_id, name=c.domain_name),
+        mutates=True,
+        invalid=lambda c: rpc.VerifyDomainRequest(organization_id=c.organization_id, name=""),
+    ),
+    Case(
+        "ListDomains",
+        "domains.list",
+        lambda c: rpc.ListDomainsRequest(organization_id=c.organization_id),
+        mutates=False,
+    ),
+    Case(
+        "DeleteDomain",
+        "domains.manage",
+        lambda c: rpc.DeleteDomainRequest(organization_id=c.organization_id, name=c.domain_name),
+        mutates=True,
+        invalid=lambda c: rpc.DeleteDomainRequest(
+            organization_id=c.organization_id, name="-bad-.example"
+        ),
+    ),
 ]
 
 # Invitation RPCs addressed to the invitee rather than to an organization's members.
@@ -368,7 +404,7 @@ ADDRESSED_TO_INVITEE = {"AcceptInvitation", "DeclineInvitation", "ListMyInvitati
 class Cast:
     """The same users in every organization of a module: the owner creates each one,
     adds an admin, a developer and two viewers (one of them the target) by user_id, and
-    sends an invitation and creates a workspace to target."""
+    sends an invitation, creates a workspace and claims a domain to target."""
 
     def __init__(self, api: Api) -> None:
         self.callers: dict[str, Client] = {
@@ -408,6 +444,11 @@ class Cast:
                 organization_id=organization_id, name=f"Workspace {uuid.uuid4().hex[:8]}"
             )
         ).workspace.id
+        domain_name = owner.CreateDomain(
+            rpc.CreateDomainRequest(
+                organization_id=organization_id, name=f"d{uuid.uuid4().hex[:12]}.example"
+            )
+        ).domain.name
         return Context(
             organization_id,
             self.target_id,
@@ -415,6 +456,7 @@ class Cast:
             role_name,
             invitation_id,
             workspace_id,
+            domain_name,
             "",
         )
 
