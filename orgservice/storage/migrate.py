@@ -35,13 +35,27 @@ def upgrade(engine: Engine) -> None:
     with engine.connect().execution_options(**options) as connection:
         if postgresql:
             connection.execute(select(func.pg_advisory_xact_lock(_MIGRATION_LOCK_KEY)))
-        else:
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
-        command.upgrade(alembic_config(connection), "head")
-        if postgresql:
+            command.upgrade(alembic_config(connection), "head")
             connection.commit()
         else:
-            connection.exec_driver_sql("COMMIT")
+            _upgrade_sqlite(connection)
+
+
+def _upgrade_sqlite(connection: Connection) -> None:
+    """SQLite changes most of a table by rebuilding it (copy, drop, rename): with foreign
+    keys enforced, dropping the old `organizations` would cascade into every tenant
+    table. So they are off while migrating (a setting SQLite only changes outside a
+    transaction), checked before the commit, and the connection is discarded after."""
+    connection.exec_driver_sql("PRAGMA foreign_keys = OFF")
+    try:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        command.upgrade(alembic_config(connection), "head")
+        broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+        if broken:
+            raise RuntimeError(f"migrating left {len(broken)} row(s) with broken foreign keys")
+        connection.exec_driver_sql("COMMIT")
+    finally:
+        connection.invalidate()  # never pooled with foreign keys off (or mid-transaction)
 
 
 def is_up_to_date(engine: Engine) -> bool:
