@@ -3,12 +3,18 @@
 Answers that say "there is no such record" (NXDOMAIN, no TXT data, a name too long to
 exist) are empty results; a resolver that fails, refuses or stays silent is
 DNS_UNAVAILABLE, so callers can tell "not verified" from "could not check".
+
+The lookup runs on dnspython's asyncio resolver under `asyncio.wait_for`, on an event
+loop of the calling thread's own: the synchronous resolver sleeps between retries past
+its lifetime, while a timeout here must hold to the millisecond.
 """
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 
+import dns.asyncresolver
 import dns.exception
 import dns.name
 import dns.resolver
@@ -42,15 +48,15 @@ class DnsTxtResolver:
         """`address`: `HOST:PORT` of the resolver to ask; empty for the system's."""
         if address:
             host, port = parse_resolver_address(address)
-            self._resolver = dns.resolver.Resolver(configure=False)
+            self._resolver = dns.asyncresolver.Resolver(configure=False)
             self._resolver.nameservers = [host]
             self._resolver.port = port
         else:
             try:
-                self._resolver = dns.resolver.Resolver()
+                self._resolver = dns.asyncresolver.Resolver()
             except dns.resolver.NoResolverConfiguration:
                 # No resolver configured: every lookup reports DNS_UNAVAILABLE.
-                self._resolver = dns.resolver.Resolver(configure=False)
+                self._resolver = dns.asyncresolver.Resolver(configure=False)
         self._resolver.timeout = MAX_ATTEMPT_SECONDS
 
     def txt_strings(self, name: str, timeout: float) -> list[str]:
@@ -61,10 +67,10 @@ class DnsTxtResolver:
         if timeout <= 0:
             raise DnsUnavailable()
         try:
-            answer = self._resolver.resolve(qname, "TXT", lifetime=timeout, search=False)
+            answer = asyncio.run(self._resolve(qname, timeout))
         except _NO_SUCH_RECORD:
             return []
-        except (dns.exception.DNSException, OSError) as error:
+        except (dns.exception.DNSException, OSError, TimeoutError) as error:
             raise DnsUnavailable() from error
         found: list[str] = []
         for record in answer:
@@ -73,3 +79,7 @@ class DnsTxtResolver:
             if len(parts) > 1:
                 found.append("".join(parts))
         return found
+
+    async def _resolve(self, qname: dns.name.Name, timeout: float) -> dns.resolver.Answer:
+        lookup = self._resolver.resolve(qname, "TXT", lifetime=timeout, search=False)
+        return await asyncio.wait_for(lookup, timeout)
