@@ -1,6 +1,7 @@
 """Rules of the proto contract that buf lint does not check: every field declares its
 google.api.field_behavior, resource ids are IDENTIFIERs, responses are output only, and
-the service comment lists each error reason under exactly one status code."""
+the service comment lists each error reason under exactly one status code, and every
+reason of the error catalogue under the code it is sent with."""
 
 from __future__ import annotations
 
@@ -12,6 +13,9 @@ import grpc
 from google.api import field_behavior_pb2 as fb
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from orgs.v1 import organization_service_pb2, resources_pb2
+
+from orgservice.api.errors import STATUS_CODES
+from orgservice.domain import errors
 
 SERVICE_PROTO = Path(__file__).resolve().parents[2] / "protos/orgs/v1/organization_service.proto"
 FILES = (resources_pb2.DESCRIPTOR, organization_service_pb2.DESCRIPTOR)
@@ -91,3 +95,22 @@ def test_each_error_reason_has_one_known_status_code() -> None:
     reasons = documented_reasons()
     assert reasons["ETAG_MISMATCH"] == "ABORTED"
     assert set(reasons.values()) <= set(grpc.StatusCode.__members__)
+
+
+def _code_of(cls: type[errors.DomainError]) -> str:
+    return next(STATUS_CODES[c] for c in cls.__mro__ if c in STATUS_CODES).name
+
+
+def test_every_reason_of_the_error_catalogue_is_documented_with_its_code() -> None:
+    """A reason the service can send appears in the service comment, under the code it is
+    sent with. (The code classes' own reasons are only sent where they are listed.)"""
+    documented = documented_reasons()
+    wrong = {
+        cls.reason: (documented.get(cls.reason), _code_of(cls))
+        for cls in errors.catalogue()
+        if not (cls in STATUS_CODES and cls.reason not in documented)
+        and documented.get(cls.reason) != _code_of(cls)
+    }
+    assert wrong == {}, "reason: (documented code, actual code)"
+    catalogued = {cls.reason for cls in errors.catalogue()}
+    assert set(documented) - catalogued == {"INTERNAL"}
