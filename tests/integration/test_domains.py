@@ -32,7 +32,7 @@ from tests.support.domains import (
     verified_domain,
     verify_domain,
 )
-from tests.support.processes import free_port
+from tests.support.processes import free_port, poll
 from tests.support.rpc_outcomes import outcome
 
 Code = grpc.StatusCode
@@ -438,3 +438,25 @@ def test_custom_roles_may_hold_the_domain_permissions(api: Api, org: Org) -> Non
     assert org.list(by=reader) == [created]
     denied = failure(lambda: create_domain(reader, org.id, new_domain()))
     assert denied.code == Code.PERMISSION_DENIED
+
+
+def test_waiting_for_dns_holds_up_no_other_change(org: Org, dns_server: LocalDnsServer) -> None:
+    """VerifyDomain holds neither the organization's row lock nor the server's
+    per-organization queue while DNS is silent."""
+    domain = org.create(new_domain())
+    dns_server.fail(domain.verification_record_name, Failure.SILENT)
+    with ThreadPoolExecutor(1) as pool:
+        waiting = pool.submit(lambda: outcome(lambda: org.verify(domain.name)))
+        poll(lambda: dns_server.queries[domain.verification_record_name] > 0, 5, "the query")
+        started = time.monotonic()
+        other = org.create(new_domain())
+        org.owner.UpdateOrganization(
+            rpc.UpdateOrganizationRequest(
+                organization=pb.Organization(id=org.id, description="changed meanwhile"),
+                update_mask={"paths": ["description"]},
+            )
+        )
+        assert time.monotonic() - started < 0.5
+        assert not waiting.done()
+        assert waiting.result(timeout=10) == "UNAVAILABLE/DNS_UNAVAILABLE"
+    assert other.state == pb.DOMAIN_STATE_PENDING

@@ -9,6 +9,8 @@ which runs on its own thread ("db-health") and is left out.
 - CheckPermission and GetOrganization, the hot paths, read nothing from the database when
   the read cache knows the answer, and make one statement when it does not (or when the
   caller asks for a fully consistent answer).
+- GetCurrentUser looks for an organization to auto-join with one statement, and only
+  for callers with a verified email.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from orgs.v1 import organization_service_pb2 as rpc
 from sqlalchemy import Engine, event
 
 from tests.conftest import Api, Client
+from tests.support.domains import new_domain
 
 T = TypeVar("T")
 HEALTH_THREAD = "db-health"
@@ -236,3 +239,19 @@ def test_list_audit_events_costs_the_same_for_any_page_size(
         assert len(reply.events) == min(page_size, 60)
         counts[page_size] = len(statements)
     assert len(set(counts.values())) == 1, counts
+
+
+def test_get_current_user_with_nothing_to_join_costs_one_lookup(
+    api: Api, counter: StatementCounter
+) -> None:
+    """Auto-join's price on GetCurrentUser when there is nothing to join: no statement
+    without a verified email, one (the verified-domain registry by primary key) with one."""
+    unverified = api.client(email=f"someone@{new_domain()}", email_verified=False)
+    verified = api.client(email=f"someone@{new_domain()}", email_verified=True)
+    me = rpc.GetCurrentUserRequest()
+    for client in (unverified, verified):
+        client.GetCurrentUser(me)  # provisioned, identity cached
+    _, plain = counter.run(lambda: unverified.GetCurrentUser(me))
+    _, with_lookup = counter.run(lambda: verified.GetCurrentUser(me))
+    assert len(with_lookup) == len(plain) + 1, with_lookup
+    assert [s for s in with_lookup if "verified_domains" in s] == [with_lookup[0]]
