@@ -8,8 +8,8 @@ the read cache keeps the complete organization.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterator
-from dataclasses import asdict, replace
 from dataclasses import fields as fields_of
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from orgservice.domain.authorization import Access, decide, to_change, to_read
@@ -86,7 +86,13 @@ class OrganizationService:
                 call.caller,
                 key,
                 operation="CreateOrganization",
-                request=asdict(fields),
+                # What a create sets (the same fingerprint as before settings existed).
+                request={
+                    "name": fields.name,
+                    "slug": fields.slug,
+                    "description": fields.description,
+                    "labels": fields.labels,
+                },
                 resource_id=organization_id,
                 now=now,
             )
