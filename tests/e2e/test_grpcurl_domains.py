@@ -1,16 +1,18 @@
 """The README's domain flow through the real server and grpcurl: `orgservice serve
 --dns-resolver` pointed at a real DNS server, a domain claimed and verified, auto-join
-turned on, and a colleague joining on their first call. On SQLite and PostgreSQL."""
+turned on, and a colleague joining on their first call. On SQLite and PostgreSQL. And
+`serve` refusing a resolver address it cannot use."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import grpc
 import pytest
 
-from tests.e2e.conftest import ServiceProcess
+from tests.e2e.conftest import ServiceProcess, free_port, orgservice, service_env
 from tests.support.dns_server import LocalDnsServer
 
 
@@ -75,3 +77,18 @@ def test_domain_flow(service: ServiceProcess, dns_server: LocalDnsServer) -> Non
     assert [d["name"] for d in listed] == [domain_name]
     service.call("DeleteDomain", check, alice)
     assert service.call("ListDomains", {"organization_id": org_id}, alice).get("domains") == []
+
+
+@pytest.mark.parametrize("address", ["localhost:53", "127.0.0.1", "127.0.0.1:0", "[::1]:70000"])
+def test_serve_refuses_a_malformed_dns_resolver(tmp_path: Path, address: str) -> None:
+    result = orgservice(
+        "serve",
+        "--dev",
+        "--port",
+        str(free_port()),
+        env=service_env(tmp_path / "key", ORGSERVICE_DNS_RESOLVER=address),
+        cwd=tmp_path,
+    )
+    assert result.returncode != 0
+    (line,) = result.stderr.strip().splitlines()
+    assert "--dns-resolver / ORGSERVICE_DNS_RESOLVER" in line, line
