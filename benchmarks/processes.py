@@ -48,7 +48,9 @@ def _wait(condition: object, what: str, timeout: float = START_TIMEOUT) -> None:
 
 
 @contextmanager
-def _process(command: list[str], log: Path, env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
+def _process(
+    command: list[str], log: Path, env: dict[str, str]
+) -> Iterator[subprocess.Popen[bytes]]:
     with log.open("wb") as output:
         process = subprocess.Popen(
             command, stdout=output, stderr=subprocess.STDOUT, env=env, start_new_session=True
@@ -120,7 +122,7 @@ class Service:
         return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
 
     def _samples(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-        with urllib.request.urlopen(  # noqa: S310 (a local http URL)
+        with urllib.request.urlopen(
             f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5
         ) as response:
             text = response.read().decode()
@@ -206,7 +208,9 @@ def populate(service: Service, *, members: int) -> Fixture:
                 rpc.GetCurrentUserRequest(), metadata=(("authorization", f"Bearer {member}"),)
             ).user
             stub.AddMember(
-                rpc.AddMemberRequest(organization_id=organization.id, user_id=user.id, role="viewer"),
+                rpc.AddMemberRequest(
+                    organization_id=organization.id, user_id=user.id, role="viewer"
+                ),
                 metadata=owner,
                 timeout=30,
             )
@@ -231,7 +235,9 @@ def fresh_postgres_database() -> Iterator[str]:
     with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True, connect_timeout=5) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     try:
-        base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://")
+        base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0].replace(
+            "postgresql://", "postgresql+psycopg://"
+        )
         yield f"{base}/{name}"
     finally:
         with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
