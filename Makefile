@@ -6,7 +6,7 @@ PY := $(BIN)/python
 BUF := node_modules/.bin/buf
 PROTOS := $(wildcard protos/orgs/v1/*.proto)
 
-.PHONY: setup run test test-faults test-sqlite test-postgres check lint format typecheck \
+.PHONY: setup system-packages run test test-pgbouncer test-faults test-sqlite test-postgres check lint format typecheck \
         buf-lint buf-breaking generate check-generated bench clean
 
 $(VENV)/.installed: pyproject.toml requirements.lock
@@ -33,8 +33,17 @@ check-generated: setup
 run: setup check-generated
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/orgservice serve --dev
 
-test: setup check-generated
+# Debian packages the tests need beyond PostgreSQL itself (PgBouncer).
+system-packages:
+	@scripts/system-packages.sh
+
+test: setup check-generated system-packages
 	$(BIN)/pytest
+
+# The PostgreSQL integration and concurrency suites again, through PgBouncer in
+# transaction pooling mode (--database-pooler pgbouncer).
+test-pgbouncer: setup system-packages
+	ORGSERVICE_TEST_PGBOUNCER=1 ORGSERVICE_TEST_DATABASES=postgresql $(BIN)/pytest tests/integration
 
 # Stops, freezes and locks PostgreSQL clusters the tests own (needs initdb and pgbouncer).
 test-faults: setup

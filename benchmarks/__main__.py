@@ -1,123 +1,127 @@
-"""Latency of the hot RPCs against a real server, on SQLite and PostgreSQL.
+"""Throughput of the hot RPCs against a real `orgservice serve`, as a share of the ceiling.
 
-Calls are interleaved round-robin so every RPC sees the same machine noise, and each
-is reported as a ratio to grpc.health.v1.Health/Check (transport cost alone): the
-ratios are what to compare between runs, not the milliseconds.
+For each backend (SQLite, PostgreSQL) and worker count, the benchmark starts the service
+and, beside it, an empty-handler grpcio server with as many processes (the ceiling of the
+Python gRPC stack here: benchmarks/ceiling.py). Rounds alternate between the two so both
+see the same machine noise; each RPC is loaded with h2load (4 connections x 4 streams)
+and the medians of the rounds are compared. Every response must be a success: the
+service's own metrics (grpc_server_handled_total by code) are read before and after each
+run, since a fast error is not a result. Then each RPC runs at half its measured maximum
+rate, for p50/p99 latency.
 
-    make bench                      # both backends (PostgreSQL if reachable)
-    python -m benchmarks --rounds 500
+    make bench                                # both backends, --workers 1 and 2
+    python -m benchmarks --backends postgresql --workers 2 --rounds 3 --seconds 5
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import tempfile
-import time
-import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import replace
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-import grpc
-import psycopg
-from grpc_health.v1 import health_pb2, health_pb2_grpc
-from orgs.v1 import organization_service_pb2 as rpc
-from orgs.v1 import organization_service_pb2_grpc as rpc_grpc
+from benchmarks.h2load import CLIENTS, Latency, grpc_body, latency, load, require_h2load
+from benchmarks.processes import (
+    Ceiling,
+    Service,
+    fresh_postgres_database,
+    populate,
+)
 
-from orgservice import devkeys
-from orgservice.config import Settings
-from orgservice.server import create_server
+RPCS = ("GetOrganization", "CheckPermission", "ListMembers", "CreateOrganization")
+SERVICE_PATH = "orgs.v1.OrganizationService"
 
-POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+@dataclass
+class Result:
+    rpc: str
+    ceiling: list[float] = field(default_factory=list)
+    service: list[float] = field(default_factory=list)
+    latency: Latency | None = None
+
+    @property
+    def share(self) -> float:
+        return statistics.median(self.service) / statistics.median(self.ceiling)
+
+
+def bench(database_url: str, workers: int, rounds: int, seconds: float, work: Path) -> list[Result]:
+    results = {rpc: Result(rpc) for rpc in RPCS}
+    with ExitStack() as stack:
+        service = stack.enter_context(Service.started(database_url, workers, work))
+        ceiling = stack.enter_context(Ceiling.started(workers, work))
+        fixture = populate(service, members=50)
+        bodies = {rpc: grpc_body(fixture.requests[rpc], work, rpc) for rpc in RPCS}
+        for rpc in RPCS:  # warm-up: caches, pools, lazily built statements
+            load(service.url(f"{SERVICE_PATH}/{rpc}"), bodies[rpc], fixture.token, seconds=1)
+        for _round in range(rounds):
+            for rpc in RPCS:
+                path = f"{SERVICE_PATH}/{rpc}"
+                run, _ = load(ceiling.url(path), bodies[rpc], fixture.token, seconds=seconds)
+                results[rpc].ceiling.append(run.rate)
+                before = service.handled(rpc)
+                run, _ = load(service.url(path), bodies[rpc], fixture.token, seconds=seconds)
+                service.check_all_succeeded(rpc, before, run.requests)
+                results[rpc].service.append(run.rate)
+        for rpc in RPCS:
+            half = statistics.median(results[rpc].service) / 2
+            path = f"{SERVICE_PATH}/{rpc}"
+            before = service.handled(rpc)
+            run, samples = load(
+                service.url(path),
+                bodies[rpc],
+                fixture.token,
+                seconds=seconds,
+                rate_per_client=half / CLIENTS,
+            )
+            service.check_all_succeeded(rpc, before, run.requests)
+            results[rpc].latency = latency(samples, run.rate)
+    return list(results.values())
+
+
+def report(label: str, workers: int, results: list[Result]) -> None:
+    print(f"\n{label}, --workers {workers} (medians of the rounds; latency at half load)")
+    print(
+        f"  {'RPC':<20}{'ceiling req/s':>14}{'service req/s':>15}{'share':>8}"
+        f"{'p50 ms':>9}{'p99 ms':>9}"
+    )
+    for result in results:
+        assert result.latency is not None
+        print(
+            f"  {result.rpc:<20}{statistics.median(result.ceiling):>14.0f}"
+            f"{statistics.median(result.service):>15.0f}{result.share:>8.0%}"
+            f"{result.latency.p50_ms:>9.2f}{result.latency.p99_ms:>9.2f}"
+        )
+    sys.stdout.flush()
 
 
 @contextmanager
-def postgres_database() -> Iterator[str | None]:
-    name = f"orgservice_bench_{uuid.uuid4().hex[:10]}"
-    try:
-        with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True, connect_timeout=3) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-    except psycopg.OperationalError:
-        yield None
+def database(backend: str, work: Path) -> Iterator[str]:
+    if backend == "sqlite":
+        yield f"sqlite:///{work / 'bench.db'}"
         return
-    try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    finally:
-        with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def measure(calls: dict[str, Callable[[], Any]], rounds: int) -> dict[str, list[float]]:
-    samples: dict[str, list[float]] = {name: [] for name in calls}
-    for _ in range(rounds):
-        for name, call in calls.items():
-            started = time.perf_counter()
-            call()
-            samples[name].append(time.perf_counter() - started)
-    return samples
-
-
-def bench_backend(label: str, database_url: str, key_file: Path, rounds: int) -> None:
-    settings = replace(
-        Settings(), port=0, database_url=database_url, dev=True, dev_key_file=key_file
-    )
-    server = create_server(settings)
-    server.start()
-    key = devkeys.load_or_create(key_file)
-    try:
-        with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
-            stub = rpc_grpc.OrganizationServiceStub(channel)
-            health = health_pb2_grpc.HealthStub(channel)
-            auth = (("authorization", f"Bearer {devkeys.mint_token(key, subject='bench')}"),)
-            org = stub.CreateOrganization(
-                rpc.CreateOrganizationRequest(name="Bench"), metadata=auth
-            ).organization
-            calls: dict[str, Callable[[], Any]] = {
-                "Health/Check (baseline)": lambda: health.Check(health_pb2.HealthCheckRequest()),
-                "CheckPermission": lambda: stub.CheckPermission(
-                    rpc.CheckPermissionRequest(
-                        organization_id=org.id, permission="workspaces.create"
-                    ),
-                    metadata=auth,
-                ),
-                "GetOrganization": lambda: stub.GetOrganization(
-                    rpc.GetOrganizationRequest(organization_id=org.id), metadata=auth
-                ),
-                "ListMembers": lambda: stub.ListMembers(
-                    rpc.ListMembersRequest(organization_id=org.id), metadata=auth
-                ),
-                "ListOrganizations": lambda: stub.ListOrganizations(
-                    rpc.ListOrganizationsRequest(), metadata=auth
-                ),
-            }
-            measure(calls, rounds // 10)  # warm-up: caches, pools, JIT-free but lazy paths
-            samples = measure(calls, rounds)
-    finally:
-        server.stop(grace=1)
-    baseline = statistics.median(samples["Health/Check (baseline)"])
-    print(f"\n{label}: {rounds} interleaved rounds")
-    print(f"  {'rpc':<26}{'median ms':>10}{'p95 ms':>9}{'x baseline':>12}")
-    for name, values in samples.items():
-        median = statistics.median(values)
-        p95 = statistics.quantiles(values, n=20)[-1]
-        print(f"  {name:<26}{median * 1000:>10.3f}{p95 * 1000:>9.3f}{median / baseline:>12.2f}")
+    with fresh_postgres_database() as url:
+        yield url
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--rounds", type=int, default=1000)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--backends", default="sqlite,postgresql")
+    parser.add_argument("--workers", default="1,2", help="worker counts to compare")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=5.0, help="length of each run")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        key_file = Path(tmp) / "dev-key"
-        bench_backend("SQLite", f"sqlite:///{tmp}/bench.db", key_file, args.rounds)
-        with postgres_database() as url:
-            if url is None:
-                print("\nPostgreSQL: not reachable, skipped")
-            else:
-                bench_backend("PostgreSQL", url, key_file, args.rounds)
+    require_h2load()
+    for backend in args.backends.split(","):
+        for workers in (int(w) for w in args.workers.split(",")):
+            with tempfile.TemporaryDirectory() as tmp, database(backend, Path(tmp)) as url:
+                results = bench(url, workers, args.rounds, args.seconds, Path(tmp))
+            report({"sqlite": "SQLite", "postgresql": "PostgreSQL"}[backend], workers, results)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""The `orgservice` command: serve, token, migrate, purge."""
+"""The `orgservice` command: serve, token, migrate, purge, health."""
 
 from __future__ import annotations
 
@@ -7,10 +7,11 @@ import os
 import shlex
 import sys
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 from orgservice import devkeys
 from orgservice.config import ConfigurationError, Settings, add_options, load_settings
-from orgservice.logs import configure_logging
+from orgservice.telemetry.logging import configure_logging
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -36,6 +37,11 @@ def _parser() -> argparse.ArgumentParser:
         "purge", help="delete what retention allows now (the server also does it periodically)"
     )
     add_options(purge, "purge")
+
+    health = commands.add_parser(
+        "health", help="check a server's health: exit 0 when SERVING, 1 otherwise"
+    )
+    add_options(health, "health")
     return parser
 
 
@@ -46,7 +52,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     except ConfigurationError as error:
         print(f"orgservice: {error}", file=sys.stderr)
         return 2
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     from orgservice.storage.startup import DatabaseNotReady
 
     try:
@@ -57,6 +63,8 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
             return _migrate(settings)
         if args.command == "purge":
             return _purge(settings)
+        if args.command == "health":
+            return _health(settings)
         return _serve(settings)
     except ConfigurationError as error:
         print(f"orgservice: {error}", file=sys.stderr)
@@ -91,6 +99,43 @@ def _migrate(settings: Settings) -> int:
         wait_seconds=settings.database_wait_seconds,
     )
     return 0
+
+
+def _health(settings: Settings) -> int:
+    """One line on stdout: the status, or why there is none (Docker HEALTHCHECK, exec
+    probes)."""
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    tls = settings.tls_ca_file or settings.tls_cert_file
+    if tls:
+        credentials = grpc.ssl_channel_credentials(
+            root_certificates=_read(settings.tls_ca_file),
+            private_key=_read(settings.tls_key_file),
+            certificate_chain=_read(settings.tls_cert_file),
+        )
+        channel = grpc.secure_channel(settings.address, credentials)
+    else:
+        channel = grpc.insecure_channel(settings.address)
+    with channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        try:
+            reply = stub.Check(
+                health_pb2.HealthCheckRequest(service=settings.service), timeout=settings.timeout
+            )
+        except grpc.RpcError as error:
+            print(f"{error.code().name}: {error.details()}")
+            return 1
+    status = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+    print(status)
+    return 0 if reply.status == health_pb2.HealthCheckResponse.SERVING else 1
+
+
+def _read(path: Path | None) -> bytes | None:
+    try:
+        return path.read_bytes() if path is not None else None
+    except OSError as error:
+        raise ConfigurationError(f"cannot read {path}: {error}") from error
 
 
 def _purge(settings: Settings) -> int:

@@ -83,7 +83,18 @@ class Settings:
     database_listen_url: str = ""
     keepalive_seconds: float = 30.0
     purge_interval_seconds: float = 3600.0
+    log_format: str = "text"
+    metrics_port: int = 0
+    health_port: int = 0
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    tls_client_ca_file: Path | None = None
     dns_resolver: str = ""  # HOST:PORT; empty: the system's resolver
+    # `orgservice health`
+    address: str = "127.0.0.1:50051"
+    service: str = ""
+    timeout: float = 3.0
+    tls_ca_file: Path | None = None
 
     @property
     def listen_url(self) -> str:
@@ -155,10 +166,35 @@ OPTIONS = (
     Option("keepalive_seconds", float, "interval of keepalive pings on idle connections"),
     Option("purge_interval_seconds", float, "seconds between runs of the purge job"),
     Option(
+        "log_format",
+        _choice("text", "json"),
+        "text or json (one object per line)",
+        _SERVE_AND_DATABASE,
+    ),
+    Option("metrics_port", int, "port of the Prometheus /metrics endpoint (0: off)"),
+    Option("health_port", int, "plaintext port serving only grpc.health.v1 (0: off)"),
+    Option(
+        "tls_cert_file",
+        _path,
+        "serve: the server's PEM certificate chain; health: a client certificate",
+        ("serve", "health"),
+    ),
+    Option("tls_key_file", _path, "the PEM private key of --tls-cert-file", ("serve", "health")),
+    Option("tls_client_ca_file", _path, "PEM CA that must sign client certificates (mTLS)"),
+    Option(
         "dns_resolver",
         _resolver_address,
         "HOST:PORT of the DNS resolver VerifyDomain asks (default: the system's)",
     ),
+    Option("address", str, "HOST:PORT of the server to check", ("health",)),
+    Option(
+        "service",
+        str,
+        "service to check: '' (liveness) or orgs.v1.OrganizationService",
+        ("health",),
+    ),
+    Option("timeout", float, "seconds to wait for the answer", ("health",)),
+    Option("tls_ca_file", _path, "PEM CA to verify the server with (TLS)", ("health",)),
 )
 OPTIONS_BY_NAME = {option.name: option for option in OPTIONS}
 
@@ -212,3 +248,7 @@ def _check(settings: Settings) -> None:
         raise ConfigurationError("--workers above 1 needs a fixed --port to share")
     if not settings.page_token_secret:
         raise ConfigurationError("--page-token-secret must not be empty")
+    if (settings.tls_cert_file is None) != (settings.tls_key_file is None):
+        raise ConfigurationError("--tls-cert-file and --tls-key-file go together")
+    if settings.tls_client_ca_file is not None and settings.tls_cert_file is None:
+        raise ConfigurationError("--tls-client-ca-file needs --tls-cert-file and --tls-key-file")

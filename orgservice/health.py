@@ -26,8 +26,15 @@ class DatabaseHealth:
     its own (a hung server may take long to give up), and no other starts meanwhile."""
 
     def __init__(
-        self, probe: Probe, health: HealthServicer, service: str, *, interval: float
+        self,
+        probe: Probe,
+        health: HealthServicer,
+        service: str,
+        *,
+        interval: float,
+        on_change: Callable[[bool], None] | None = None,
     ) -> None:
+        self._on_change = on_change
         self._probe = probe
         self._health = health
         self._service = service
@@ -50,5 +57,7 @@ class DatabaseHealth:
                 "database %s", "reachable: SERVING" if serving else "unreachable: NOT_SERVING"
             )
             self._serving = serving
+            if self._on_change is not None:
+                self._on_change(serving)
             status = health_pb2.HealthCheckResponse
             await self._health.set(self._service, status.SERVING if serving else status.NOT_SERVING)

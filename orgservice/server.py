@@ -19,6 +19,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, NoReturn
 
+import grpc
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from grpc import aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -40,7 +41,6 @@ from orgservice.config import ConfigurationError, Settings
 from orgservice.dns_txt import DnsTxtResolver
 from orgservice.domain.errors import DomainError
 from orgservice.health import DatabaseHealth
-from orgservice.logs import configure_logging
 from orgservice.service.registry import Services
 from orgservice.storage.cache import ReadCache
 from orgservice.storage.database import EngineOptions, create_database_engine
@@ -49,11 +49,15 @@ from orgservice.storage.probe import database_probe
 from orgservice.storage.retention import purge
 from orgservice.storage.startup import prepare_database
 from orgservice.storage.unit_of_work import SqlDatabase
+from orgservice.telemetry.logging import configure_logging
+from orgservice.telemetry.metrics import Metrics, SharedMetrics, no_metrics, serve_metrics
+from orgservice.telemetry.tracing import Tracing, current_trace_id
 
 log = logging.getLogger(__name__)
 
 SERVICE = organization_service_pb2.DESCRIPTOR.services_by_name["OrganizationService"]
 SERVICE_NAME: str = SERVICE.full_name
+HEALTH_SERVICE_NAME: str = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
 LIVENESS = ""
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 MAX_METADATA_BYTES = 64 * 1024
@@ -107,18 +111,59 @@ def _transport_options(settings: Settings, *, reuse_port: bool) -> list[tuple[st
     ]
 
 
+def _server_credentials(settings: Settings) -> grpc.ServerCredentials | None:
+    """TLS when a certificate is configured; mTLS when a client CA is too."""
+    if settings.tls_cert_file is None or settings.tls_key_file is None:
+        return None
+    try:
+        chain = settings.tls_cert_file.read_bytes()
+        key = settings.tls_key_file.read_bytes()
+        client_ca = (
+            settings.tls_client_ca_file.read_bytes() if settings.tls_client_ca_file else None
+        )
+    except OSError as error:
+        raise ConfigurationError(f"cannot read a TLS file: {error}") from error
+    return grpc.ssl_server_credentials(
+        [(key, chain)], root_certificates=client_ca, require_client_auth=client_ca is not None
+    )
+
+
+def _bind(
+    server: aio.Server, host: str, port: int, credentials: grpc.ServerCredentials | None
+) -> int:
+    address = f"{host}:{port}"
+    try:
+        if credentials is None:
+            return server.add_insecure_port(address)
+        return server.add_secure_port(address, credentials)
+    except RuntimeError as error:
+        raise ConfigurationError(f"cannot listen on {address} (is the port in use?)") from error
+
+
 class OrgServer:
     """A configured server. `await start()`, then `await stop(grace)`; or, from
-    synchronous code (tests, embedding), `run_in_background()` and `stop_background()`."""
+    synchronous code (tests, embedding), `run_in_background()` and `stop_background()`.
 
-    def __init__(self, settings: Settings, *, reuse_port: bool = False) -> None:
+    `metrics`: this process's metrics, or None when nobody scrapes them."""
+
+    def __init__(
+        self, settings: Settings, *, reuse_port: bool = False, metrics: Metrics | None = None
+    ) -> None:
         self.settings = settings
         verifier = build_verifier(settings)
+        self._credentials = _server_credentials(settings)
+        self.tracing = Tracing()
         engine = create_database_engine(
             settings.database_url,
             EngineOptions(pool_size=settings.threads, pooler=settings.database_pooler),
         )
-        self.cache = ReadCache(settings.authz_cache_seconds)
+        self.tracing.instrument(engine)
+        self.metrics = metrics
+        self.cache = ReadCache(
+            settings.authz_cache_seconds, on_lookup=metrics.observe_cache if metrics else None
+        )
+        if metrics is not None:
+            metrics.watch_pool(engine, settings.threads)
         self.database = SqlDatabase(engine, self.cache)
         services = Services.build(
             self.database,
@@ -130,7 +175,11 @@ class OrgServer:
         )
         self.admission = AdmissionInterceptor(settings.max_concurrent_rpcs, settings.max_streams)
         self._interceptors: list[aio.ServerInterceptor] = [
-            OutcomeInterceptor(lambda *_: None),
+            *self.tracing.server_interceptors(),
+            OutcomeInterceptor(
+                metrics.observe_call if metrics else no_metrics,
+                current_trace_id if self.tracing.enabled else str,
+            ),
             self.admission,
             AuthInterceptor(verifier),
         ]
@@ -139,8 +188,9 @@ class OrgServer:
         )
         self._reuse_port = reuse_port
         self.port = 0
-        self._server: aio.Server | None = None
-        self.health: HealthServicer | None = None
+        self.health_port = 0
+        self._servers: list[aio.Server] = []
+        self.health = HealthServicer()
         self._tasks: list[asyncio.Task[None]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -148,33 +198,28 @@ class OrgServer:
     async def start(self) -> int:
         """Binds and starts serving; returns the port."""
         settings = self.settings
-        server = aio.server(
-            interceptors=self._interceptors,
-            options=_transport_options(settings, reuse_port=self._reuse_port),
-        )
+        options = _transport_options(settings, reuse_port=self._reuse_port)
+        server = aio.server(interceptors=self._interceptors, options=options)
         server.add_generic_rpc_handlers((self.dispatcher.handlers(SERVICE, self._servicer),))
-        self.health = HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection(
-            (
-                SERVICE_NAME,
-                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-                reflection.SERVICE_NAME,
-            ),
-            server,
+            (SERVICE_NAME, HEALTH_SERVICE_NAME, reflection.SERVICE_NAME), server
         )
-        try:
-            self.port = server.add_insecure_port(f"{settings.host}:{settings.port}")
-        except RuntimeError as error:
-            raise ConfigurationError(
-                f"cannot listen on {settings.host}:{settings.port} (is the port in use?)"
-            ) from error
+        self.port = _bind(server, settings.host, settings.port, self._credentials)
+        self._servers.append(server)
+        if settings.health_port:
+            # Plaintext and health only: kubelet probes cannot present client certificates.
+            probes = aio.server(options=options)
+            health_pb2_grpc.add_HealthServicer_to_server(self.health, probes)
+            self.health_port = _bind(probes, settings.host, settings.health_port, None)
+            self._servers.append(probes)
         await self.health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.NOT_SERVING)
         monitor = DatabaseHealth(
             database_probe(self.database.engine),
             self.health,
             SERVICE_NAME,
             interval=settings.health_interval,
+            on_change=self.metrics.database_reachable if self.metrics else None,
         )
         await monitor.check()
         self._tasks.append(asyncio.create_task(monitor.run(), name="db-health"))
@@ -182,8 +227,8 @@ class OrgServer:
         if settings.listen_url and self.cache.enabled:
             listener = ChangeListener(settings.listen_url, self.cache)
             self._tasks.append(asyncio.create_task(listener.run(), name="db-listen"))
-        await server.start()
-        self._server = server
+        for each in self._servers:
+            await each.start()
         return self.port
 
     async def _purge_periodically(self) -> None:
@@ -205,19 +250,19 @@ class OrgServer:
         get `grace` seconds; then the rest is cancelled and the database let go."""
         deadline = time.monotonic() + grace
         self.admission.draining = True
-        if self.health is not None:
-            await self.health.enter_graceful_shutdown()
+        await self.health.enter_graceful_shutdown()
         while self.admission.in_flight() and time.monotonic() < deadline:
             await asyncio.sleep(0.02)
         for task in self._tasks:
             task.cancel()
-        if self._server is not None:
-            await self._server.stop(grace=max(0.0, deadline - time.monotonic()))
+        remaining = max(0.0, deadline - time.monotonic())
+        await asyncio.gather(*(server.stop(grace=remaining) for server in self._servers))
         # Nothing may hang past the grace period: cut connections still waiting on the
         # database (a hung server answers nothing, not even a cancel request).
         self.database.watchdog.cut_all()
         self.dispatcher.executor.shutdown(wait=False, cancel_futures=True)
         self.database.engine.dispose()
+        self.tracing.shutdown()
 
     def run_in_background(self) -> None:
         """Starts the server on an event loop of its own thread (tests, embedding)."""
@@ -266,7 +311,11 @@ def serve(settings: Settings, on_listening: Callable[[int], None] | None = None)
     )
     if settings.workers > 1:
         return _serve_workers(settings, on_listening)
-    return _serve_one(settings, reuse_port=False, on_listening=on_listening)
+    metrics = None
+    if settings.metrics_port:
+        metrics = Metrics()
+        serve_metrics(settings.host, settings.metrics_port)
+    return _serve_one(settings, reuse_port=False, on_listening=on_listening, metrics=metrics)
 
 
 def _serve_one(
@@ -274,24 +323,23 @@ def _serve_one(
     *,
     reuse_port: bool,
     on_listening: Callable[[int], None] | None = None,
+    metrics: Metrics | None = None,
 ) -> int:
     # Workers obey their parent only: SIGINT from a terminal reaches every process of
     # the group, and the parent forwards it as SIGTERM.
     signals = (signal.SIGTERM,) if reuse_port else (signal.SIGTERM, signal.SIGINT)
-    code = asyncio.run(
-        _run(settings, reuse_port=reuse_port, on_listening=on_listening, signals=signals)
-    )
+    server = OrgServer(settings, reuse_port=reuse_port, metrics=metrics)
+    code = asyncio.run(_run(server, on_listening=on_listening, signals=signals))
     return _exit_now(code)
 
 
 async def _run(
-    settings: Settings,
+    server: OrgServer,
     *,
-    reuse_port: bool,
     on_listening: Callable[[int], None] | None,
     signals: tuple[signal.Signals, ...],
 ) -> int:
-    server = OrgServer(settings, reuse_port=reuse_port)
+    settings = server.settings
     port = await server.start()
     log.info("orgservice listening on %s:%d", settings.host, port)
     if on_listening is not None:
@@ -334,6 +382,20 @@ def _exit_now(code: int) -> NoReturn:
 
 
 def _serve_workers(settings: Settings, on_listening: Callable[[int], None] | None) -> int:
+    # Before the workers start: they find the samples directory in their environment.
+    shared = SharedMetrics() if settings.metrics_port else None
+    try:
+        return _run_workers(settings, on_listening, shared)
+    finally:
+        if shared is not None:
+            shared.close()
+
+
+def _run_workers(
+    settings: Settings,
+    on_listening: Callable[[int], None] | None,
+    shared: SharedMetrics | None,
+) -> int:
     context = multiprocessing.get_context("spawn")
     workers = [
         context.Process(target=_worker_main, args=(settings,), name=f"orgservice-worker-{i}")
@@ -354,10 +416,14 @@ def _serve_workers(settings: Settings, on_listening: Callable[[int], None] | Non
         signal.signal(signum, forward)
     for worker in workers:
         worker.start()
+    if shared is not None:
+        shared.serve(settings.host, settings.metrics_port)
     if on_listening is not None:
         on_listening(settings.port)  # fixed for workers; they bind it as they come up
     for worker in workers:
         worker.join()
+        if shared is not None and worker.pid is not None:
+            shared.worker_exited(worker.pid)
     failed = [w.name for w in workers if w.exitcode not in (0, -signal.SIGTERM)]
     if failed:
         log.error("workers failed: %s", ", ".join(failed))
@@ -366,6 +432,6 @@ def _serve_workers(settings: Settings, on_listening: Callable[[int], None] | Non
 
 
 def _worker_main(settings: Settings) -> None:
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _serve_one(settings, reuse_port=True)
+    _serve_one(settings, reuse_port=True, metrics=Metrics() if settings.metrics_port else None)

@@ -18,6 +18,7 @@ _MAX_DURATION_SECONDS = 315_576_000_000
 _MIN_TIMESTAMP_SECONDS = -62_135_596_800  # 0001-01-01T00:00:00Z
 _MAX_TIMESTAMP_SECONDS = 253_402_300_799  # 9999-12-31T23:59:59Z
 _NANOS = 1_000_000_000
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 _ORGANIZATION_STATES = {
     models.OrganizationState.ACTIVE: pb.ORGANIZATION_STATE_ACTIVE,
@@ -26,11 +27,12 @@ _ORGANIZATION_STATES = {
 
 
 def timestamp(value: datetime | None) -> Timestamp | None:
+    # Arithmetic on the aware datetime: several times faster than
+    # Timestamp.FromDatetime, which converts through naive UTC and validates.
     if value is None:
         return None
-    result = Timestamp()
-    result.FromDatetime(value)
-    return result
+    delta = value - _EPOCH
+    return Timestamp(seconds=delta.days * 86_400 + delta.seconds, nanos=delta.microseconds * 1000)
 
 
 def duration(value: timedelta | None) -> Duration | None:

@@ -121,9 +121,14 @@ class OutcomeInterceptor(aio.ServerInterceptor):
     into INTERNAL with the correlation id), and reports every call's outcome: one access
     log line and the metrics."""
 
-    def __init__(self, observe: Callable[[str, str, grpc.StatusCode, float, bool], None]) -> None:
-        # observe(method, grpc_type, code, seconds, started): metrics; see telemetry.
+    def __init__(
+        self,
+        observe: Callable[[str, str, grpc.StatusCode | None, float], None],
+        trace_id: Callable[[], str],
+    ) -> None:
+        # observe(method, grpc_type, code or None when the call starts, seconds): metrics.
         self._observe = observe
+        self._trace_id = trace_id
 
     async def intercept_service(
         self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
@@ -135,20 +140,20 @@ class OutcomeInterceptor(aio.ServerInterceptor):
         metadata = dict(handler_call_details.invocation_metadata or ())
         streaming = handler.unary_stream is not None
         grpc_type = "server_stream" if streaming else "unary"
-        observe = self._observe
+        observe, trace_id = self._observe, self._trace_id
 
         def start() -> tuple[CallRecord, contextvars.Token[CallRecord], float]:
             requested_id = str(metadata.get("x-request-id", ""))
             correlation_id = (
                 requested_id if _CORRELATION_ID.match(requested_id) else uuid.uuid4().hex
             )
-            record = CallRecord(method, correlation_id, streaming)
-            observe(method, grpc_type, grpc.StatusCode.OK, 0.0, True)
+            record = CallRecord(method, correlation_id, streaming, trace_id=trace_id())
+            observe(method, grpc_type, None, 0.0)
             return record, _call.set(record), time.perf_counter()
 
         def finish(record: CallRecord, started: float, code: grpc.StatusCode) -> None:
             elapsed = time.perf_counter() - started
-            observe(method, grpc_type, code, elapsed, False)
+            observe(method, grpc_type, code, elapsed)
             level = logging.DEBUG if is_public(method) else logging.INFO
             if log.isEnabledFor(level):
                 log.log(

@@ -95,6 +95,24 @@ class Organization:
 
 
 @dataclass(frozen=True)
+class NewOrganization:
+    """An organization about to be created with its built-in roles, its owner and its
+    default workspace."""
+
+    id: str
+    slug: str
+    name: str
+    description: str
+    labels: dict[str, str]
+    personal: bool
+    owner_user_id: str
+    workspace_id: str
+    create_time: datetime
+    workspace_slug: str = "default"
+    workspace_name: str = "Default"
+
+
+@dataclass(frozen=True)
 class AccessRecord:
     """One user's standing in one existing organization: its state, the user's role
     (None for non-members) and that role's permissions."""

@@ -25,6 +25,7 @@ from orgservice.domain.errors import (
 from orgservice.domain.models import (
     Call,
     Caller,
+    NewOrganization,
     Organization,
     OrganizationFields,
     OrganizationQuery,
@@ -59,7 +60,6 @@ from orgservice.service.members import check_may_grant, existing_role
 from orgservice.service.ports import Database, UnitOfWork
 
 PURGE_AFTER = timedelta(days=30)
-DEFAULT_WORKSPACE_SLUG = "default"
 _DERIVED_SLUG_ATTEMPTS = 5
 
 GET = to_read(ORGANIZATIONS_GET)
@@ -322,30 +322,25 @@ def insert_organization(
     derived from `slug_source` (default: the name)."""
     name = fields.name or ""
     for slug in slug_candidates(fields.slug, slug_source or name):
-        if uow.organizations.add(
-            organization_id=organization_id,
-            slug=slug,
-            name=name,
-            description=fields.description or "",
-            labels=dict(fields.labels or {}),
-            personal=personal,
-            now=now,
-        ):
+        organization = uow.organizations.create(
+            NewOrganization(
+                id=organization_id,
+                slug=slug,
+                name=name,
+                description=fields.description or "",
+                labels=dict(fields.labels or {}),
+                personal=personal,
+                owner_user_id=caller.user_id,
+                workspace_id=new_id(),
+                create_time=now,
+            )
+        )
+        if organization is not None:
             break
     else:
         if fields.slug:
             raise SlugTaken(fields.slug)
         raise invalid("slug", "could not derive a free slug from the name; choose one")
-    uow.roles.add_built_ins(organization_id, now)
-    uow.memberships.add(organization_id, caller.user_id, OWNER, now)
-    uow.workspaces.add(
-        organization_id=organization_id,
-        workspace_id=new_id(),
-        slug=DEFAULT_WORKSPACE_SLUG,
-        name="Default",
-        description="",
-        now=now,
-    )
     audit.record(
         uow,
         caller,
@@ -357,7 +352,7 @@ def insert_organization(
         slug=slug,
         name=name,
     )
-    return load_organization(uow, organization_id)
+    return organization
 
 
 def _check_etag(uow: UnitOfWork, organization_id: str, etag: str) -> None:

@@ -18,6 +18,7 @@ from orgservice.domain.models import (
     InvitationState,
     Member,
     Membership,
+    NewOrganization,
     Organization,
     OrganizationFields,
     OrganizationQuery,
@@ -40,17 +41,10 @@ class Users(Protocol):
 
 
 class Organizations(Protocol):
-    def add(
-        self,
-        *,
-        organization_id: str,
-        slug: str,
-        name: str,
-        description: str,
-        labels: dict[str, str],
-        personal: bool,
-        now: datetime,
-    ) -> bool: ...
+    def create(self, new: NewOrganization) -> Organization | None:
+        """Inserts it with its built-in roles, owner and default workspace; None when
+        the slug is taken."""
+
     def id_for_slug(self, slug: str) -> str | None: ...
     def get(self, organization_id: str) -> Organization | None: ...
     def lock(self, organization_id: str) -> OrganizationState | None: ...
@@ -82,7 +76,6 @@ class Memberships(Protocol):
 
 
 class Roles(Protocol):
-    def add_built_ins(self, organization_id: str, now: datetime) -> None: ...
     def add(
         self,
         organization_id: str,

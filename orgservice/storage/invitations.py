@@ -11,18 +11,18 @@ from sqlalchemy.exc import IntegrityError
 
 from orgservice.domain.errors import InvitationPending
 from orgservice.domain.models import Invitation, InvitationState, Page, PageRequest
-from orgservice.storage.paging import AnyRow, fetch_page
+from orgservice.storage.paging import AnyRow, Pager
 from orgservice.storage.sql import Sql
-from orgservice.storage.tables import invitations
+from orgservice.storage.tables import TIMESTAMP, invitations
 
 _PENDING = InvitationState.PENDING.value
 _BY_ID = select(invitations).where(invitations.c.id == bindparam("id"))
 _BY_TOKEN_HASH = select(invitations).where(invitations.c.token_hash == bindparam("token_hash"))
 
 
-def in_state(state: InvitationState, now: datetime) -> ColumnElement[bool]:
-    """SQL for "effectively in `state` at `now`"."""
-    live = invitations.c.expire_time > now
+def in_state(state: InvitationState) -> ColumnElement[bool]:
+    """SQL for "effectively in `state` at the bound parameter `now`"."""
+    live = invitations.c.expire_time > bindparam("now", type_=TIMESTAMP)
     if state is InvitationState.PENDING:
         return and_(invitations.c.state == _PENDING, live)
     if state is InvitationState.EXPIRED:
@@ -32,6 +32,29 @@ def in_state(state: InvitationState, now: datetime) -> ColumnElement[bool]:
         )
     stored: ColumnElement[bool] = invitations.c.state == state.value
     return stored
+
+
+def _pager(query: Select[Any]) -> Pager:
+    return Pager(query, create_time=invitations.c.create_time, id_column=invitations.c.id)
+
+
+_IN_ORGANIZATION = select(invitations).where(
+    invitations.c.organization_id == bindparam("organization_id")
+)
+_BY_STATE: dict[InvitationState | None, Pager] = {
+    None: _pager(_IN_ORGANIZATION),
+    **{state: _pager(_IN_ORGANIZATION.where(in_state(state))) for state in InvitationState},
+}
+_PENDING_FOR_EMAIL = _pager(
+    select(invitations).where(
+        invitations.c.email == bindparam("email"), in_state(InvitationState.PENDING)
+    )
+)
+_PENDING_WITH_ROLE = select(func.count()).where(
+    invitations.c.organization_id == bindparam("organization_id"),
+    invitations.c.role == bindparam("role"),
+    in_state(InvitationState.PENDING),
+)
 
 
 class InvitationRepository:
@@ -98,26 +121,23 @@ class InvitationRepository:
         now: datetime,
         page: PageRequest,
     ) -> Page[Invitation]:
-        query = select(invitations).where(invitations.c.organization_id == organization_id)
-        if state is not None:
-            query = query.where(in_state(state, now))
-        return self._page(query, now, page)
+        return _BY_STATE[state].fetch(
+            self._sql,
+            page,
+            {"organization_id": organization_id, "now": now},
+            lambda row: _to_invitation(row, now),
+        )
 
     def find_pending_for_email(
         self, email: str, now: datetime, page: PageRequest
     ) -> Page[Invitation]:
-        query = select(invitations).where(
-            invitations.c.email == email, in_state(InvitationState.PENDING, now)
+        return _PENDING_FOR_EMAIL.fetch(
+            self._sql, page, {"email": email, "now": now}, lambda row: _to_invitation(row, now)
         )
-        return self._page(query, now, page)
 
     def count_pending_with_role(self, organization_id: str, role: str, now: datetime) -> int:
         count: int = self._sql.execute(
-            select(func.count()).where(
-                invitations.c.organization_id == organization_id,
-                invitations.c.role == role,
-                in_state(InvitationState.PENDING, now),
-            )
+            _PENDING_WITH_ROLE, {"organization_id": organization_id, "role": role, "now": now}
         ).scalar_one()
         return count
 
@@ -153,16 +173,6 @@ class InvitationRepository:
             .returning(*invitations.c)
         ).one()
         return _to_invitation(row, now)
-
-    def _page(self, query: Select[Any], now: datetime, page: PageRequest) -> Page[Invitation]:
-        return fetch_page(
-            self._sql,
-            query,
-            create_time=invitations.c.create_time,
-            id_column=invitations.c.id,
-            page=page,
-            convert=lambda row: _to_invitation(row, now),
-        )
 
 
 def _to_invitation(row: AnyRow, now: datetime) -> Invitation:

@@ -17,7 +17,7 @@ from orgservice.domain.models import (
     PageRequest,
 )
 from orgservice.storage.organizations import OrganizationRepository, to_organization
-from orgservice.storage.paging import AnyRow, fetch_page
+from orgservice.storage.paging import AnyRow, Pager
 from orgservice.storage.sql import Sql
 from orgservice.storage.tables import memberships, organizations, roles, users
 from orgservice.storage.users import USER_COLUMNS, to_user
@@ -56,6 +56,17 @@ _MEMBER = _MEMBERS.where(
     memberships.c.organization_id == bindparam("organization_id"),
     memberships.c.user_id == bindparam("user_id"),
 )
+_IN_ORGANIZATION = _MEMBERS.where(memberships.c.organization_id == bindparam("organization_id"))
+_PAGES = {
+    with_role: Pager(
+        _IN_ORGANIZATION.where(memberships.c.role == bindparam("role"))
+        if with_role
+        else _IN_ORGANIZATION,
+        create_time=memberships.c.create_time,
+        id_column=memberships.c.user_id,
+    )
+    for with_role in (False, True)
+}
 
 
 class MembershipRepository:
@@ -117,16 +128,11 @@ class MembershipRepository:
         self, organization_id: str, role: str, page: PageRequest, *, total: int | None
     ) -> Page[Member]:
         """`total`: the organization's member count when no role filter applies."""
-        query = _MEMBERS.where(memberships.c.organization_id == organization_id)
-        if role:
-            query = query.where(memberships.c.role == role)
-        return fetch_page(
+        return _PAGES[bool(role)].fetch(
             self._sql,
-            query,
-            create_time=memberships.c.create_time,
-            id_column=memberships.c.user_id,
-            page=page,
-            convert=_to_member,
+            page,
+            {"organization_id": organization_id, "role": role},
+            _to_member,
             total=None if role else total,
         )
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import bindparam, delete, insert, or_, select, update
@@ -12,6 +13,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from orgservice.domain.errors import SlugTaken
 from orgservice.domain.models import (
+    NewOrganization,
     Organization,
     OrganizationFields,
     OrganizationQuery,
@@ -20,10 +22,17 @@ from orgservice.domain.models import (
     Page,
     PageRequest,
 )
-from orgservice.domain.permissions import OWNER
-from orgservice.storage.paging import AnyRow, fetch_page, name_or_slug_contains
+from orgservice.domain.permissions import BUILT_IN_ROLES, OWNER
+from orgservice.storage.paging import AnyRow, Pager, contains_pattern, name_or_slug_contains
+from orgservice.storage.roles import role_values
 from orgservice.storage.sql import Sql
-from orgservice.storage.tables import memberships, organization_slugs, organizations
+from orgservice.storage.tables import (
+    memberships,
+    organization_slugs,
+    organizations,
+    roles,
+    workspaces,
+)
 
 _ACTIVE = OrganizationState.ACTIVE.value
 _BY_ID = select(organizations).where(organizations.c.id == bindparam("id"))
@@ -33,6 +42,30 @@ _ID_FOR_SLUG = select(organization_slugs.c.organization_id).where(
 _STATE_FOR_UPDATE = (
     select(organizations.c.state).where(organizations.c.id == bindparam("id")).with_for_update()
 )
+
+
+@functools.cache
+def _pager(of_member: bool, show_deleted: bool, filtered: bool) -> Pager:
+    """The list of a member's organizations (or of all, for platform callers)."""
+    statement = select(organizations)
+    if of_member:
+        statement = statement.join(
+            memberships,
+            (memberships.c.organization_id == organizations.c.id)
+            & (memberships.c.user_id == bindparam("user_id")),
+        )
+    if not show_deleted:
+        statement = statement.where(organizations.c.state == _ACTIVE)
+    elif of_member:
+        # Members see deleted organizations only where they could undelete them.
+        statement = statement.where(
+            or_(organizations.c.state == _ACTIVE, memberships.c.role == OWNER)
+        )
+    if filtered:
+        statement = statement.where(
+            name_or_slug_contains(organizations.c.name, organizations.c.slug)
+        )
+    return Pager(statement, create_time=organizations.c.create_time, id_column=organizations.c.id)
 
 
 def etag_of(entity_id: str, version: int) -> str:
@@ -53,33 +86,25 @@ class OrganizationRepository:
     def __init__(self, sql: Sql) -> None:
         self._sql = sql
 
-    def add(
-        self,
-        *,
-        organization_id: str,
-        slug: str,
-        name: str,
-        description: str,
-        labels: dict[str, str],
-        personal: bool,
-        now: datetime,
-    ) -> bool:
-        """Inserts an active organization (no members yet); False when the slug is taken."""
-        if not self._claim_slug(slug, organization_id):
-            return False
-        self._sql.execute(
-            insert(organizations),
+    def create(self, new: NewOrganization) -> Organization | None:
+        """Inserts an active organization with its built-in roles, its owner and its
+        default workspace (so its counts start at one); None when the slug is taken."""
+        if not self._claim_slug(new.slug, new.id):
+            return None
+        now = new.create_time
+        row = self._sql.execute(
+            insert(organizations).returning(*organizations.c),
             {
-                "id": organization_id,
-                "slug": slug,
-                "name": name,
-                "description": description,
-                "labels": labels,
-                "personal": personal,
+                "id": new.id,
+                "slug": new.slug,
+                "name": new.name,
+                "description": new.description,
+                "labels": new.labels,
+                "personal": new.personal,
                 "state": _ACTIVE,
                 "version": 1,
-                "member_count": 0,
-                "workspace_count": 0,
+                "member_count": 1,
+                "workspace_count": 1,
                 "event_seq": 0,
                 **_settings_values(OrganizationSettings()),
                 "public_metadata": {},
@@ -89,9 +114,48 @@ class OrganizationRepository:
                 "delete_time": None,
                 "purge_time": None,
             },
+        ).one()
+        # Lists order roles by creation time: a microsecond apart, the built-ins come
+        # first and in the table's order (owner, admin, developer, viewer).
+        self._sql.execute(
+            insert(roles),
+            [
+                role_values(
+                    new.id,
+                    role.name,
+                    role.description,
+                    role.permissions,
+                    built_in=True,
+                    now=now + timedelta(microseconds=index),
+                )
+                for index, role in enumerate(BUILT_IN_ROLES)
+            ],
         )
-        self._sql.touch(organization_id)
-        return True
+        self._sql.execute(
+            insert(memberships),
+            {
+                "organization_id": new.id,
+                "user_id": new.owner_user_id,
+                "role": OWNER,
+                "create_time": now,
+                "update_time": now,
+            },
+        )
+        self._sql.execute(
+            insert(workspaces),
+            {
+                "organization_id": new.id,
+                "id": new.workspace_id,
+                "slug": new.workspace_slug,
+                "name": new.workspace_name,
+                "description": "",
+                "version": 1,
+                "create_time": now,
+                "update_time": now,
+            },
+        )
+        self._sql.touch(new.id)
+        return to_organization(row)
 
     def id_for_slug(self, slug: str) -> str | None:
         found: str | None = self._sql.execute(_ID_FOR_SLUG, {"slug": slug}).scalar()
@@ -162,45 +226,15 @@ class OrganizationRepository:
             )
         )
 
-    def next_event_seq(self, organization_id: str) -> int:
-        """The next audit sequence number; the caller holds the organization row lock,
-        so the numbers follow commit order."""
-        seq: int = self._sql.execute(
-            update(organizations)
-            .where(organizations.c.id == organization_id)
-            .values(event_seq=organizations.c.event_seq + 1)
-            .returning(organizations.c.event_seq)
-        ).scalar_one()
-        return seq
-
     def find_page(self, query: OrganizationQuery, page: PageRequest) -> Page[Organization]:
-        statement = select(organizations)
-        if query.member_user_id is not None:
-            statement = statement.join(
-                memberships,
-                (memberships.c.organization_id == organizations.c.id)
-                & (memberships.c.user_id == query.member_user_id),
-            )
-        if query.show_deleted:
-            # Members see deleted organizations only where they could undelete them.
-            if query.member_user_id is not None:
-                statement = statement.where(
-                    or_(organizations.c.state == _ACTIVE, memberships.c.role == OWNER)
-                )
-        else:
-            statement = statement.where(organizations.c.state == _ACTIVE)
-        if query.name_filter:
-            statement = statement.where(
-                name_or_slug_contains(organizations.c.name, organizations.c.slug, query.name_filter)
-            )
-        return fetch_page(
-            self._sql,
-            statement,
-            create_time=organizations.c.create_time,
-            id_column=organizations.c.id,
-            page=page,
-            convert=to_organization,
+        pager = _pager(
+            query.member_user_id is not None, query.show_deleted, bool(query.name_filter)
         )
+        parameters = {
+            "user_id": query.member_user_id,
+            "pattern": contains_pattern(query.name_filter),
+        }
+        return pager.fetch(self._sql, page, parameters, to_organization)
 
     def _claim_slug(self, slug: str, organization_id: str) -> bool:
         # RETURNING, not rowcount: drivers report -1 for INSERTs.

@@ -1,60 +1,102 @@
-"""Keyset pagination over (create_time, id): no OFFSET, stable under inserts."""
+"""Keyset pagination over (create_time, id): no OFFSET, stable under inserts.
+
+A `Pager` builds its statements once (first page, next page, count), with bind
+parameters for everything that varies, so a List RPC spends no time constructing SQL.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Row, Select, func, literal, or_, select, tuple_
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    Row,
+    Select,
+    bindparam,
+    func,
+    or_,
+    select,
+    tuple_,
+)
 
 from orgservice.domain.models import Cursor, Page, PageRequest
 from orgservice.storage.sql import Sql
-from orgservice.storage.tables import UTCDateTime
+from orgservice.storage.tables import TIMESTAMP
 
 T = TypeVar("T")
 AnyRow = Row[*tuple[Any, ...]]
 
 
-def fetch_page(
-    sql: Sql,
-    query: Select[Any],
-    *,
-    create_time: ColumnElement[datetime],
-    id_column: ColumnElement[str],
-    page: PageRequest,
-    convert: Callable[[AnyRow], T],
-    total: int | None = None,
-    newest_first: bool = False,
-) -> Page[T]:
-    """Runs `query` for one page of items converted by `convert`.
-
-    `total` is the size of the whole result when the caller knows it (a maintained
-    counter); otherwise it is counted. The page fetches one row more than asked to
-    learn whether another page follows.
-    """
-    if total is None:
-        total = sql.execute(select(func.count()).select_from(query.subquery())).scalar_one()
-    if page.after is not None:
+class Pager:
+    def __init__(
+        self,
+        query: Select[Any],
+        *,
+        create_time: ColumnElement[datetime],
+        id_column: ColumnElement[str],
+        newest_first: bool = False,
+    ) -> None:
+        self._create_time = create_time
+        self._id_column = id_column
+        ordering = (
+            (create_time.desc(), id_column.desc()) if newest_first else (create_time, id_column)
+        )
+        limit: BindParameter[int] = bindparam("page_limit")
         position = tuple_(create_time, id_column)
-        after = tuple_(literal(page.after.create_time, UTCDateTime()), literal(page.after.id))
-        query = query.where(position < after if newest_first else position > after)
-    ordering = (create_time.desc(), id_column.desc()) if newest_first else (create_time, id_column)
-    rows: Sequence[AnyRow] = sql.execute(query.order_by(*ordering).limit(page.limit + 1)).all()
-    next_cursor = None
-    if len(rows) > page.limit:
-        rows = rows[: page.limit]
-        last = rows[-1]
-        next_cursor = Cursor(last._mapping[create_time], last._mapping[id_column])
-    return Page([convert(row) for row in rows], total, next_cursor)
+        after = tuple_(bindparam("after_time", type_=TIMESTAMP), bindparam("after_id"))
+        self._first = query.order_by(*ordering).limit(limit)
+        self._next = (
+            query.where(position < after if newest_first else position > after)
+            .order_by(*ordering)
+            .limit(limit)
+        )
+        self._count = select(func.count()).select_from(query.subquery())
+
+    def fetch(
+        self,
+        sql: Sql,
+        page: PageRequest,
+        parameters: Mapping[str, Any],
+        convert: Callable[[AnyRow], T],
+        *,
+        total: int | None = None,
+    ) -> Page[T]:
+        """One page of items converted by `convert`.
+
+        `total` is the size of the whole result when the caller knows it (a maintained
+        counter); otherwise it is counted. The page fetches one row more than asked to
+        learn whether another page follows.
+        """
+        if total is None:
+            total = int(sql.execute(self._count, parameters).scalar_one())
+        values = {**parameters, "page_limit": page.limit + 1}
+        statement = self._first
+        if page.after is not None:
+            statement = self._next
+            values.update(after_time=page.after.create_time, after_id=page.after.id)
+        rows: Sequence[AnyRow] = sql.execute(statement, values).all()
+        next_cursor = None
+        if len(rows) > page.limit:
+            rows = rows[: page.limit]
+            last = rows[-1]._mapping
+            next_cursor = Cursor(last[self._create_time], last[self._id_column])
+        return Page([convert(row) for row in rows], total, next_cursor)
 
 
 def name_or_slug_contains(
-    name: ColumnElement[str], slug: ColumnElement[str], text: str
+    name: ColumnElement[str], slug: ColumnElement[str], parameter: str = "pattern"
 ) -> ColumnElement[bool]:
-    """Case-insensitive substring match on a name or a (lower-case) slug."""
-    pattern = f"%{escape_like(text.lower())}%"
+    """Case-insensitive substring match on a name or a (lower-case) slug; bind the
+    pattern from `contains_pattern`."""
+    pattern: BindParameter[str] = bindparam(parameter)
     return or_(func.lower(name).like(pattern, escape="\\"), slug.like(pattern, escape="\\"))
+
+
+def contains_pattern(text: str) -> str:
+    return f"%{escape_like(text.lower())}%"
 
 
 def escape_like(text: str) -> str:

@@ -3,44 +3,30 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from orgservice.domain.errors import RoleExists
 from orgservice.domain.models import Page, PageRequest, Role
-from orgservice.domain.permissions import BUILT_IN_ROLES
-from orgservice.storage.paging import AnyRow, fetch_page
+from orgservice.storage.paging import AnyRow, Pager
 from orgservice.storage.sql import Sql
 from orgservice.storage.tables import roles
 
 _ROLE = select(roles).where(
     roles.c.organization_id == bindparam("organization_id"), roles.c.name == bindparam("name")
 )
+_PAGES = Pager(
+    select(roles).where(roles.c.organization_id == bindparam("organization_id")),
+    create_time=roles.c.create_time,
+    id_column=roles.c.name,
+)
 
 
 class RoleRepository:
     def __init__(self, sql: Sql) -> None:
         self._sql = sql
-
-    def add_built_ins(self, organization_id: str, now: datetime) -> None:
-        # Lists order roles by creation time: a microsecond apart, the built-ins come
-        # first and in the table's order (owner, admin, developer, viewer).
-        self._sql.execute(
-            insert(roles),
-            [
-                _values(
-                    organization_id,
-                    role.name,
-                    role.description,
-                    role.permissions,
-                    True,
-                    now + timedelta(microseconds=index),
-                )
-                for index, role in enumerate(BUILT_IN_ROLES)
-            ],
-        )
 
     def add(
         self,
@@ -54,7 +40,9 @@ class RoleRepository:
         committed earlier can clash."""
         if self.get(organization_id, name) is not None:
             raise RoleExists(name)
-        values = _values(organization_id, name, description, permissions, False, now)
+        values = role_values(
+            organization_id, name, description, permissions, built_in=False, now=now
+        )
         try:
             self._sql.execute(insert(roles), values)
         except IntegrityError as error:
@@ -66,14 +54,7 @@ class RoleRepository:
         return _to_role(row) if row else None
 
     def find_page(self, organization_id: str, page: PageRequest) -> Page[Role]:
-        return fetch_page(
-            self._sql,
-            select(roles).where(roles.c.organization_id == organization_id),
-            create_time=roles.c.create_time,
-            id_column=roles.c.name,
-            page=page,
-            convert=_to_role,
-        )
+        return _PAGES.fetch(self._sql, page, {"organization_id": organization_id}, _to_role)
 
     def update(
         self,
@@ -104,11 +85,12 @@ class RoleRepository:
         )
 
 
-def _values(
+def role_values(
     organization_id: str,
     name: str,
     description: str,
     permissions: Sequence[str],
+    *,
     built_in: bool,
     now: datetime,
 ) -> dict[str, object]:

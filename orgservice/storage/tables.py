@@ -58,8 +58,13 @@ class UTCDateTime(TypeDecorator[datetime]):
 JSONDocument: Any = JSON().with_variant(JSONB(), "postgresql")
 
 
+# psycopg reads and writes aware datetimes itself: the decorator's per-row work is
+# needed on SQLite only.
+TIMESTAMP: Any = UTCDateTime().with_variant(DateTime(timezone=True), "postgresql")
+
+
 def _time(name: str, *, nullable: bool = False) -> Column[datetime]:
-    return Column(name, UTCDateTime(), nullable=nullable)
+    return Column(name, TIMESTAMP, nullable=nullable)
 
 
 metadata = MetaData(

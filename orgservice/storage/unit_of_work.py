@@ -40,7 +40,7 @@ class SqlUnitOfWork:
         self.roles = RoleRepository(sql)
         self.workspaces = WorkspaceRepository(sql, self.organizations)
         self.invitations = InvitationRepository(sql)
-        self.audit = AuditRepository(sql, self.organizations)
+        self.audit = AuditRepository(sql)
         self.idempotency = IdempotencyRepository(sql)
         self.domains = DomainRepository(sql)
         self.auto_joins = AutoJoinRepository(sql)

@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from orgservice.domain.errors import SlugTaken
 from orgservice.domain.models import Page, PageRequest, Workspace, WorkspaceFields
 from orgservice.storage.organizations import OrganizationRepository, etag_of
-from orgservice.storage.paging import AnyRow, fetch_page, name_or_slug_contains
+from orgservice.storage.paging import AnyRow, Pager, contains_pattern, name_or_slug_contains
 from orgservice.storage.sql import Sql
 from orgservice.storage.tables import workspaces
 
@@ -21,6 +21,21 @@ _WORKSPACE = select(workspaces).where(
     workspaces.c.organization_id == bindparam("organization_id"),
     workspaces.c.id == bindparam("id"),
 )
+
+
+_IN_ORGANIZATION = select(workspaces).where(
+    workspaces.c.organization_id == bindparam("organization_id")
+)
+_PAGES = {
+    filtered: Pager(
+        _IN_ORGANIZATION.where(name_or_slug_contains(workspaces.c.name, workspaces.c.slug))
+        if filtered
+        else _IN_ORGANIZATION,
+        create_time=workspaces.c.create_time,
+        id_column=workspaces.c.id,
+    )
+    for filtered in (False, True)
+}
 
 
 def workspace_slug_taken(slug: str) -> SlugTaken:
@@ -86,18 +101,11 @@ class WorkspaceRepository:
         self, organization_id: str, name_filter: str, page: PageRequest, *, total: int | None
     ) -> Page[Workspace]:
         """`total`: the organization's workspace count, used when there is no filter."""
-        query = select(workspaces).where(workspaces.c.organization_id == organization_id)
-        if name_filter:
-            query = query.where(
-                name_or_slug_contains(workspaces.c.name, workspaces.c.slug, name_filter)
-            )
-        return fetch_page(
+        return _PAGES[bool(name_filter)].fetch(
             self._sql,
-            query,
-            create_time=workspaces.c.create_time,
-            id_column=workspaces.c.id,
-            page=page,
-            convert=_to_workspace,
+            page,
+            {"organization_id": organization_id, "pattern": contains_pattern(name_filter)},
+            _to_workspace,
             total=None if name_filter else total,
         )
 

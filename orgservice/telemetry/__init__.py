@@ -1,0 +1,1 @@
+"""Observability: logs, metrics and traces, one module each, wired in server.py."""
