@@ -31,6 +31,7 @@ def struct(document: dict[str, Any]) -> Struct:
 class Org:
     owner: Client
     id: str
+    slug: str
 
     def set(self, by: Client | None = None, **metadata: Struct) -> pb.Organization:
         request = rpc.UpdateOrganizationRequest(
@@ -44,7 +45,8 @@ class Org:
         return by.GetOrganization(request).organization
 
     def listed(self, by: Client, **fields: Any) -> pb.Organization:
-        reply = by.ListOrganizations(rpc.ListOrganizationsRequest(page_size=1000, **fields))
+        request = rpc.ListOrganizationsRequest(filter=self.slug, **fields)
+        reply = by.ListOrganizations(request)
         (found,) = [o for o in reply.organizations if o.id == self.id]
         return found
 
@@ -62,7 +64,8 @@ PRIVATE = {"billing_id": "cus_123", "notes": "line one\nline\ttwo", "nothing": N
 @pytest.fixture
 def org(api: Api) -> Org:
     owner = api.client()
-    found = Org(owner, owner.create_org().id)
+    created = owner.create_org()
+    found = Org(owner, created.id, created.slug)
     found.set(public_metadata=struct(PUBLIC), private_metadata=struct(PRIVATE))
     return found
 
