@@ -7,7 +7,7 @@ BUF := node_modules/.bin/buf
 PROTOS := $(wildcard protos/orgs/v1/*.proto)
 
 .PHONY: setup system-packages run test test-pgbouncer test-faults test-sqlite test-postgres check lint format typecheck \
-        buf-lint buf-breaking generate check-generated bench clean
+        buf-lint buf-breaking generate check-generated bench bench-scale clean
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	python3 -m venv $(VENV)
@@ -77,6 +77,10 @@ check: lint typecheck buf-lint buf-breaking check-generated
 
 bench: setup
 	$(PY) -m benchmarks
+
+# 1,000,000 organizations and one of 100,000 members (PostgreSQL; minutes to load).
+bench-scale: setup
+	$(PY) -m benchmarks.scale
 
 # The stubs-only client wheel (orgservice-stubs), built from generated/ into dist/.
 .PHONY: stubs-dist
