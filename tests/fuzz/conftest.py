@@ -10,10 +10,12 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import pytest
 from hypothesis import HealthCheck, settings
 from orgs.v1 import organization_service_pb2 as rpc
+from orgs.v1 import resources_pb2 as pb
 
 from tests.conftest import Api
 from tests.fuzz.harness import SERVICE, Caller, ServerLog, health_statuses
@@ -41,18 +43,33 @@ settings.register_profile(
 settings.load_profile("orgservice-fuzz" if os.environ.get(EXAMPLES_VARIABLE) else "orgservice-ci")
 
 
-class World:
-    """An organization with a member, a custom role, a workspace and a pending
-    invitation; the callers who may act on it; and strategies pointing at all that."""
+@dataclass(frozen=True)
+class Resources:
+    """What the world's owner made: an organization (with a member), a custom role, a
+    workspace and a pending invitation (with its token)."""
 
-    def __init__(self, api: Api, callers: list[Caller], real: RealValues) -> None:
+    organization: pb.Organization
+    workspace: pb.Workspace
+    invitation: pb.Invitation
+    invitation_token: str
+    custom_role: pb.Role
+
+
+class World:
+    """Resources on the server, the callers who may act on them (and some who may not),
+    and request strategies that point at all that."""
+
+    def __init__(self, api: Api, callers: list[Caller], made: Resources, real: RealValues) -> None:
         self.api = api
         self.callers = callers
-        self.real = real
+        self.made = made
         self.strategies = RequestStrategies(real)
 
     def __repr__(self) -> str:  # failure reports print it: tokens and ids would bury them
         return f"World({', '.join(caller.name for caller in self.callers)})"
+
+    def caller(self, name: str) -> Caller:
+        return next(caller for caller in self.callers if caller.name == name)
 
     @property
     def authenticated(self) -> list[Caller]:
@@ -63,16 +80,16 @@ class World:
         return [caller for caller in self.callers if not caller.authenticated]
 
 
-@pytest.fixture
-def world(api: Api) -> World:
+def build_world(api: Api) -> World:
     suffix = uuid.uuid4().hex[:10]
     invitee_email = f"invitee-{suffix}@example.com"
+    member_email = f"member-{suffix}@example.com"
     owner = api.client(
         preferred_username=f"owner-{suffix}",
         email=f"owner-{suffix}@example.com",
         email_verified=True,
     )
-    member = api.client(preferred_username=f"member-{suffix}", email=f"member-{suffix}@example.com")
+    member = api.client(preferred_username=f"member-{suffix}", email=member_email)
     invitee = api.client(email=invitee_email, email_verified=True)
     platform = api.platform()
     org = owner.create_org(labels={"team": "fuzz"})
@@ -90,12 +107,11 @@ def world(api: Api) -> World:
     invited = owner.CreateInvitation(
         rpc.CreateInvitationRequest(organization_id=org.id, email=invitee_email, role="developer")
     )
-    roles = owner.ListRoles(rpc.ListRolesRequest(organization_id=org.id, page_size=1))
-    every_role = owner.ListRoles(rpc.ListRolesRequest(organization_id=org.id)).roles
-    actions = owner.ListAuditEvents(rpc.ListAuditEventsRequest(organization_id=org.id)).events
-    user_ids = [owner.user_id, member.user_id, invitee.user_id]
-    role_names = [r.name for r in every_role]
-    permissions = sorted({p for r in every_role for p in r.permissions})
+    first_roles = owner.ListRoles(rpc.ListRolesRequest(organization_id=org.id, page_size=1))
+    roles = owner.ListRoles(rpc.ListRolesRequest(organization_id=org.id)).roles
+    events = owner.ListAuditEvents(rpc.ListAuditEventsRequest(organization_id=org.id)).events
+    role_names = [r.name for r in roles]
+    permissions = sorted({p for r in roles for p in r.permissions})
     real = RealValues(
         {
             "organization_id": [org.id],
@@ -104,20 +120,18 @@ def world(api: Api) -> World:
             "orgs.v1.Workspace.id": [workspace.id],
             "invitation_id": [invited.invitation.id],
             "orgs.v1.Invitation.id": [invited.invitation.id],
-            "user_id": user_ids,
+            "user_id": [owner.user_id, member.user_id, invitee.user_id],
             "slug": [org.slug, workspace.slug],
             "role": role_names,
-            "name": [*role_names, role.name],
+            "name": role_names,
             "permission": permissions,
             "permissions": permissions,
-            "email": [invitee_email, f"member-{suffix}@example.com"],
+            "email": [invitee_email, member_email],
             "username": [f"member-{suffix}"],
             "token": [invited.token],
             "etag": [org.etag, workspace.etag],
-            "page_token": [roles.next_page_token],
-            "action": sorted(
-                {e.action for e in actions} | {e.action.split(".")[0] for e in actions}
-            ),
+            "page_token": [first_roles.next_page_token],
+            "action": sorted({e.action for e in events} | {e.action.split(".")[0] for e in events}),
             "request_id": [str(uuid.uuid4())],
         }
     )
@@ -129,7 +143,13 @@ def world(api: Api) -> World:
         Caller("no token", None, authenticated=False),
         Caller("garbage token", "not-a-jwt", authenticated=False),
     ]
-    return World(api, callers, real)
+    made = Resources(org, workspace, invited.invitation, invited.token, role)
+    return World(api, callers, made, real)
+
+
+@pytest.fixture
+def world(api: Api) -> World:
+    return build_world(api)
 
 
 @pytest.fixture

@@ -61,9 +61,13 @@ class Caller:
 
 @dataclass(frozen=True)
 class Outcome:
+    """A call's status, its error details (grpc-status-details-bin) and, for a unary
+    answer, the response bytes."""
+
     code: grpc.StatusCode
     message: str
     details: bytes
+    response: bytes = b""
 
     def describe(self) -> str:
         return f"{self.code.name}: {self.message[:300]!r}"
@@ -76,6 +80,7 @@ def call(
     whatever the method's kind of streaming; streamed answers are read to the end."""
     path = method_path(method)
     options: dict[str, Any] = {"metadata": caller.metadata(), "timeout": CALL_TIMEOUT_SECONDS}
+    response = b""
     try:
         if method.client_streaming and method.server_streaming:
             stream_stream: grpc.StreamStreamMultiCallable[bytes, bytes]
@@ -84,7 +89,7 @@ def call(
         elif method.client_streaming:
             stream_unary: grpc.StreamUnaryMultiCallable[bytes, bytes]
             stream_unary = channel.stream_unary(path)
-            stream_unary(iter([payload]), **options)
+            response = stream_unary(iter([payload]), **options)
         elif method.server_streaming:
             unary_stream: grpc.UnaryStreamMultiCallable[bytes, bytes]
             unary_stream = channel.unary_stream(path)
@@ -92,10 +97,10 @@ def call(
         else:
             unary_unary: grpc.UnaryUnaryMultiCallable[bytes, bytes]
             unary_unary = channel.unary_unary(path)
-            unary_unary(payload, **options)
+            response = unary_unary(payload, **options)
     except grpc.RpcError as error:
         return _outcome_of(error)
-    return Outcome(grpc.StatusCode.OK, "", b"")
+    return Outcome(grpc.StatusCode.OK, "", b"", response)
 
 
 def _outcome_of(error: Any) -> Outcome:
@@ -196,12 +201,19 @@ class ServerLog(logging.Handler):
 
 
 def _summarize(record: logging.LogRecord) -> str:
+    """The record's message, and for an exception its first line, the frame that raised
+    it and the last frame outside installed packages (usually the server's own code)."""
     line = f"{record.levelname} {record.name}: {record.getMessage()}"
     if record.exc_info and record.exc_info[1] is not None:
         error = record.exc_info[1]
         frames = traceback.extract_tb(error.__traceback__)
-        where = f" at {frames[-1].filename}:{frames[-1].lineno}" if frames else ""
-        line += f" | {type(error).__name__}: {str(error)[:200]}{where}"
+        first_line = (str(error).splitlines() or [""])[0][:200]
+        line += f" | {type(error).__name__}: {first_line}"
+        own = [frame for frame in frames if "site-packages" not in frame.filename]
+        places = [f"{frame.filename}:{frame.lineno} in {frame.name}" for frame in own[-1:]]
+        places += [f"{frame.filename}:{frame.lineno} in {frame.name}" for frame in frames[-1:]]
+        for place in dict.fromkeys(places):
+            line += f" | at {place}"
     return line
 
 

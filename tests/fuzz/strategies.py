@@ -24,6 +24,7 @@ LONG_LIST_SIZES = (101, 150)
 # Lengths at and just past the contract's limits, and far beyond them (~64 KB).
 EDGE_LENGTHS = (63, 64, 65, 200, 201, 256, 257, 2000, 2001, 4096, 65_536)
 MAX_TEXT_LENGTH = 65_536
+MAX_RAW_PREFIX = 256 * 1024
 # Cc characters (NUL first: it breaks PostgreSQL text) plus separators that are not Cc.
 CONTROL_CHARACTERS = "\x00\x01\x07\x08\t\n\x0b\x0c\r\x1b\x7f\x85\x9f\u2028\u2029"
 # Characters with a meaning in SQL, LIKE patterns, paths and field masks.
@@ -99,14 +100,15 @@ def texts() -> st.SearchStrategy[str]:
     )
 
 
-def real_or(real: Sequence[str], hostile: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
-    """Mostly a real value (sometimes re-spelled or with a control character added),
-    else a hostile one."""
+def real_or_hostile(real: Sequence[str], elsewhere: Sequence[str]) -> st.SearchStrategy[str]:
+    """A field's own real values (as they are, or re-spelled: upper case, braces, a NUL
+    appended...) half of the time, else hostile text; fields without real values of
+    their own get hostile text, sometimes a real value meant for another field."""
     if not real:
-        return hostile
+        return st.one_of(texts(), texts(), st.sampled_from(elsewhere)) if elsewhere else texts()
     exact = st.sampled_from(real)
     respelled = st.builds(lambda v, i: uuid_spellings(v)[i], exact, st.integers(1, 7))
-    return st.one_of(exact, exact, exact, respelled, hostile)
+    return st.one_of(exact, exact, respelled, texts(), texts())
 
 
 def integers(field_type: int) -> st.SearchStrategy[int]:
@@ -126,7 +128,7 @@ def timestamps(cls: type[Message]) -> st.SearchStrategy[Message]:
     seconds = st.one_of(
         st.integers(now - 40 * day, now + 40 * day),
         st.integers(*TIMESTAMP_SECONDS),
-        st.sampled_from([TIMESTAMP_SECONDS[0] - 1, TIMESTAMP_SECONDS[1] + 1, 0, -1]),
+        st.sampled_from([TIMESTAMP_SECONDS[0] - 1, TIMESTAMP_SECONDS[1] + 1, 0, -1, 2**63 - 1]),
         st.integers(-(2**63), 2**63 - 1),
     )
     nanos = st.one_of(
@@ -141,7 +143,8 @@ def durations(cls: type[Message]) -> st.SearchStrategy[Message]:
     wrong sign or magnitude."""
     seconds = st.one_of(
         st.integers(-10, 40 * 86_400),
-        st.sampled_from([DURATION_SECONDS, DURATION_SECONDS + 1, -DURATION_SECONDS - 1]),
+        # Past the valid range, and past what a Python timedelta holds (~8.6e13 s).
+        st.sampled_from([DURATION_SECONDS + 1, -DURATION_SECONDS - 1, 10**14, 2**63 - 1]),
         st.integers(-(2**63), 2**63 - 1),
     )
     nanos = st.one_of(
@@ -246,9 +249,7 @@ class RequestStrategies:
                 return special(message_factory.GetMessageClass(nested), container)
             return self.message(nested, max(depth, 0))
         if kind == FieldDescriptor.TYPE_STRING:
-            real = self._real.for_field(descriptor)
-            hostile = real_or(self._anything_real, texts()) if not real else texts()
-            return real_or(real, hostile)
+            return real_or_hostile(self._real.for_field(descriptor), self._anything_real)
         if kind == FieldDescriptor.TYPE_BYTES:
             return st.binary(max_size=64)
         if kind == FieldDescriptor.TYPE_BOOL:
@@ -349,6 +350,8 @@ BROKEN_FRAMING = (
 
 
 def _mutate(valid: bytes, how: int, position: int, noise: bytes) -> bytes:
+    # Far below gRPC's 4 MiB message limit, which would answer RESOURCE_EXHAUSTED first.
+    valid = valid[:MAX_RAW_PREFIX]
     cut = position % (len(valid) + 1)
     if how == 0:
         return valid[:cut]
