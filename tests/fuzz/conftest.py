@@ -22,7 +22,7 @@ from tests.fuzz.harness import SERVICE, Caller, ServerLog, health_statuses
 from tests.fuzz.strategies import RealValues, RequestStrategies
 
 EXAMPLES_VARIABLE = "ORGSERVICE_FUZZ_EXAMPLES"
-CI_EXAMPLES_PER_RPC = 5
+CI_EXAMPLES_PER_RPC = 8
 
 settings.register_profile(
     "orgservice-ci",
