@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 from orgs.v1 import organization_service_pb2 as rpc
 from orgs.v1 import resources_pb2 as pb
 
@@ -31,6 +31,8 @@ settings.register_profile(
     database=None,
     deadline=None,
     print_blob=True,
+    # No explain phase: it re-runs a failure many times (server calls) to annotate it.
+    phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink],
     # The world fixture is made once per test, on purpose: examples share it.
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )

@@ -94,7 +94,11 @@ def texts() -> st.SearchStrategy[str]:
         st.builds(lambda u, i: uuid_spellings(u)[i], uuids, st.integers(0, 7)),
         st.builds(
             _repeat_to,
-            st.one_of(st.sampled_from(EDGE_LENGTHS), st.integers(0, MAX_TEXT_LENGTH)),
+            st.one_of(
+                st.sampled_from(EDGE_LENGTHS),
+                st.integers(0, MAX_TEXT_LENGTH),
+                st.integers(MAX_TEXT_LENGTH // 2, MAX_TEXT_LENGTH),
+            ),
             st.text(st.characters(codec="utf-8"), min_size=1, max_size=4),
         ),
     )
@@ -189,14 +193,72 @@ WELL_KNOWN: Mapping[str, WellKnown] = {
 
 
 class RequestStrategies:
-    """Strategies for the messages of one set of real values, built once per type."""
+    """Strategies for the messages of one set of real values, built once per type.
+
+    Half of the messages are hostile in every field they set; the other half are
+    "focused": real values where there are any, and one field (nested ones included)
+    hostile, so that a field's bug is not hidden behind another field's rejection."""
 
     def __init__(self, real: RealValues) -> None:
         self._real = real
         self._anything_real = real.everything()
-        self.message = functools.cache(self._message)
+        self._hostile = functools.cache(self._hostile_message)
+        self._calm = functools.cache(self._calm_message)
+        self._focused = functools.cache(self._focused_message)
 
-    def _message(self, descriptor: Descriptor, depth: int = MAX_DEPTH) -> st.SearchStrategy[Any]:
+    def message(self, descriptor: Descriptor) -> st.SearchStrategy[Any]:
+        return st.one_of(self._focused(descriptor, MAX_DEPTH), self._hostile(descriptor, MAX_DEPTH))
+
+    def _calm_message(self, descriptor: Descriptor, depth: int) -> st.SearchStrategy[Any]:
+        """Only real values: the field's own for singular strings, calm nested messages."""
+        cls = message_factory.GetMessageClass(descriptor)
+        fields: dict[FieldDescriptor, st.SearchStrategy[Any]] = {}
+        for f in descriptor.fields:
+            if f.is_repeated or _is_map(f) or f.containing_oneof is not None:
+                continue
+            real = self._real.for_field(f) if f.type == FieldDescriptor.TYPE_STRING else ()
+            if real:
+                fields[f] = st.sampled_from(real)
+            elif (
+                f.message_type is not None
+                and depth > 0
+                and f.message_type.full_name not in (WELL_KNOWN)
+            ):
+                fields[f] = self._calm(f.message_type, depth - 1)
+        # The first oneof member with real values names the thing (an id before a slug).
+        oneofs = []
+        for oneof in descriptor.oneofs:
+            named = [f for f in oneof.fields if self._real.for_field(f)]
+            if named:
+                oneofs.append(
+                    st.tuples(st.just(named[0]), st.sampled_from(self._real.for_field(named[0])))
+                )
+        return st.builds(
+            functools.partial(_assemble, cls), st.fixed_dictionaries(fields), st.tuples(*oneofs)
+        )
+
+    def _focused_message(self, descriptor: Descriptor, depth: int) -> st.SearchStrategy[Any]:
+        calm = self._calm(descriptor, depth)
+        fields = [f for f in descriptor.fields if f.message_type is None or depth > 0]
+        if not fields:
+            return calm
+
+        def focus(field: FieldDescriptor) -> st.SearchStrategy[Any]:
+            nested = field.message_type
+            if (
+                nested is not None
+                and not _is_map(field)
+                and not field.is_repeated
+                and (nested.full_name not in WELL_KNOWN)
+            ):
+                value = self._focused(nested, depth - 1)
+            else:
+                value = self._value(field, descriptor, depth)
+            return st.builds(_with, calm, st.just(field), value)
+
+        return st.sampled_from(fields).flatmap(focus)
+
+    def _hostile_message(self, descriptor: Descriptor, depth: int) -> st.SearchStrategy[Any]:
         cls = message_factory.GetMessageClass(descriptor)
         in_oneof = {f.name for oneof in descriptor.oneofs for f in oneof.fields}
         plain = {
@@ -247,7 +309,7 @@ class RequestStrategies:
             special = WELL_KNOWN.get(nested.full_name)
             if special is not None:
                 return special(message_factory.GetMessageClass(nested), container)
-            return self.message(nested, max(depth, 0))
+            return self._hostile(nested, max(depth, 0))
         if kind == FieldDescriptor.TYPE_STRING:
             return real_or_hostile(self._real.for_field(descriptor), self._anything_real)
         if kind == FieldDescriptor.TYPE_BYTES:
@@ -293,21 +355,33 @@ def _assemble(
     chosen = dict(plain)
     chosen.update(choice for choice in oneofs if choice is not None)
     for descriptor, value in chosen.items():
-        name = descriptor.name
-        target = getattr(message, name)
-        if _is_map(descriptor):
-            if _message_type(descriptor).fields_by_name["value"].message_type is None:
-                target.update(value)
-            else:
-                for key, item in value.items():
-                    target[key].CopyFrom(item)
-        elif descriptor.is_repeated:
-            target.extend(value)
-        elif descriptor.message_type is not None:
-            target.CopyFrom(value)
-        else:
-            setattr(message, name, value)
+        _assign(message, descriptor, value)
     return message
+
+
+def _with(base: Message, descriptor: FieldDescriptor, value: Any) -> Message:
+    message = type(base)()
+    message.CopyFrom(base)
+    message.ClearField(descriptor.name)
+    _assign(message, descriptor, value)
+    return message
+
+
+def _assign(message: Message, descriptor: FieldDescriptor, value: Any) -> None:
+    """Sets a field (setting a oneof member clears its siblings)."""
+    target = getattr(message, descriptor.name)
+    if _is_map(descriptor):
+        if _message_type(descriptor).fields_by_name["value"].message_type is None:
+            target.update(value)
+        else:
+            for key, item in value.items():
+                target[key].CopyFrom(item)
+    elif descriptor.is_repeated:
+        target.extend(value)
+    elif descriptor.message_type is not None:
+        target.CopyFrom(value)
+    else:
+        setattr(message, descriptor.name, value)
 
 
 def _varint(value: int) -> bytes:
