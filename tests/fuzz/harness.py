@@ -34,6 +34,10 @@ def request_class(method: MethodDescriptor) -> type[Message]:
     return message_factory.GetMessageClass(method.input_type)
 
 
+def response_class(method: MethodDescriptor) -> type[Message]:
+    return message_factory.GetMessageClass(method.output_type)
+
+
 def parsed_request(method: MethodDescriptor, payload: bytes) -> Message | None:
     """The method's request decoded from these bytes as the server would (UTF-8 in
     string fields checked), or None when they do not parse."""

@@ -1,5 +1,5 @@
 """Hypothesis strategies derived from protobuf descriptors: any request message of the
-service, with hostile but well-typed values in every field, and real values (ids of
+service, with hostile but well-typed values in its fields, and real values (ids of
 existing resources, role names, tokens) mixed in so requests get past "not found".
 
 Nothing here names an RPC: a new RPC or field is fuzzed as soon as the generated code
@@ -179,6 +179,12 @@ def _is_map(descriptor: FieldDescriptor) -> bool:
     return descriptor.message_type is not None and descriptor.message_type.GetOptions().map_entry
 
 
+def _is_resource(descriptor: FieldDescriptor) -> bool:
+    """A field holding a message of the service's own (no map, no well-known type)."""
+    nested = descriptor.message_type
+    return nested is not None and not _is_map(descriptor) and nested.full_name not in WELL_KNOWN
+
+
 def _message_type(descriptor: FieldDescriptor) -> Descriptor:
     assert descriptor.message_type is not None, f"{descriptor.full_name} is no message"
     return descriptor.message_type
@@ -207,6 +213,7 @@ class RequestStrategies:
         self._focused = functools.cache(self._focused_message)
 
     def message(self, descriptor: Descriptor) -> st.SearchStrategy[Any]:
+        """Messages of this type, focused or hostile throughout."""
         return st.one_of(self._focused(descriptor, MAX_DEPTH), self._hostile(descriptor, MAX_DEPTH))
 
     def _calm_message(self, descriptor: Descriptor, depth: int) -> st.SearchStrategy[Any]:
@@ -219,12 +226,8 @@ class RequestStrategies:
             real = self._real.for_field(f) if f.type == FieldDescriptor.TYPE_STRING else ()
             if real:
                 fields[f] = st.sampled_from(real)
-            elif (
-                f.message_type is not None
-                and depth > 0
-                and f.message_type.full_name not in (WELL_KNOWN)
-            ):
-                fields[f] = self._calm(f.message_type, depth - 1)
+            elif _is_resource(f) and depth > 0:
+                fields[f] = self._calm(_message_type(f), depth - 1)
         # The first oneof member with real values names the thing (an id before a slug).
         oneofs = []
         for oneof in descriptor.oneofs:
@@ -244,14 +247,8 @@ class RequestStrategies:
             return calm
 
         def focus(field: FieldDescriptor) -> st.SearchStrategy[Any]:
-            nested = field.message_type
-            if (
-                nested is not None
-                and not _is_map(field)
-                and not field.is_repeated
-                and (nested.full_name not in WELL_KNOWN)
-            ):
-                value = self._focused(nested, depth - 1)
+            if _is_resource(field) and not field.is_repeated:
+                value = self._focused(_message_type(field), depth - 1)
             else:
                 value = self._value(field, descriptor, depth)
             return st.builds(_with, calm, st.just(field), value)
@@ -360,6 +357,7 @@ def _assemble(
 
 
 def _with(base: Message, descriptor: FieldDescriptor, value: Any) -> Message:
+    """A copy of `base` with one field replaced."""
     message = type(base)()
     message.CopyFrom(base)
     message.ClearField(descriptor.name)

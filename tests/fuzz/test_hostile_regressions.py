@@ -15,7 +15,6 @@ from typing import Any
 
 import grpc
 import pytest
-from google.protobuf import message_factory
 from google.protobuf.descriptor import MethodDescriptor
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.field_mask_pb2 import FieldMask
@@ -33,6 +32,7 @@ from tests.fuzz.harness import (
     call,
     contract_violations,
     parsed_request,
+    response_class,
     strings_in,
 )
 
@@ -53,10 +53,6 @@ def world(api: Api) -> World:
 def method_for(request: Message) -> MethodDescriptor:
     """The RPC that takes this request."""
     return next(m for m in METHODS if m.input_type.full_name == request.DESCRIPTOR.full_name)
-
-
-def response_class(method: MethodDescriptor) -> type[Message]:
-    return message_factory.GetMessageClass(method.output_type)
 
 
 def send(world: World, request: Message, caller: str = "owner") -> Outcome:
@@ -273,24 +269,22 @@ CREATES = [
 creates = pytest.mark.parametrize("create", CREATES, ids=[c.name for c in CREATES])
 
 
-def _created(world: World, request: Message) -> str:
+def _created(world: World, create: Create, request: Message) -> str:
     outcome = send(world, request)
     assert outcome.code == Code.OK, outcome.describe()
-    response = response_class(method_for(request)).FromString(outcome.response)
-    create = next(c for c in CREATES if c.name == method_for(request).name)
-    return create.created(response)
+    return create.created(response_class(method_for(request)).FromString(outcome.response))
 
 
 @creates
 def test_request_id_in_upper_case_is_normalized_and_replays(world: World, create: Create) -> None:
     request_id = str(uuid.uuid4())
     upper = create.build(world.made, request_id.upper())
-    first = _created(world, upper)
-    assert _created(world, upper) == first
+    first = _created(world, create, upper)
+    assert _created(world, create, upper) == first
     lower = type(upper)()
-    lower.CopyFrom(upper)
+    lower.CopyFrom(upper)  # the same request (names are unique per build), id in lower case
     lower.request_id = request_id  # type: ignore[attr-defined]
-    assert _created(world, lower) == first
+    assert _created(world, create, lower) == first
 
 
 SPELLINGS: dict[str, Callable[[str], str]] = {
