@@ -48,13 +48,15 @@ settings.load_profile("orgservice-fuzz" if os.environ.get(EXAMPLES_VARIABLE) els
 @dataclass(frozen=True)
 class Resources:
     """What the world's owner made: an organization (with a member), a custom role, a
-    workspace and a pending invitation (with its token)."""
+    workspace and a pending invitation (with its token); and the invitee's user id."""
 
     organization: pb.Organization
     workspace: pb.Workspace
     invitation: pb.Invitation
     invitation_token: str
     custom_role: pb.Role
+    member_user_id: str
+    invitee_user_id: str
 
 
 class World:
@@ -145,7 +147,9 @@ def build_world(api: Api) -> World:
         Caller("no token", None, authenticated=False),
         Caller("garbage token", "not-a-jwt", authenticated=False),
     ]
-    made = Resources(org, workspace, invited.invitation, invited.token, role)
+    made = Resources(
+        org, workspace, invited.invitation, invited.token, role, member.user_id, invitee.user_id
+    )
     return World(api, callers, made, real)
 
 

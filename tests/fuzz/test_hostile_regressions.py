@@ -78,6 +78,10 @@ def cases(*items: Case) -> pytest.MarkDecorator:
     return pytest.mark.parametrize("case", items, ids=[item.name for item in items])
 
 
+def _unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
 # --- undecodable bytes -----------------------------------------------------------------
 
 UNDECODABLE = {
@@ -141,6 +145,26 @@ def test_invalid_utf8_in_a_string_field_is_invalid_argument(world: World) -> Non
     Case(
         "ListMembers.role-nul",
         lambda r: rpc.ListMembersRequest(organization_id=r.organization.id, role="owner\x00"),
+    ),
+    Case(
+        "AddMember.role-nul",
+        lambda r: rpc.AddMemberRequest(
+            organization_id=r.organization.id, user_id=r.invitee_user_id, role="viewer\x00"
+        ),
+    ),
+    Case(
+        "UpdateMember.role-nul",
+        lambda r: rpc.UpdateMemberRequest(
+            organization_id=r.organization.id, user_id=r.member_user_id, role="viewer\x00"
+        ),
+    ),
+    Case(
+        "CreateInvitation.role-nul",
+        lambda r: rpc.CreateInvitationRequest(
+            organization_id=r.organization.id,
+            email=f"{_unique('nul')}@example.com",
+            role="\x00",
+        ),
     ),
     Case("CreateOrganization.name-nul", lambda r: rpc.CreateOrganizationRequest(name="a\x00b")),
     Case(
@@ -226,10 +250,6 @@ class Create:
     name: str
     build: Callable[[Resources, str], Message]
     created: Callable[[Any], str]
-
-
-def _unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
 CREATES = [
@@ -448,6 +468,31 @@ LONG = "x" * 300
         "CheckPermission.permission",
         lambda r: rpc.CheckPermissionRequest(organization_id=r.organization.id, permission=LONG),
     ),
+    Case(
+        "AddMember.role",
+        lambda r: rpc.AddMemberRequest(
+            organization_id=r.organization.id, user_id=r.invitee_user_id, role=LONG
+        ),
+    ),
+    Case(
+        "UpdateMember.role",
+        lambda r: rpc.UpdateMemberRequest(
+            organization_id=r.organization.id, user_id=r.member_user_id, role=LONG
+        ),
+    ),
+    Case(
+        "CreateInvitation.role",
+        lambda r: rpc.CreateInvitationRequest(
+            organization_id=r.organization.id, email=f"{_unique('echo')}@example.com", role=LONG
+        ),
+    ),
+    Case(
+        "UpdateInvitation.role",
+        lambda r: rpc.UpdateInvitationRequest(
+            invitation=pb.Invitation(id=r.invitation.id, role=LONG),
+            update_mask=FieldMask(paths=["role"]),
+        ),
+    ),
     Case("UpdateWorkspace.mask-path", lambda r: UPDATES["UpdateWorkspace"](r, [LONG])),
     Case("UpdateInvitation.mask-path", lambda r: UPDATES["UpdateInvitation"](r, [LONG])),
     Case("UpdateOrganization.mask-path", lambda r: UPDATES["UpdateOrganization"](r, [LONG])),
@@ -480,6 +525,16 @@ def test_errors_echo_at_most_64_characters_of_a_value(world: World, case: Case) 
         "CreateOrganization.130-long-label-values",
         lambda r: rpc.CreateOrganizationRequest(
             name="Acme", labels={f"key-{i}": "0" * 300 for i in range(130)}
+        ),
+    ),
+    Case(
+        "UpdateOrganization.40-long-unknown-mask-paths",
+        lambda r: UPDATES["UpdateOrganization"](r, [f"{'p' * 60}{i}" for i in range(40)]),
+    ),
+    Case(
+        "CheckPermission.4000-character-permission",
+        lambda r: rpc.CheckPermissionRequest(
+            organization_id=r.organization.id, permission="p" * 4000
         ),
     ),
     Case(
