@@ -240,6 +240,17 @@ def test_filters_longer_than_200_characters_are_invalid_argument(
     assert_rejected(send(world, request), request)
 
 
+def test_a_50_kb_audit_action_is_no_internal_error(world: World) -> None:
+    # Matched with LIKE as `filter` is (SQLite refuses patterns over 50,000 bytes); the
+    # contract names no limit for `action`, so an empty page is as good as a rejection.
+    request = rpc.ListAuditEventsRequest(
+        organization_id=world.made.organization.id, action="a" * 50_001
+    )
+    outcome = send(world, request)
+    assert outcome.code in {Code.OK, INVALID}, outcome.describe()
+    assert contract_violations(outcome, strings_in(request)) == []
+
+
 # --- request_id spellings --------------------------------------------------------------
 
 
