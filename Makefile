@@ -43,7 +43,7 @@ test-postgres: setup
 	ORGSERVICE_TEST_DATABASES=postgresql $(BIN)/pytest
 
 # The fuzz tests of tests/fuzz/, longer than in `make test`: this many examples per RPC and
-# test (CI: 5), a random seed each run, failures kept in .hypothesis/ and replayed first.
+# test (CI: 8), a random seed each run, failures kept in .hypothesis/ and replayed first.
 ORGSERVICE_FUZZ_EXAMPLES ?= 300
 fuzz: setup
 	ORGSERVICE_FUZZ_EXAMPLES=$(ORGSERVICE_FUZZ_EXAMPLES) $(BIN)/pytest tests/fuzz

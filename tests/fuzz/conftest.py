@@ -1,8 +1,9 @@
 """Fuzzing set-up: example budgets, the resources fuzzed requests point at, and the
 server's health once a module is done.
 
-Budgets: CI runs a few examples per RPC, derandomized so a failure reproduces; `make
-fuzz` sets ORGSERVICE_FUZZ_EXAMPLES (examples per RPC and test) and a random seed.
+Budgets: CI runs 8 examples per RPC and test, derandomized so a failure reproduces;
+`make fuzz` sets ORGSERVICE_FUZZ_EXAMPLES (examples per RPC and test), and then the seed
+is random and failures are kept in .hypothesis/ for the next run.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 
 import pytest
 from hypothesis import HealthCheck, Phase, settings
+from hypothesis.database import DirectoryBasedExampleDatabase
 from orgs.v1 import organization_service_pb2 as rpc
 from orgs.v1 import resources_pb2 as pb
 
@@ -41,6 +43,8 @@ settings.register_profile(
     parent=settings.get_profile("orgservice-ci"),
     max_examples=int(os.environ.get(EXAMPLES_VARIABLE) or CI_EXAMPLES_PER_RPC),
     derandomize=False,
+    # Failures found are replayed first on the next run (the directory is git-ignored).
+    database=DirectoryBasedExampleDatabase(".hypothesis/examples"),
 )
 settings.load_profile("orgservice-fuzz" if os.environ.get(EXAMPLES_VARIABLE) else "orgservice-ci")
 
