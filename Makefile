@@ -7,7 +7,7 @@ BUF := node_modules/.bin/buf
 PROTOS := $(wildcard protos/orgs/v1/*.proto)
 
 .PHONY: setup system-packages run test test-pgbouncer test-faults test-sqlite test-postgres check lint format typecheck \
-        buf-lint buf-breaking generate check-generated bench bench-scale clean
+        buf-lint buf-breaking generate check-generated bench bench-scale fuzz clean
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	python3 -m venv $(VENV)
@@ -54,6 +54,12 @@ test-sqlite: setup
 
 test-postgres: setup
 	ORGSERVICE_TEST_DATABASES=postgresql $(BIN)/pytest
+
+# The fuzz tests of tests/fuzz/, longer than in `make test`: this many examples per RPC and
+# test (CI: 8), a random seed each run, failures kept in .hypothesis/ and replayed first.
+ORGSERVICE_FUZZ_EXAMPLES ?= 300
+fuzz: setup
+	ORGSERVICE_FUZZ_EXAMPLES=$(ORGSERVICE_FUZZ_EXAMPLES) $(BIN)/pytest tests/fuzz
 
 lint: setup
 	$(BIN)/ruff check .
