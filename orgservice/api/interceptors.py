@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import inspect
 import logging
 import re
 import time
@@ -175,22 +176,34 @@ class OutcomeInterceptor(aio.ServerInterceptor):
                     },
                 )
 
-        if handler.unary_unary is not None:
-            unary: Unary = handler.unary_unary  # type: ignore[assignment]
+        def observed(behavior: Unary) -> Unary:
+            """A unary call, or a stream that writes with context.write() instead of
+            yielding (grpc's health Watch): one coroutine either way."""
 
-            async def unary_behavior(request: Any, context: aio.ServicerContext[Any, Any]) -> Any:
+            async def coroutine_behavior(
+                request: Any, context: aio.ServicerContext[Any, Any]
+            ) -> Any:
                 record, token, started = start()
                 code = grpc.StatusCode.OK
                 try:
-                    return await unary(request, context)
+                    return await behavior(request, context)
                 except BaseException as error:
                     code = await _abort(error, context, record)
                 finally:
                     finish(record, started, code)
                     _call.reset(token)
 
+            return coroutine_behavior
+
+        if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
-                unary_behavior,
+                observed(handler.unary_unary),  # type: ignore[arg-type]
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if inspect.iscoroutinefunction(handler.unary_stream):
+            return grpc.unary_stream_rpc_method_handler(
+                observed(handler.unary_stream),
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
