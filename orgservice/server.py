@@ -34,6 +34,7 @@ from orgservice.api.interceptors import (
     AdmissionInterceptor,
     AuthInterceptor,
     OutcomeInterceptor,
+    is_public,
 )
 from orgservice.api.page_tokens import PageTokens
 from orgservice.api.servicer import OrganizationServicer
@@ -172,7 +173,7 @@ class OrgServer:
         )
         self.admission = AdmissionInterceptor(settings.max_concurrent_rpcs, settings.max_streams)
         self._interceptors: list[aio.ServerInterceptor] = [
-            *self.tracing.server_interceptors(),
+            *self.tracing.server_interceptors(untraced=is_public),
             OutcomeInterceptor(
                 metrics.observe_call if metrics else no_metrics,
                 current_trace_id if self.tracing.enabled else str,

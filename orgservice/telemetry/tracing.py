@@ -10,6 +10,7 @@ exporter.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any
 
 from grpc import aio
@@ -51,11 +52,15 @@ class Tracing:
             for name in names:
                 self._provider.add_span_processor(_processor(name))
 
-    def server_interceptors(self) -> list[aio.ServerInterceptor]:
+    def server_interceptors(self, untraced: Callable[[str], bool]) -> list[aio.ServerInterceptor]:
+        """Spans for every method but those `untraced(method)` names: health probes poll
+        all day. (The interceptor also breaks streams that write with context.write()
+        instead of yielding, as grpc's health Watch does.)"""
         if self._provider is None:
             return []
         interceptor: aio.ServerInterceptor = aio_server_interceptor(  # type: ignore[no-untyped-call]
-            tracer_provider=self._provider
+            tracer_provider=self._provider,
+            filter_=lambda details: not untraced(details.method),
         )
         return [interceptor]
 
