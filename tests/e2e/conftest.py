@@ -321,6 +321,14 @@ class ServiceProcess:
 StartService = Callable[..., ServiceProcess]
 
 
+def health_command(service: ServiceProcess, port: int, *args: str) -> tuple[int, list[str]]:
+    """`orgservice health --address 127.0.0.1:PORT ARGS`: exit code and stdout lines."""
+    result = orgservice(
+        "health", "--address", f"127.0.0.1:{port}", *args, env=service.env, cwd=service.workdir
+    )
+    return result.returncode, result.stdout.splitlines()
+
+
 @pytest.fixture
 def start_service(tmp_path: Path) -> Iterator[StartService]:
     """Starts servers for one test: `start_service(*serve_args, wait=True, **options)`

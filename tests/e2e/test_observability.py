@@ -213,6 +213,14 @@ def test_a_traceparent_is_continued_by_the_rpc_span_and_its_sql_spans(
             timeout=CALL_TIMEOUT,
         ).user
 
+    # Probes are not traced; their streams work with tracing on.
+    with grpc.insecure_channel(f"127.0.0.1:{service.port}") as channel:
+        watch = health_pb2_grpc.HealthStub(channel).Watch(
+            health_pb2.HealthCheckRequest(service=SERVICE), timeout=CALL_TIMEOUT
+        )
+        assert next(watch).status == health_pb2.HealthCheckResponse.SERVING
+        watch.cancel()
+
     method = f"/{SERVICE}/GetCurrentUser"
     spans: list[dict[str, Any]] = []
 
@@ -227,6 +235,7 @@ def test_a_traceparent_is_continued_by_the_rpc_span_and_its_sql_spans(
     assert rpc_span["kind"] == "SpanKind.SERVER"
     assert rpc_span["parent_id"] == f"0x{parent_id}"
     assert rpc_span["resource"]["attributes"]["service.name"] == "orgservice"
+    assert not [span for span in spans if "grpc.health" in span["name"]]
     # The first call of a user provisions it: reads and inserts, each a span of its own.
     sql_spans = [span for span in ours if "db.statement" in span["attributes"]]
     assert {span["name"] for span in sql_spans} >= {"SELECT", "INSERT"}, sql_spans

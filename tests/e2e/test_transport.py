@@ -24,7 +24,7 @@ from tests.e2e.conftest import (
     HealthProbe,
     ServiceProcess,
     StartService,
-    orgservice,
+    health_command,
 )
 from tests.support.processes import free_port
 
@@ -180,14 +180,6 @@ def refused(channel: grpc.Channel) -> grpc.StatusCode:
             health_pb2.HealthCheckRequest(), timeout=REFUSED_TIMEOUT
         )
     return raised.value.code()  # type: ignore[no-any-return]
-
-
-def health_command(service: ServiceProcess, port: int, *args: str) -> tuple[int, list[str]]:
-    """`orgservice health --address 127.0.0.1:PORT ARGS`: exit code and stdout lines."""
-    result = orgservice(
-        "health", "--address", f"127.0.0.1:{port}", *args, env=service.env, cwd=service.workdir
-    )
-    return result.returncode, result.stdout.splitlines()
 
 
 def assert_health_port_serves_health_only(port: int) -> None:
