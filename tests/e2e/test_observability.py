@@ -18,7 +18,13 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from orgs.v1 import organization_service_pb2 as rpc
 from orgs.v1 import organization_service_pb2_grpc as rpc_grpc
 
-from tests.e2e.conftest import SERVICE, ServiceProcess, StartService, wait_until
+from tests.e2e.conftest import (
+    SERVICE,
+    ServiceProcess,
+    StartService,
+    grpcurl_list,
+    wait_until,
+)
 from tests.e2e.prometheus import Samples, scrape, scrape_when, value
 from tests.support.processes import free_port
 
@@ -251,6 +257,7 @@ def test_a_traceparent_is_continued_by_the_rpc_span_and_its_sql_spans(
 # -- logs -------------------------------------------------------------------------------------
 
 LOG_FIELDS = {"time", "level", "logger", "message"}
+PUBLIC_METHODS = ("/grpc.health.", "/grpc.reflection.")
 ACCESS_FIELDS = {"method", "code", "duration_ms", "user_id", "correlation_id", "trace_id"}
 
 
@@ -280,7 +287,9 @@ def test_json_logs_carry_access_fields_and_never_a_token(start_service: StartSer
             metadata=(("x-request-id", "req-health"),),
             timeout=CALL_TIMEOUT,
         )
+    assert SERVICE in grpcurl_list(service.port)  # server reflection
     service.wait_for_stderr(r'"correlation_id": "req-health"')
+    service.wait_for_stderr(r'"method": "/grpc\.reflection\.')
 
     lines = service.stderr().splitlines()
     records = [json.loads(line) for line in lines]  # every line is one JSON object
@@ -302,9 +311,13 @@ def test_json_logs_carry_access_fields_and_never_a_token(start_service: StartSer
         "",
     )
     assert ok["trace_id"] == refused["trace_id"] == ""  # tracing is off by default
-    # Probes poll all day: below INFO, so the default level never shows them.
-    assert health["level"] == "DEBUG"
-    assert health["method"] == "/grpc.health.v1.Health/Check"
-    assert not [r for r in access.values() if "Health" in r["method"] and r["level"] != "DEBUG"]
+    assert (health["method"], health["code"]) == ("/grpc.health.v1.Health/Check", "OK")
+    # Health and reflection calls are logged, but below INFO: probes poll all day.
+    public = [r for r in access.values() if r["method"].startswith(PUBLIC_METHODS)]
+    assert {r["method"].split("/")[1] for r in public} >= {
+        "grpc.health.v1.Health",
+        "grpc.reflection.v1alpha.ServerReflection",
+    }
+    assert {r["level"] for r in public} == {"DEBUG"}
     # SQLite has no change notifications: nothing tries to listen for them.
     assert not [r for r in records if r["logger"] == "orgservice.storage.notifications"]
