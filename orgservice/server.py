@@ -410,12 +410,12 @@ def _run_workers(
         if signals_seen > 1:
             _exit_now(1)
 
+    if shared is not None:  # first: a port in use must not leave workers behind
+        shared.serve(settings.host, settings.metrics_port)
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, forward)
     for worker in workers:
         worker.start()
-    if shared is not None:
-        shared.serve(settings.host, settings.metrics_port)
     if on_listening is not None:
         on_listening(settings.port)  # fixed for workers; they bind it as they come up
     for worker in workers:
