@@ -7,9 +7,11 @@ from __future__ import annotations
 import json
 import re
 import secrets
+import socket
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -23,10 +25,12 @@ from tests.e2e.conftest import (
     ServiceProcess,
     StartService,
     grpcurl_list,
+    orgservice,
+    service_env,
     wait_until,
 )
 from tests.e2e.prometheus import Samples, scrape, scrape_when, value
-from tests.support.processes import free_port
+from tests.support.processes import free_port, port_is_open
 
 CALL_TIMEOUT = 10.0
 OK, NOT_FOUND, UNAUTHENTICATED = (
@@ -189,6 +193,26 @@ def test_workers_metrics_are_served_as_one_sum_by_the_parent(start_service: Star
     assert_histogram(samples, "GetCurrentUser", calls)
     assert value(samples, "orgservice_database_up") == 1
     assert value(samples, "orgservice_db_pool_size") == threads * workers
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_metrics_port_in_use_ends_start_up_with_one_line(tmp_path: Path, workers: int) -> None:
+    port = free_port()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        metrics_port = taken.getsockname()[1]
+        result = orgservice(
+            *("serve", "--dev", "--port", str(port), "--workers", str(workers)),
+            *("--metrics-port", str(metrics_port)),
+            env=service_env(tmp_path / "key"),
+            cwd=tmp_path,
+        )
+    assert result.returncode == 2, result.stderr
+    [line] = result.stderr.strip().splitlines()[-1:]
+    assert line.startswith(f"orgservice: cannot serve metrics on 127.0.0.1:{metrics_port} ")
+    assert "Traceback" not in result.stderr
+    assert not port_is_open(port)  # no worker was left behind
 
 
 # -- traces -----------------------------------------------------------------------------------
