@@ -149,9 +149,8 @@ def test_metrics_count_calls_by_method_and_code(start_service: StartService) -> 
 
     assert value(samples, "orgservice_database_up") == 1
     assert value(samples, "orgservice_db_pool_size") == 3
-    in_use = value(samples, "orgservice_db_pool_in_use")
-    assert in_use is not None
-    assert 0 <= in_use <= 3
+    # Every connection the calls checked out went back (a leak would keep it above 0).
+    scrape_when(metrics_port, lambda s: value(s, "orgservice_db_pool_in_use") == 0, "idle pool")
     # Repeated reads of one organization are answered from the read cache.
     for counter in ("orgservice_authz_cache_hits_total", "orgservice_authz_cache_misses_total"):
         assert (value(samples, counter) or 0) > (value(before, counter) or 0), counter
