@@ -31,7 +31,7 @@ check-generated: setup
 	  || { echo "generated/ is stale: run 'make generate' and commit the result"; exit 1; }
 
 run: setup check-generated
-	PATH=$(abspath $(BIN)):$$PATH $(BIN)/orgservice serve --dev
+	@PATH=$(abspath $(BIN)):$$PATH $(BIN)/orgservice serve --dev
 
 # Debian packages the tests need beyond PostgreSQL itself (PgBouncer).
 system-packages:
