@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import Any
 
 from grpc import aio
 from opentelemetry import trace
 from opentelemetry.instrumentation.grpc import aio_server_interceptor
+from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import (
@@ -24,9 +24,7 @@ from opentelemetry.sdk.trace.export import (
     SimpleSpanProcessor,
     SpanExporter,
 )
-from opentelemetry.trace import SpanKind, Status, StatusCode
-from sqlalchemy import Engine, event
-from sqlalchemy.engine import ExceptionContext, ExecutionContext
+from sqlalchemy import Engine
 
 DEFAULTS = {"OTEL_TRACES_EXPORTER": "none", "OTEL_SERVICE_NAME": "orgservice"}
 EXPORTERS = ("otlp", "console", "none")
@@ -65,60 +63,20 @@ class Tracing:
         return [interceptor]
 
     def instrument(self, engine: Engine) -> None:
+        """A span per SQL statement, a child of the RPC's span. (The instrumentation
+        names SQLAlchemy 2.0 as its supported range; it works with 2.1, whose asyncio
+        extension it imports needs greenlet, a dependency of ours for that reason.)"""
         if self._provider is not None:
-            _trace_statements(engine, self._provider.get_tracer(__name__))
+            SQLAlchemyInstrumentor().instrument(
+                engine=engine,
+                tracer_provider=self._provider,
+                enable_commenter=False,
+                skip_dep_check=True,
+            )
 
     def shutdown(self) -> None:
         if self._provider is not None:
             self._provider.shutdown()
-
-
-# On the statement's execution context between the cursor events.
-_SPAN_ATTRIBUTE = "_orgservice_span"
-
-
-def _trace_statements(engine: Engine, tracer: trace.Tracer) -> None:
-    """A span per SQL statement, a child of the current (RPC) span.
-
-    Engine events rather than opentelemetry-instrumentation-sqlalchemy: that declines
-    SQLAlchemy 2.1 (it logs an error and instruments nothing) and, told to skip its
-    version check, imports sqlalchemy.ext.asyncio, which needs greenlet."""
-    database = engine.dialect.name
-
-    @event.listens_for(engine, "before_cursor_execute")
-    def start(
-        _conn: Any, _cursor: Any, statement: str, _params: Any, context: Any, _many: bool
-    ) -> None:
-        if context is None:
-            return
-        span = tracer.start_span(
-            statement.split(maxsplit=1)[0] if statement.strip() else database,
-            kind=SpanKind.CLIENT,
-            # Parameters are bound, never part of the text: no values leak into traces.
-            attributes={"db.system": database, "db.statement": statement},
-        )
-        setattr(context, _SPAN_ATTRIBUTE, span)
-
-    @event.listens_for(engine, "after_cursor_execute")
-    def end(
-        _conn: Any, _cursor: Any, _statement: str, _params: Any, context: Any, _many: bool
-    ) -> None:
-        _end_span(context)
-
-    @event.listens_for(engine, "handle_error")
-    def failed(exception_context: ExceptionContext) -> None:
-        _end_span(exception_context.execution_context, exception_context.original_exception)
-
-
-def _end_span(context: ExecutionContext | None, error: BaseException | None = None) -> None:
-    span: trace.Span | None = getattr(context, _SPAN_ATTRIBUTE, None)
-    if span is None:
-        return
-    delattr(context, _SPAN_ATTRIBUTE)
-    if error is not None:
-        span.record_exception(error)
-        span.set_status(Status(StatusCode.ERROR, type(error).__name__))
-    span.end()
 
 
 def _processor(name: str) -> SimpleSpanProcessor | BatchSpanProcessor:
