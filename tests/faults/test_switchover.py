@@ -124,11 +124,19 @@ def service(
         service.close()
 
 
+@pytest.fixture
+def caller(service: ServiceProcess) -> Iterator[Caller]:
+    caller = Caller(service.port, service.token(f"switchover-{uuid.uuid4().hex[:8]}"))
+    try:
+        yield caller
+    finally:
+        caller.close()
+
+
 def test_switchover_to_the_promoted_standby(
-    primary_and_standby: tuple[PgCluster, PgCluster], service: ServiceProcess
+    primary_and_standby: tuple[PgCluster, PgCluster], service: ServiceProcess, caller: Caller
 ) -> None:
     primary, standby = primary_and_standby
-    caller = Caller(service.port, service.token(f"switchover-{uuid.uuid4().hex[:8]}"))
     findings = Findings()
     prefix = f"Switchover {uuid.uuid4().hex[:8]}"
     writer = Writer(caller, prefix)
