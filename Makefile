@@ -7,7 +7,7 @@ BUF := node_modules/.bin/buf
 PROTOS := $(wildcard protos/orgs/v1/*.proto)
 
 .PHONY: setup system-packages run test test-pgbouncer test-faults test-sqlite test-postgres check lint format typecheck \
-        buf-lint buf-breaking generate check-generated bench clean
+        buf-lint buf-breaking generate check-generated bench bench-scale fuzz clean
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	python3 -m venv $(VENV)
@@ -31,7 +31,7 @@ check-generated: setup
 	  || { echo "generated/ is stale: run 'make generate' and commit the result"; exit 1; }
 
 run: setup check-generated
-	PATH=$(abspath $(BIN)):$$PATH $(BIN)/orgservice serve --dev
+	@PATH=$(abspath $(BIN)):$$PATH $(BIN)/orgservice serve --dev
 
 # Debian packages the tests need beyond PostgreSQL itself (PgBouncer).
 system-packages:
@@ -55,6 +55,12 @@ test-sqlite: setup
 test-postgres: setup
 	ORGSERVICE_TEST_DATABASES=postgresql $(BIN)/pytest
 
+# The fuzz tests of tests/fuzz/, longer than in `make test`: this many examples per RPC and
+# test (CI: 8), a random seed each run, failures kept in .hypothesis/ and replayed first.
+ORGSERVICE_FUZZ_EXAMPLES ?= 300
+fuzz: setup
+	ORGSERVICE_FUZZ_EXAMPLES=$(ORGSERVICE_FUZZ_EXAMPLES) $(BIN)/pytest tests/fuzz
+
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -77,6 +83,10 @@ check: lint typecheck buf-lint buf-breaking check-generated
 
 bench: setup
 	$(PY) -m benchmarks
+
+# 1,000,000 organizations and one of 100,000 members (PostgreSQL; minutes to load).
+bench-scale: setup
+	$(PY) -m benchmarks.scale
 
 # The stubs-only client wheel (orgservice-stubs), built from generated/ into dist/.
 .PHONY: stubs-dist

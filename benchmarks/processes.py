@@ -79,9 +79,19 @@ class Service:
 
     @classmethod
     @contextmanager
-    def started(cls, database_url: str, workers: int, work: Path) -> Iterator[Service]:
+    def started(
+        cls,
+        database_url: str,
+        workers: int,
+        work: Path,
+        environment: dict[str, str] | None = None,
+    ) -> Iterator[Service]:
         service = cls(free_port(), free_port(), work / "dev-key", workers)
-        env = {**os.environ, "ORGSERVICE_DEV_KEY_FILE": str(service.key_file)}
+        env = {
+            **os.environ,
+            **(environment or {}),
+            "ORGSERVICE_DEV_KEY_FILE": str(service.key_file),
+        }
         command = [
             sys.executable,
             "-m",

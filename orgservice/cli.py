@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
+import shutil
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -12,6 +13,8 @@ from pathlib import Path
 from orgservice import devkeys
 from orgservice.config import ConfigurationError, Settings, add_options, load_settings
 from orgservice.telemetry.logging import configure_logging
+
+_SERVICE = "orgs.v1.OrganizationService"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -171,6 +174,9 @@ def _serve(settings: Settings) -> int:
 
 
 def _print_dev_banner(settings: Settings, port: int) -> None:
+    """Commands to paste into another shell, which may lack .venv/bin on its PATH: the
+    tools are named by absolute path, and so is the dev key (the shell's working
+    directory may differ)."""
     key = devkeys.load_or_create(settings.dev_key_file)
     token = devkeys.mint_token(
         key,
@@ -185,16 +191,31 @@ def _print_dev_banner(settings: Settings, port: int) -> None:
     )
     loopback_or_any = settings.host in {"127.0.0.1", "0.0.0.0", "::", "::1"}  # noqa: S104
     target = f"{'localhost' if loopback_or_any else settings.host}:{port}"
-    auth = shlex.quote(f"authorization: Bearer {token}")
+    grpcurl = shutil.which("grpcurl")
+    grpcurl_hint = "" if grpcurl else " (not found on PATH: install it first)"
+    call = f"{shlex.quote(grpcurl or 'grpcurl')} -plaintext"
+    auth = '-H "authorization: Bearer $TOKEN"'
     create = shlex.quote('{"name": "Acme Inc"}')
     print(
-        "orgservice (dev mode) — try it with grpcurl (a 12-hour token for 'dev-user'):\n\n"
+        f"orgservice (dev mode) on {target}; try it with grpcurl{grpcurl_hint},\n"
+        "with a 12-hour token for 'dev-user':\n\n"
         f"  export TOKEN={token}\n"
-        f"  grpcurl -plaintext {target} list\n"
-        f'  grpcurl -plaintext -H "authorization: Bearer $TOKEN" {target} '
-        "orgs.v1.OrganizationService/GetCurrentUser\n"
-        f"  grpcurl -plaintext -H {auth} -d {create} {target} "
-        "orgs.v1.OrganizationService/CreateOrganization\n\n"
-        "More tokens: orgservice token --sub SUBJECT [--email E] [--scope orgs:admin]\n",
+        f"  {call} {target} list\n"
+        f"  {call} {auth} {target} {_SERVICE}/GetCurrentUser\n"
+        f"  {call} {auth} -d {create} {target} {_SERVICE}/CreateOrganization\n\n"
+        "Tokens for other users (options: --email E, --name N, --scope orgs:admin):\n\n"
+        f"  {_token_command(settings)} --sub alice\n",
         flush=True,
     )
+
+
+def _token_command(settings: Settings) -> str:
+    """`orgservice token` with whatever it needs to sign like this server."""
+    found = shutil.which("orgservice")
+    command = [found, "token"] if found else [sys.executable, "-m", "orgservice", "token"]
+    command += ["--dev-key-file", str(settings.dev_key_file.resolve())]
+    if settings.jwt_issuer:
+        command += ["--jwt-issuer", settings.jwt_issuer]
+    if settings.jwt_audience:
+        command += ["--jwt-audience", settings.jwt_audience]
+    return shlex.join(command)

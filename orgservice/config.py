@@ -98,10 +98,13 @@ class Settings:
 
     @property
     def listen_url(self) -> str:
-        """Where notifications are received: a direct connection, never a pooler's."""
+        """Where notifications are received: a direct connection, never a pooler's; none
+        on SQLite, which has no notifications."""
         if self.database_listen_url:
             return self.database_listen_url
-        return "" if self.database_pooler else self.database_url
+        if self.database_pooler or not self.database_url.startswith("postgresql"):
+            return ""
+        return self.database_url
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ from orgservice.api.interceptors import (
     AdmissionInterceptor,
     AuthInterceptor,
     OutcomeInterceptor,
+    is_public,
 )
 from orgservice.api.page_tokens import PageTokens
 from orgservice.api.servicer import OrganizationServicer
@@ -175,7 +176,7 @@ class OrgServer:
         )
         self.admission = AdmissionInterceptor(settings.max_concurrent_rpcs, settings.max_streams)
         self._interceptors: list[aio.ServerInterceptor] = [
-            *self.tracing.server_interceptors(),
+            *self.tracing.server_interceptors(untraced=is_public),
             OutcomeInterceptor(
                 metrics.observe_call if metrics else no_metrics,
                 current_trace_id if self.tracing.enabled else str,
@@ -412,12 +413,12 @@ def _run_workers(
         if signals_seen > 1:
             _exit_now(1)
 
+    if shared is not None:  # first: a port in use must not leave workers behind
+        shared.serve(settings.host, settings.metrics_port)
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, forward)
     for worker in workers:
         worker.start()
-    if shared is not None:
-        shared.serve(settings.host, settings.metrics_port)
     if on_listening is not None:
         on_listening(settings.port)  # fixed for workers; they bind it as they come up
     for worker in workers:

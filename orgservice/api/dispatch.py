@@ -203,9 +203,8 @@ def _gate_key(request: Message) -> str | None:
         if isinstance(value, str) and value:
             return value.lower()
     for resource in _GATE_RESOURCES:
-        if request.DESCRIPTOR.fields_by_name.get(resource) is not None and request.HasField(
-            resource
-        ):
+        field = request.DESCRIPTOR.fields_by_name.get(resource)
+        if field is not None and field.message_type is not None and request.HasField(resource):
             nested = getattr(request, resource)
             value = getattr(nested, "organization_id", "") or getattr(nested, "id", "")
             if value:

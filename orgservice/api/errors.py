@@ -15,6 +15,8 @@ DOMAIN = "orgs.v1"
 # details well under it however many fields were wrong.
 MAX_DETAIL_BYTES = 4096
 _MAX_FIELD_PATH = 128
+# The status around the details: code, type URLs of the packed details, framing.
+_ENVELOPE_BYTES = 256
 
 # One code per class of error; a reason's class derives from exactly one of these.
 STATUS_CODES: dict[type[errors.DomainError], grpc.StatusCode] = {
@@ -45,7 +47,8 @@ def status_for(error: errors.DomainError) -> grpc.Status:
     )
     details: list[Message] = [info]
     if isinstance(error, errors.InvalidArgument) and error.violations:
-        details.append(_bad_request(error.violations, budget=MAX_DETAIL_BYTES - info.ByteSize()))
+        spent = len(error.message.encode()) + info.ByteSize() + _ENVELOPE_BYTES
+        details.append(_bad_request(error.violations, budget=MAX_DETAIL_BYTES - spent))
     return _status(code_for(error), error.message, details)
 
 

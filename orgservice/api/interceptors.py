@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import inspect
 import logging
 import re
 import time
@@ -32,6 +33,13 @@ error_log = logging.getLogger("orgservice.errors")
 # Methods callable without a token, never refused: health checks and server reflection.
 PUBLIC_METHOD_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 _CORRELATION_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+# (request streaming, response streaming) -> the grpc_type label (go-grpc-prometheus names).
+_GRPC_TYPES = {
+    (False, False): "unary",
+    (False, True): "server_stream",
+    (True, False): "client_stream",
+    (True, True): "bidi_stream",
+}
 
 Unary: TypeAlias = "Callable[[Any, aio.ServicerContext[Any, Any]], Awaitable[Any]]"
 Streaming: TypeAlias = "Callable[[Any, aio.ServicerContext[Any, Any]], AsyncIterator[Any]]"
@@ -135,11 +143,11 @@ class OutcomeInterceptor(aio.ServerInterceptor):
     ) -> grpc.RpcMethodHandler[Any, Any] | None:
         method = handler_call_details.method
         handler = await continuation(handler_call_details)
-        if handler is None or handler.request_streaming:
-            return handler  # server reflection: the only client-streaming method
+        if handler is None:
+            return None
         metadata = dict(handler_call_details.invocation_metadata or ())
-        streaming = handler.unary_stream is not None
-        grpc_type = "server_stream" if streaming else "unary"
+        streaming = handler.request_streaming or handler.response_streaming
+        grpc_type = _GRPC_TYPES[handler.request_streaming, handler.response_streaming]
         observe, trace_id = self._observe, self._trace_id
 
         def start() -> tuple[CallRecord, contextvars.Token[CallRecord], float]:
@@ -175,44 +183,67 @@ class OutcomeInterceptor(aio.ServerInterceptor):
                     },
                 )
 
-        if handler.unary_unary is not None:
-            unary: Unary = handler.unary_unary  # type: ignore[assignment]
+        def observed(behavior: Unary) -> Unary:
+            """A unary call, or a stream that writes with context.write() instead of
+            yielding (grpc's health Watch): one coroutine either way."""
 
-            async def unary_behavior(request: Any, context: aio.ServicerContext[Any, Any]) -> Any:
+            async def coroutine_behavior(
+                request: Any, context: aio.ServicerContext[Any, Any]
+            ) -> Any:
                 record, token, started = start()
                 code = grpc.StatusCode.OK
                 try:
-                    return await unary(request, context)
+                    return await behavior(request, context)
                 except BaseException as error:
                     code = await _abort(error, context, record)
                 finally:
                     finish(record, started, code)
                     _call.reset(token)
 
+            return coroutine_behavior
+
+        def observed_stream(behavior: Streaming) -> Streaming:
+            """A stream that yields its responses."""
+
+            async def stream_behavior(
+                request: Any, context: aio.ServicerContext[Any, Any]
+            ) -> AsyncIterator[Any]:
+                record, token, started = start()
+                code = grpc.StatusCode.OK
+                try:
+                    async for response in behavior(request, context):
+                        yield response
+                except BaseException as error:
+                    code = await _abort(error, context, record)
+                finally:
+                    finish(record, started, code)
+                    _call.reset(token)
+
+            return stream_behavior
+
+        if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
-                unary_behavior,
+                observed(handler.unary_unary),  # type: ignore[arg-type]
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
-
-        streaming_behavior: Streaming = handler.unary_stream  # type: ignore[assignment]
-
-        async def stream_behavior(
-            request: Any, context: aio.ServicerContext[Any, Any]
-        ) -> AsyncIterator[Any]:
-            record, token, started = start()
-            code = grpc.StatusCode.OK
-            try:
-                async for response in streaming_behavior(request, context):
-                    yield response
-            except BaseException as error:
-                code = await _abort(error, context, record)
-            finally:
-                finish(record, started, code)
-                _call.reset(token)
-
-        return grpc.unary_stream_rpc_method_handler(
-            stream_behavior,
+        # A request stream (server reflection's) passes through like a request.
+        behavior: Any = handler.unary_stream or handler.stream_stream
+        if behavior is None:
+            return handler  # client streaming: no such method is served
+        wrapped = (
+            observed(behavior)
+            if inspect.iscoroutinefunction(behavior)
+            else observed_stream(behavior)
+        )
+        if handler.unary_stream is not None:
+            return grpc.unary_stream_rpc_method_handler(
+                wrapped,
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return grpc.stream_stream_rpc_method_handler(
+            wrapped,
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 # Rejected values are quoted in messages only up to this many characters, so hostile
 # input never inflates an error beyond what a client accepts in its trailers.
 MAX_QUOTED_CHARACTERS = 64
+# A message names this many bad fields; BadRequest details list them all (as many as fit).
+_NAMED_FIELDS = 5
 
 
 @dataclass(frozen=True)
@@ -328,8 +330,11 @@ class Violations:
 
     def raise_if_any(self) -> None:
         if self.items:
-            fields = ", ".join(dict.fromkeys(v.field for v in self.items))
-            raise InvalidArgument(f"invalid request: {fields}", violations=self.items)
+            fields = list(dict.fromkeys(v.field for v in self.items))
+            named = ", ".join(fields[:_NAMED_FIELDS])
+            if len(fields) > _NAMED_FIELDS:
+                named += f" and {len(fields) - _NAMED_FIELDS} more"
+            raise InvalidArgument(f"invalid request: {named}", violations=self.items)
 
 
 def invalid(field_path: str, description: str) -> InvalidArgument:

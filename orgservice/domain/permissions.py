@@ -82,7 +82,6 @@ BUILT_IN_ROLES: tuple[BuiltInRole, ...] = (
     BuiltInRole(DEVELOPER, "Creates and updates workspaces.", _DEVELOPER),
     BuiltInRole(VIEWER, "Reads the organization, its members, roles and workspaces.", _VIEWER),
 )
-BUILT_IN_ROLE_NAMES: frozenset[str] = frozenset(role.name for role in BUILT_IN_ROLES)
 
 
 def sorted_permissions(permissions: Iterable[str]) -> list[str]:

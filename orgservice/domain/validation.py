@@ -119,6 +119,14 @@ def check_labels(violations: Violations, field_path: str, labels: Mapping[str, s
         check_line(violations, entry, value, max_length=MAX_LABEL_VALUE_LENGTH)
 
 
+def slug_to_look_up(field_path: str, text: str) -> str | None:
+    """A role name or slug a request names: None when it cannot exist (not a slug), and
+    INVALID_ARGUMENT when it holds control characters."""
+    if has_control_characters(text):
+        raise invalid(field_path, "must not contain control characters")
+    return text if SLUG_PATTERN.match(text) else None
+
+
 def search_text(field_path: str, text: str) -> str:
     """A filter or query: trimmed, at most 200 characters, one line."""
     return checked_line(field_path, text, max_length=MAX_SEARCH_LENGTH).strip()

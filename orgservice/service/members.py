@@ -33,6 +33,7 @@ from orgservice.domain.validation import (
     MAX_USERNAME_LENGTH,
     canonical_uuid,
     checked_line,
+    slug_to_look_up,
 )
 from orgservice.service import audit
 from orgservice.service.authorization import authorize, require_grantable
@@ -50,7 +51,8 @@ LEAVE = to_change(None)  # any member may leave
 def existing_role(uow: UnitOfWork, organization_id: str, name: str, field: str = "role") -> Role:
     if not name:
         raise invalid(field, "is required")
-    role = uow.roles.get(organization_id, name) if len(name) <= 63 else None
+    known = slug_to_look_up(field, name)
+    role = uow.roles.get(organization_id, known) if known else None
     if role is None:
         raise UnknownRole(name, field)
     return role
@@ -92,9 +94,12 @@ class MemberService:
     ) -> Page[Member]:
         with self._database.snapshot(call.budget) as uow:
             organization_id = authorize(uow, call.caller, organization_id, LIST).organization_id
+            role = role.strip()
+            if role and slug_to_look_up("role", role) is None:
+                return Page(items=[], total_size=0)  # no such role: nobody holds it
             organization = uow.organization(organization_id)
             total = organization.member_count if organization else 0
-            return uow.memberships.find_page(organization_id, role.strip(), page(), total=total)
+            return uow.memberships.find_page(organization_id, role, page(), total=total)
 
     def add(self, call: Call, organization_id: str, user: UserRef, role_name: str) -> Member:
         with self._database.transaction(call.budget) as uow:

@@ -49,6 +49,7 @@ from orgservice.domain.validation import (
     new_id,
     normalized_request_id,
     search_text,
+    slug_to_look_up,
     slugify,
     with_suffix,
 )
@@ -107,7 +108,8 @@ class OrganizationService:
     def get(self, call: Call, *, organization_id: str = "", slug: str = "") -> Organization:
         with self._database.snapshot(call.budget) as uow:
             if slug:
-                found = uow.organization_id_for_slug(slug) if len(slug) <= 63 else None
+                known = slug_to_look_up("slug", slug)
+                found = uow.organization_id_for_slug(known) if known else None
                 if found is None:
                     raise OrganizationNotFound()
                 organization_id = found

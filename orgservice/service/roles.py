@@ -21,6 +21,7 @@ from orgservice.domain.validation import (
     check_description,
     check_slug,
     normalized_request_id,
+    slug_to_look_up,
 )
 from orgservice.service import audit
 from orgservice.service.authorization import authorize, require_grantable
@@ -57,7 +58,8 @@ def _checked_permissions(
 
 
 def _custom_role(uow: UnitOfWork, organization_id: str, name: str) -> Role:
-    role = uow.roles.get(organization_id, name) if len(name) <= 63 else None
+    known = slug_to_look_up("name", name)
+    role = uow.roles.get(organization_id, known) if known else None
     if role is None:
         raise RoleNotFound()
     if role.built_in:

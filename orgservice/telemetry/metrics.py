@@ -26,6 +26,8 @@ from prometheus_client import (
 )
 from sqlalchemy import Engine, event
 
+from orgservice.config import ConfigurationError
+
 MULTIPROCESS_DIRECTORY = "PROMETHEUS_MULTIPROC_DIR"
 _GRPC_LABELS = ("grpc_type", "grpc_service", "grpc_method")
 
@@ -95,12 +97,21 @@ class Metrics:
 
 def serve_metrics(host: str, port: int) -> None:
     """Serves this process's metrics over HTTP (single-process mode)."""
-    start_http_server(port, addr=host, registry=REGISTRY)
+    _start_http_server(host, port, REGISTRY)
+
+
+def _start_http_server(host: str, port: int, registry: CollectorRegistry) -> None:
+    try:
+        start_http_server(port, addr=host, registry=registry)
+    except OSError as error:
+        raise ConfigurationError(
+            f"cannot serve metrics on {host}:{port} ({error.strerror or error})"
+        ) from error
 
 
 class SharedMetrics:
     """The parent side of multiprocess mode: a directory for the workers' samples, and
-    `/metrics` for all of them. Create before starting the workers."""
+    `/metrics` for all of them. Create (and serve) before starting the workers."""
 
     def __init__(self) -> None:
         self.directory = tempfile.mkdtemp(prefix="orgservice-metrics-")
@@ -109,7 +120,7 @@ class SharedMetrics:
     def serve(self, host: str, port: int) -> None:
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-        start_http_server(port, addr=host, registry=registry)
+        _start_http_server(host, port, registry)
 
     def worker_exited(self, pid: int) -> None:
         multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]

@@ -10,6 +10,7 @@ exporter.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 from grpc import aio
 from opentelemetry import trace
@@ -49,18 +50,28 @@ class Tracing:
             for name in names:
                 self._provider.add_span_processor(_processor(name))
 
-    def server_interceptors(self) -> list[aio.ServerInterceptor]:
+    def server_interceptors(self, untraced: Callable[[str], bool]) -> list[aio.ServerInterceptor]:
+        """Spans for every method but those `untraced(method)` names: health probes poll
+        all day. (The interceptor also breaks streams that write with context.write()
+        instead of yielding, as grpc's health Watch does.)"""
         if self._provider is None:
             return []
         interceptor: aio.ServerInterceptor = aio_server_interceptor(  # type: ignore[no-untyped-call]
-            tracer_provider=self._provider
+            tracer_provider=self._provider,
+            filter_=lambda details: not untraced(details.method),
         )
         return [interceptor]
 
     def instrument(self, engine: Engine) -> None:
+        """A span per SQL statement, a child of the RPC's span. (The instrumentation
+        names SQLAlchemy 2.0 as its supported range; it works with 2.1, whose asyncio
+        extension it imports needs greenlet, a dependency of ours for that reason.)"""
         if self._provider is not None:
             SQLAlchemyInstrumentor().instrument(
-                engine=engine, tracer_provider=self._provider, enable_commenter=False
+                engine=engine,
+                tracer_provider=self._provider,
+                enable_commenter=False,
+                skip_dep_check=True,
             )
 
     def shutdown(self) -> None:

@@ -23,6 +23,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from orgservice import devkeys
 from tests.support.processes import free_port
 
 GRPCURL = Path(sys.executable).parent / "grpcurl"
@@ -227,15 +228,18 @@ class ServiceProcess:
                 f"orgservice exited with {self.process.returncode}; stderr:\n{self.stderr()}"
             )
 
-    def wait_until_serving(self, timeout: float = START_TIMEOUT) -> ServiceProcess:
-        probe = HealthProbe(self.port)
+    def wait_until_serving(
+        self, timeout: float = START_TIMEOUT, port: int | None = None
+    ) -> ServiceProcess:
+        """Waits for SERVING on `port` (a plaintext port: the service's by default)."""
+        probe = HealthProbe(self.port if port is None else port)
         try:
 
             def serving() -> bool:
                 self._check_running()
                 return probe.all_are("SERVING")
 
-            wait_until(serving, timeout, f"orgservice on port {self.port} to be SERVING")
+            wait_until(serving, timeout, f"orgservice on port {port or self.port} to be SERVING")
         finally:
             probe.close()
         return self
@@ -294,6 +298,11 @@ class ServiceProcess:
         assert result.returncode == 0, result.stderr
         return result.stdout.strip()
 
+    def mint(self, subject: str) -> str:
+        """A token for `subject` signed here with this server's dev key: what `token()`
+        returns, without starting a process."""
+        return devkeys.mint_token(devkeys.load_or_create(self.key_file), subject=subject)
+
     def call(
         self, method: str, data: dict[str, Any] | None = None, token: str | None = None
     ) -> dict[str, Any]:
@@ -310,6 +319,14 @@ class ServiceProcess:
 
 
 StartService = Callable[..., ServiceProcess]
+
+
+def health_command(service: ServiceProcess, port: int, *args: str) -> tuple[int, list[str]]:
+    """`orgservice health --address 127.0.0.1:PORT ARGS`: exit code and stdout lines."""
+    result = orgservice(
+        "health", "--address", f"127.0.0.1:{port}", *args, env=service.env, cwd=service.workdir
+    )
+    return result.returncode, result.stdout.splitlines()
 
 
 @pytest.fixture

@@ -41,7 +41,7 @@ def test_serve_without_a_key_source_refuses_to_start(tmp_path: Path) -> None:
 
 def test_dev_mode_prints_a_banner_with_a_working_token(start_service: StartService) -> None:
     service = start_service(port=0, wait=False)  # the banner names the port it picked
-    [port] = service.wait_for_stdout(r"^\s*grpcurl -plaintext localhost:(\d+) list$")
+    [port] = service.wait_for_stdout(r"^\s*\S*grpcurl -plaintext localhost:(\d+) list$")
     [token] = service.wait_for_stdout(r"^\s*export TOKEN=(\S+)$")
     reply = grpcurl(int(port), "GetCurrentUser", token=token)
     assert reply["user"]["subject"] == "dev-user"

@@ -22,17 +22,22 @@ def _require_postgres_tests() -> None:
         pytest.skip("PostgreSQL tests not selected (ORGSERVICE_TEST_DATABASES)")
 
 
+def new_cluster() -> PgCluster:
+    """A new (not yet started) cluster for a test that needs its own; skips (or, in CI,
+    fails) when PostgreSQL tests are off or its server binaries are missing."""
+    _require_postgres_tests()
+    try:
+        return PgCluster.initdb()
+    except ToolUnavailableError as error:
+        _postgres_unavailable(str(error))
+        raise  # not reached: the line above skips or fails
+
+
 @pytest.fixture(scope="module")
 def own_postgres() -> Iterator[PgCluster]:
     """A started PostgreSQL cluster of this module's own, to stop, kill or freeze.
     Tests leave it running (or restart it) for the next test of the module."""
-    _require_postgres_tests()
-    try:
-        cluster = PgCluster.initdb()
-    except ToolUnavailableError as error:
-        _postgres_unavailable(str(error))
-        raise  # not reached: the line above skips or fails
-    with cluster:
+    with new_cluster() as cluster:
         yield cluster.start()
 
 

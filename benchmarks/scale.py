@@ -1,0 +1,298 @@
+"""Scale: do the hot reads cost the same with 1,000,000 organizations and one
+organization of 100,000 members as with 100 rows? (`make bench-scale`, PostgreSQL only,
+not in CI: loading takes minutes.)
+
+The data is written with COPY straight into a migrated database: 1,000,000 organizations,
+each with its slug, built-in roles and owner; one of them with 100,000 members and one with
+100. The service then runs with the read cache off (every call reads the database) and a
+client measures median latencies, interleaving the large and the small case:
+GetOrganization, CheckPermission, ListMembers' first page, and a page at depth 90,000.
+
+    python -m benchmarks.scale [--organizations 1000000] [--members 100000] [--calls 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import grpc
+import psycopg
+from orgs.v1 import organization_service_pb2 as rpc
+from orgs.v1 import organization_service_pb2_grpc as rpc_grpc
+
+from benchmarks.processes import Service, fresh_postgres_database
+from orgservice import devkeys
+from orgservice.api.page_tokens import PageTokens, request_binding
+from orgservice.domain.models import Cursor
+from orgservice.domain.permissions import BUILT_IN_ROLES
+from orgservice.storage.startup import prepare_database
+
+SECRET = "bench-scale-page-token-secret"  # noqa: S105 (a throwaway for this benchmark)
+DEPTH = 90_000
+EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Organization:
+    id: str
+    owner_subject: str
+    member_ids: list[str]  # ordered as ListMembers pages them
+
+
+def load(url: str, organizations: int, members: int) -> tuple[Organization, Organization]:
+    """Writes the data set with COPY; returns the large and the small organization."""
+    direct = url.replace("postgresql+psycopg://", "postgresql://")
+    large = Organization(str(uuid.uuid4()), "owner-large", [])
+    small = Organization(str(uuid.uuid4()), "owner-small", [])
+    sizes = {large.id: members, small.id: 100}
+    started = time.monotonic()
+    with psycopg.connect(direct) as connection:
+        org_ids = [large.id, small.id, *(str(uuid.uuid4()) for _ in range(organizations - 2))]
+        owner_ids = [str(uuid.uuid4()) for _ in org_ids]
+        owner_subjects = [large.owner_subject, small.owner_subject]
+        owner_subjects += [f"owner-{index}" for index in range(2, len(org_ids))]
+        _copy_users(connection, zip(owner_ids, owner_subjects, strict=True))
+        _copy_organizations(connection, org_ids, sizes)
+        _copy_roles(connection, org_ids)
+        _copy(
+            connection,
+            "memberships",
+            ("organization_id", "user_id", "role", "create_time", "update_time"),
+            (
+                (org, owner, "owner", EPOCH, EPOCH)
+                for org, owner in zip(org_ids, owner_ids, strict=True)
+            ),
+        )
+        for organization, size in ((large, members), (small, 100)):
+            member_ids = [str(uuid.uuid4()) for _ in range(size - 1)]
+            _copy_users(
+                connection,
+                ((member, f"member-{member}") for member in member_ids),
+            )
+            _copy(
+                connection,
+                "memberships",
+                ("organization_id", "user_id", "role", "create_time", "update_time"),
+                (
+                    (organization.id, member, "viewer", EPOCH + timedelta(seconds=index + 1), EPOCH)
+                    for index, member in enumerate(member_ids)
+                ),
+            )
+            organization.member_ids.extend([owner_ids[org_ids.index(organization.id)], *member_ids])
+        connection.execute("ANALYZE")
+    print(f"loaded {organizations:,} organizations in {time.monotonic() - started:.0f}s")
+    return large, small
+
+
+def _copy(
+    connection: psycopg.Connection[Any], table: str, columns: tuple[str, ...], rows: Iterator[Any]
+) -> None:
+    with connection.cursor().copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(row)
+
+
+def _copy_users(connection: psycopg.Connection[Any], users: Iterator[tuple[str, str]]) -> None:
+    _copy(
+        connection,
+        "users",
+        (
+            "id",
+            "subject",
+            "username",
+            "email",
+            "email_verified",
+            "display_name",
+            "create_time",
+            "update_time",
+        ),
+        ((user_id, subject, subject, "", False, "", EPOCH, EPOCH) for user_id, subject in users),
+    )
+
+
+def _copy_organizations(
+    connection: psycopg.Connection[Any], org_ids: list[str], sizes: dict[str, int]
+) -> None:
+    _copy(
+        connection,
+        "organization_slugs",
+        ("slug", "organization_id"),
+        ((f"org-{i}", org) for i, org in enumerate(org_ids)),
+    )
+    _copy(
+        connection,
+        "organizations",
+        (
+            "id",
+            "slug",
+            "name",
+            "description",
+            "labels",
+            "personal",
+            "state",
+            "version",
+            "member_count",
+            "workspace_count",
+            "event_seq",
+            "create_time",
+            "update_time",
+        ),
+        (
+            (
+                org,
+                f"org-{i}",
+                f"Org {i}",
+                "",
+                "{}",
+                False,
+                "active",
+                1,
+                sizes.get(org, 1),
+                0,
+                0,
+                EPOCH,
+                EPOCH,
+            )
+            for i, org in enumerate(org_ids)
+        ),
+    )
+
+
+def _copy_roles(connection: psycopg.Connection[Any], org_ids: list[str]) -> None:
+    import json
+
+    _copy(
+        connection,
+        "roles",
+        (
+            "organization_id",
+            "name",
+            "description",
+            "permissions",
+            "built_in",
+            "create_time",
+            "update_time",
+        ),
+        (
+            (
+                org,
+                role.name,
+                role.description,
+                json.dumps(list(role.permissions)),
+                True,
+                EPOCH,
+                EPOCH,
+            )
+            for org in org_ids
+            for role in BUILT_IN_ROLES
+        ),
+    )
+
+
+def measure(calls: dict[str, Callable[[], Any]], rounds: int) -> dict[str, float]:
+    """Median milliseconds per call, interleaved so every case sees the same noise."""
+    samples: dict[str, list[float]] = {name: [] for name in calls}
+    for _ in range(rounds):
+        for name, call in calls.items():
+            started = time.perf_counter()
+            call()
+            samples[name].append((time.perf_counter() - started) * 1000)
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--organizations", type=int, default=1_000_000)
+    parser.add_argument("--members", type=int, default=100_000)
+    parser.add_argument("--calls", type=int, default=300)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp, fresh_postgres_database() as url:
+        prepare_database(url)
+        large, small = load(url, args.organizations, args.members)
+        environment = {
+            "ORGSERVICE_AUTHZ_CACHE_SECONDS": "0",
+            "ORGSERVICE_PAGE_TOKEN_SECRET": SECRET,
+        }
+        with Service.started(url, 1, Path(tmp), environment=environment) as service:
+            report(service, large, small, args.calls)
+
+
+def report(service: Service, large: Organization, small: Organization, calls: int) -> None:
+    key = devkeys.load_or_create(service.key_file)
+    tokens = PageTokens(SECRET.encode())
+    with grpc.insecure_channel(f"127.0.0.1:{service.port}") as channel:
+        stub = rpc_grpc.OrganizationServiceStub(channel)
+
+        def as_owner(organization: Organization) -> tuple[tuple[str, str], ...]:
+            token = devkeys.mint_token(key, subject=organization.owner_subject, ttl_seconds=3600)
+            return (("authorization", f"Bearer {token}"),)
+
+        def page_at(organization: Organization, depth: int) -> rpc.ListMembersRequest:
+            request = rpc.ListMembersRequest(organization_id=organization.id, page_size=50)
+            owner_id = stub.GetCurrentUser(
+                rpc.GetCurrentUserRequest(), metadata=as_owner(organization)
+            ).user.id
+            position = Cursor(EPOCH + timedelta(seconds=depth), organization.member_ids[depth])
+            request.page_token = tokens.encode(position, request_binding(request, owner_id))
+            return request
+
+        cases: dict[str, Callable[[Organization], Callable[[], Any]]] = {
+            "GetOrganization": lambda o: (
+                lambda: stub.GetOrganization(
+                    rpc.GetOrganizationRequest(organization_id=o.id), metadata=as_owner(o)
+                )
+            ),
+            "CheckPermission": lambda o: (
+                lambda: stub.CheckPermission(
+                    rpc.CheckPermissionRequest(organization_id=o.id, permission="members.list"),
+                    metadata=as_owner(o),
+                )
+            ),
+            "ListMembers, first page": lambda o: (
+                lambda: stub.ListMembers(
+                    rpc.ListMembersRequest(organization_id=o.id, page_size=50), metadata=as_owner(o)
+                )
+            ),
+        }
+        depth = min(DEPTH, len(large.member_ids) - 60)
+        deep = page_at(large, depth)
+        first = rpc.ListMembersRequest(organization_id=large.id, page_size=50)
+        calls_by_name: dict[str, Callable[[], Any]] = {}
+        for name, make in cases.items():
+            calls_by_name[f"{name} (large)"] = make(large)
+            calls_by_name[f"{name} (small)"] = make(small)
+        large_owner = as_owner(large)
+        calls_by_name["deep page"] = lambda: stub.ListMembers(deep, metadata=large_owner)
+        calls_by_name["ListMembers first page (large)"] = lambda: stub.ListMembers(
+            first, metadata=large_owner
+        )
+        for call in calls_by_name.values():
+            call()  # warm-up: identities provisioned, statements prepared
+        medians = measure(calls_by_name, calls)
+    print(
+        f"\nmedian ms over {calls} interleaved calls (read cache off: each call reads the database)"
+    )
+    members = f"{len(large.member_ids):,} members"
+    print(f"  {'RPC':<26}{'100 members':>13}{members:>17}{'ratio':>8}")
+    for name in cases:
+        small_ms, large_ms = medians[f"{name} (small)"], medians[f"{name} (large)"]
+        print(f"  {name:<26}{small_ms:>13.2f}{large_ms:>17.2f}{large_ms / small_ms:>8.2f}")
+    deep_ms, first_ms = medians["deep page"], medians["ListMembers first page (large)"]
+    label = f"page at depth {depth:,}"
+    first_label = f"first: {first_ms:.2f}"
+    print(f"  {label:<26}{first_label:>13}{deep_ms:>17.2f}{deep_ms / first_ms:>8.2f}")
+
+
+if __name__ == "__main__":
+    main()
