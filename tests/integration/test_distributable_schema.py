@@ -41,6 +41,10 @@ GLOBAL_TABLES = {
     # Slugs are unique across all organizations: the claim of a slug must see every
     # organization's, and a lookup by slug does not know the organization yet.
     "organization_slugs": "registry of slugs unique across organizations",
+    # Likewise verified domain names: one organization at a time may hold a name
+    # VERIFIED, and auto-join looks a name up by a user's email, before it knows the
+    # organization. (Claims, verified or not, live in the tenant table `domains`.)
+    "verified_domains": "registry of verified domain names unique across organizations",
     # Keyed by (user_id, request_id): a retried create may be for an organization that
     # does not exist yet (CreateOrganization), so the key cannot name one. Sharded by
     # user_id on its own rather than replicated (docs/scaling.md).
