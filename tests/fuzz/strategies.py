@@ -175,6 +175,26 @@ def field_masks(cls: type[Message], container: Descriptor) -> st.SearchStrategy[
     return st.builds(cls, paths=st.one_of(st.lists(path, max_size=4), many))
 
 
+def structs(cls: type[Message], _container: Descriptor) -> st.SearchStrategy[Message]:
+    """JSON objects (google.protobuf.Struct is recursive, so it gets a strategy of its own
+    with bounded nesting): hostile keys and strings, NaN and infinities, deep nesting."""
+    scalars = st.one_of(st.none(), st.booleans(), st.floats(), texts())
+    values = st.recursive(
+        scalars,
+        lambda inner: st.one_of(
+            st.lists(inner, max_size=4), st.dictionaries(texts(), inner, max_size=4)
+        ),
+        max_leaves=12,
+    )
+
+    def build(document: dict[str, Any]) -> Message:
+        message = cls()
+        message.update(document)  # type: ignore[attr-defined]
+        return message
+
+    return st.builds(build, st.dictionaries(texts(), values, max_size=5))
+
+
 def _is_map(descriptor: FieldDescriptor) -> bool:
     return descriptor.message_type is not None and descriptor.message_type.GetOptions().map_entry
 
@@ -195,6 +215,7 @@ WELL_KNOWN: Mapping[str, WellKnown] = {
     "google.protobuf.Timestamp": lambda cls, _container: timestamps(cls),
     "google.protobuf.Duration": lambda cls, _container: durations(cls),
     "google.protobuf.FieldMask": field_masks,
+    "google.protobuf.Struct": structs,
 }
 
 
