@@ -39,10 +39,12 @@ class DomainError(Exception):
 
 
 def quoted(value: str) -> str:
-    """`value` in quotes for a message, cut to MAX_QUOTED_CHARACTERS."""
-    if len(value) > MAX_QUOTED_CHARACTERS:
-        value = value[: MAX_QUOTED_CHARACTERS - 1] + "…"
-    return repr(value)
+    """`value` in quotes for a message, at most MAX_QUOTED_CHARACTERS long as quoted
+    (control characters show escaped, four characters each, so the cut comes after)."""
+    shown = repr(value)
+    if len(shown) > MAX_QUOTED_CHARACTERS:
+        shown = shown[: MAX_QUOTED_CHARACTERS - 2] + "…" + shown[0]
+    return shown
 
 
 # --- one class per canonical code -----------------------------------------------------

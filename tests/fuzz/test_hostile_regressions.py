@@ -507,6 +507,15 @@ LONG = "x" * 300
     Case("UpdateWorkspace.mask-path", lambda r: UPDATES["UpdateWorkspace"](r, [LONG])),
     Case("UpdateInvitation.mask-path", lambda r: UPDATES["UpdateInvitation"](r, [LONG])),
     Case("UpdateOrganization.mask-path", lambda r: UPDATES["UpdateOrganization"](r, [LONG])),
+    # Escaped, a control character takes four characters: the cut must come after.
+    Case(
+        "UpdateOrganization.control-mask-path",
+        lambda r: UPDATES["UpdateOrganization"](r, ["\x1f" * 65]),
+    ),
+    Case(
+        "UpdateOrganization.nested-mask-path",
+        lambda r: UPDATES["UpdateOrganization"](r, ["settings." + LONG]),
+    ),
 )
 def test_errors_echo_at_most_64_characters_of_a_value(world: World, case: Case) -> None:
     request = case.build(world.made)
