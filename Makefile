@@ -6,7 +6,7 @@ PY := $(BIN)/python
 BUF := node_modules/.bin/buf
 PROTOS := $(wildcard protos/orgs/v1/*.proto)
 
-.PHONY: setup run test test-faults test-sqlite test-postgres check lint format typecheck \
+.PHONY: setup run test test-unit test-faults test-sqlite test-postgres check lint format typecheck \
         buf-lint buf-breaking generate check-generated bench clean
 
 $(VENV)/.installed: pyproject.toml requirements.lock
@@ -35,6 +35,10 @@ run: setup check-generated
 
 test: setup check-generated
 	$(BIN)/pytest
+
+# Use cases over in-memory storage and pure functions: no database, no server, seconds.
+test-unit: setup
+	$(BIN)/pytest tests/unit -q
 
 # Stops, freezes and locks PostgreSQL clusters the tests own (needs initdb and pgbouncer).
 test-faults: setup
