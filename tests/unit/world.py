@@ -7,7 +7,7 @@ import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
 
@@ -144,8 +144,8 @@ def pages(
             return fetched
 
 
-def failure(action: Callable[[], object]) -> DomainError:
-    """The domain error `action` raises."""
+def failure(action: Callable[..., object], *args: Any, **kwargs: Any) -> DomainError:
+    """The domain error `action(*args, **kwargs)` raises."""
     with pytest.raises(DomainError) as caught:
-        action()
+        action(*args, **kwargs)
     return caught.value
