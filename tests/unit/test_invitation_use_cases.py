@@ -204,7 +204,7 @@ def test_an_invitation_expires_with_time(world: World, cast: Cast) -> None:
         InvitationState.EXPIRED
     )
     page = world.services.invitations.list(
-        cast.admin, cast.id, lambda: PageRequest(limit=10), state=InvitationState.EXPIRED
+        cast.admin, cast.id, lambda: PageRequest(limit=10), state=lambda: InvitationState.EXPIRED
     )
     assert [i.id for i in page.items] == [invitation.id]
     assert failure(world.services.invitations.accept, world.call(), token=token).reason == (
