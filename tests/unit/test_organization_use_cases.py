@@ -12,6 +12,7 @@ import pytest
 from orgservice.domain.budget import Budget, WouldBlock, unlimited
 from orgservice.domain.models import (
     Call,
+    Identity,
     OrganizationFields,
     OrganizationState,
     PageRequest,
@@ -19,6 +20,7 @@ from orgservice.domain.models import (
     WorkspaceFields,
 )
 from orgservice.domain.validation import SLUG_PATTERN
+from orgservice.service.identity import IdentityService
 from orgservice.service.organizations import PURGE_AFTER
 from tests.unit.world import T0, Cast, World, failure, pages
 
@@ -397,3 +399,26 @@ def test_nothing_is_written_unless_committed(world: World, cast: Cast) -> None:
         cast.owner, cast.id, WorkspaceFields(name="W", slug="other"), request_id=request_id
     )
     assert retried.slug == "other"
+
+
+# --- provisioning ----------------------------------------------------------------------
+
+
+def test_a_new_user_gets_a_personal_organization_once(world: World) -> None:
+    identities = IdentityService(world.db, world.clock)
+    identity = Identity(subject="s-1", email="Zoë@example.com", username="zoë", display_name="Zoë")
+    caller = identities.caller_for(identity, unlimited())
+    IdentityService(world.db, world.clock).caller_for(identity, unlimited())  # another process
+    user, memberships = identities.current_user(Call(caller, unlimited()))
+    assert (user.email, user.display_name) == ("Zoë@example.com", "Zoë")
+    assert [m.role for m in memberships] == ["owner"]
+    (personal,) = (row.organization for row in world.db.tables.organizations.values())
+    assert (personal.personal, personal.name, personal.slug) == (True, "Zoë's organization", "zoe")
+
+
+def test_a_changed_claim_refreshes_the_user(world: World) -> None:
+    identities = IdentityService(world.db, world.clock, personal_organizations=False)
+    first = identities.caller_for(Identity(subject="s-1", email="a@example.com"), unlimited())
+    again = identities.caller_for(Identity(subject="s-1", email="b@example.com"), unlimited())
+    assert again.user_id == first.user_id
+    assert world.db.tables.users[first.user_id].user.email == "b@example.com"
