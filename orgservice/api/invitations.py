@@ -66,7 +66,7 @@ class InvitationRpcs(RpcBase):
             call,
             request.organization_id,
             self._page(request, call),
-            state=converters.invitation_state(request.state),
+            state=lambda: converters.invitation_state(request.state),
         )
         return rpc.ListInvitationsResponse(
             invitations=[converters.invitation(i) for i in page.items],

@@ -54,12 +54,20 @@ class PageTokens:
             raise _bad_token() from error
         if not hmac.compare_digest(mac, self._mac(payload)):
             raise _bad_token()
-        fields = json.loads(payload)
-        if fields["b"] != _digest(binding):
+        # Signed, but possibly by a release that wrote another format.
+        try:
+            fields = json.loads(payload)
+            bound, cursor_id = fields["b"], fields["i"]
+            create_time = datetime.fromisoformat(fields["t"])
+        except (ValueError, KeyError, TypeError) as error:
+            raise _bad_token() from error
+        if not isinstance(cursor_id, str) or create_time.tzinfo is None:
+            raise _bad_token()
+        if bound != _digest(binding):
             raise invalid(
                 "page_token", "belongs to a different request; keep the other fields unchanged"
             )
-        return Cursor(create_time=datetime.fromisoformat(fields["t"]), id=fields["i"])
+        return Cursor(create_time=create_time, id=cursor_id)
 
     def _mac(self, payload: bytes) -> bytes:
         return hmac.new(self._secret, payload, hashlib.sha256).digest()[:_MAC_BYTES]

@@ -164,11 +164,12 @@ class InvitationService:
         organization_id: str,
         page: Callable[[], PageRequest],
         *,
-        state: InvitationState | None = None,
+        state: Callable[[], InvitationState | None] = lambda: None,
     ) -> Page[Invitation]:
+        """`state` filters (None: any state); parsed, like `page`, once authorized."""
         with self._database.snapshot(call.budget) as uow:
             organization_id = authorize(uow, call.caller, organization_id, LIST).organization_id
-            return uow.invitations.find_page(organization_id, state, self._clock(), page())
+            return uow.invitations.find_page(organization_id, state(), self._clock(), page())
 
     def get(self, call: Call, invitation_id: str) -> Invitation:
         """Administrators see their organization's invitations; invitees their own."""
