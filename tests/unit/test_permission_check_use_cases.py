@@ -144,3 +144,14 @@ def test_an_unknown_consistency_is_refused(world: World, cast: Cast) -> None:
         organization_id=cast.id, permission="members.add", consistency=rpc.Consistency.ValueType(99)
     )
     assert failure(world.rpcs.CheckPermission, request, cast.admin).reason == "INVALID_ARGUMENT"
+
+
+def test_an_unknown_consistency_is_refused_only_to_callers_who_may_ask(
+    world: World, cast: Cast
+) -> None:
+    """AIP-211: for a non-member the organization does not exist, whatever else is wrong."""
+    request = rpc.CheckPermissionRequest(
+        organization_id=cast.id, permission="members.add", consistency=rpc.Consistency.ValueType(99)
+    )
+    refused = failure(world.rpcs.CheckPermission, request, cast.outsider)
+    assert refused.reason == "ORGANIZATION_NOT_FOUND"
