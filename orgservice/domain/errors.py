@@ -101,6 +101,10 @@ class ResourceExhausted(DomainError):
     reason = "RESOURCE_EXHAUSTED"
 
 
+class OutOfRange(DomainError):
+    reason = "OUT_OF_RANGE"
+
+
 # --- the reasons ----------------------------------------------------------------------
 
 
@@ -230,6 +234,10 @@ class AmbiguousUser(FailedPrecondition):
     default_message = "several users match; add the user by user_id"
 
 
+class NotAMember(FailedPrecondition):
+    reason = "NOT_A_MEMBER"
+
+
 class EtagMismatch(Aborted):
     reason = "ETAG_MISMATCH"
     default_message = (
@@ -254,6 +262,14 @@ class CallDeadlineExceeded(DeadlineExceeded):
 class TooManyRequests(ResourceExhausted):
     reason = "TOO_MANY_REQUESTS"
     default_message = "the server is at capacity; retry with backoff"
+
+
+class CursorExpired(OutOfRange):
+    reason = "CURSOR_EXPIRED"
+    default_message = (
+        "events after the cursor were purged; list the audit events again and watch from "
+        "the new watch_cursor"
+    )
 
 
 # --- input validation helpers ---------------------------------------------------------
