@@ -37,3 +37,11 @@ class MemberRpcs(RpcBase):
     ) -> rpc.RemoveMemberResponse:
         self._services.members.remove(call, request.organization_id, request.user_id)
         return rpc.RemoveMemberResponse()
+
+    def TransferOwnership(
+        self, request: rpc.TransferOwnershipRequest, call: Call
+    ) -> rpc.TransferOwnershipResponse:
+        organization = self._services.members.transfer_ownership(
+            call, request.organization_id, request.user_id
+        )
+        return rpc.TransferOwnershipResponse(organization=converters.organization(organization))
