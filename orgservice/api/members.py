@@ -12,7 +12,11 @@ from orgservice.domain.models import Call, UserRef
 class MemberRpcs(RpcBase):
     def ListMembers(self, request: rpc.ListMembersRequest, call: Call) -> rpc.ListMembersResponse:
         page = self._services.members.list(
-            call, request.organization_id, self._page(request, call), role=request.role
+            call,
+            request.organization_id,
+            self._page(request, call),
+            role=request.role,
+            query=request.query,
         )
         return rpc.ListMembersResponse(
             members=[converters.member(m) for m in page.items],

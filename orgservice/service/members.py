@@ -39,11 +39,13 @@ from orgservice.domain.permissions import (
     MEMBERS_UPDATE,
     OWNER,
 )
+from orgservice.domain.search import fold
 from orgservice.domain.validation import (
     MAX_EMAIL_LENGTH,
     MAX_USERNAME_LENGTH,
     canonical_uuid,
     checked_line,
+    search_text,
 )
 from orgservice.service import audit
 from orgservice.service.authorization import authorize, require_grantable
@@ -100,12 +102,18 @@ class MemberService:
         page: Callable[[], PageRequest],
         *,
         role: str = "",
+        query: str = "",
     ) -> Page[Member]:
+        """`query`: members found by a prefix of their username, email or display name
+        words, ignoring case (domain.search)."""
         with self._database.snapshot(call.budget) as uow:
             organization_id = authorize(uow, call.caller, organization_id, LIST).organization_id
+            folded = fold(search_text("query", query))
             organization = uow.organization(organization_id)
             total = organization.member_count if organization else 0
-            return uow.memberships.find_page(organization_id, role.strip(), page(), total=total)
+            return uow.memberships.find_page(
+                organization_id, role.strip(), page(), total=total, query=folded
+            )
 
     def add(self, call: Call, organization_id: str, user: UserRef, role_name: str) -> Member:
         with self._database.transaction(call.budget) as uow:

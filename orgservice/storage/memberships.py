@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 
 from sqlalchemy import and_, bindparam, delete, func, insert, select, update
@@ -15,6 +16,7 @@ from orgservice.domain.models import (
     Page,
     PageRequest,
 )
+from orgservice.storage.member_search import MemberSearchIndex, plan_search
 from orgservice.storage.organizations import OrganizationRepository, to_organization
 from orgservice.storage.paging import AnyRow, fetch_page
 from orgservice.storage.sql import Sql
@@ -61,6 +63,7 @@ class MembershipRepository:
     def __init__(self, sql: Sql, organizations: OrganizationRepository) -> None:
         self._sql = sql
         self._organizations = organizations
+        self._search = MemberSearchIndex(sql)
 
     def access(
         self, organization_id: str, user_id: str, *, lock: bool = False
@@ -105,6 +108,7 @@ class MembershipRepository:
             },
         )
         self._organizations.count_change(organization_id, members=1)
+        self._search.add(organization_id, user_id, now)
 
     def get(self, organization_id: str, user_id: str) -> Member | None:
         row = self._sql.execute(
@@ -113,21 +117,46 @@ class MembershipRepository:
         return _to_member(row) if row else None
 
     def find_page(
-        self, organization_id: str, role: str, page: PageRequest, *, total: int | None
+        self,
+        organization_id: str,
+        role: str,
+        page: PageRequest,
+        *,
+        total: int | None,
+        query: str = "",
     ) -> Page[Member]:
-        """`total`: the organization's member count when no role filter applies."""
-        query = _MEMBERS.where(memberships.c.organization_id == organization_id)
+        """`total`: the organization's member count; `query`: folded search text
+        (domain.search). With a query, total_size may be an estimate (AIP-158)."""
+        statement = _MEMBERS.where(memberships.c.organization_id == organization_id)
         if role:
-            query = query.where(memberships.c.role == role)
-        return fetch_page(
+            statement = statement.where(memberships.c.role == role)
+        if query:
+            search = plan_search(
+                self._sql,
+                organization_id,
+                query,
+                role=role,
+                member_count=total or 0,
+                page_size=page.limit,
+            )
+            statement = statement.where(search.condition)
+            total = search.estimated_total
+        elif role:
+            total = None  # counted
+        found = fetch_page(
             self._sql,
-            query,
+            statement,
             create_time=memberships.c.create_time,
             id_column=memberships.c.user_id,
             page=page,
             convert=_to_member,
-            total=None if role else total,
+            total=total,
         )
+        if query and total is not None:
+            # An estimate, but never fewer than the members this page shows.
+            shown = len(found.items) + (1 if found.next_cursor else 0)
+            return replace(found, total_size=max(total, shown))
+        return found
 
     def count_with_role(self, organization_id: str, role: str) -> int:
         count: int = self._sql.execute(
