@@ -169,9 +169,7 @@ class AlreadyMember(AlreadyExists):
 
 class InvitationPending(AlreadyExists):
     reason = "INVITATION_PENDING"
-
-    def __init__(self, email: str) -> None:
-        super().__init__(f"a pending invitation for {quoted(email)} exists already")
+    default_message = "a pending invitation for the email exists already"
 
 
 class RoleExists(AlreadyExists):
