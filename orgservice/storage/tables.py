@@ -246,6 +246,17 @@ audit_events = Table(
     Column("target_id", String(255), nullable=False),
     Column("details", JSONDocument, nullable=False),
     _time("create_time"),
+    # The event's place in the feed of every organization (storage.feed), assigned
+    # after commit; NULL until then.
+    Column("feed_position", BigInteger, nullable=True),
     Index(None, "organization_id", "create_time", "id"),
     Index(None, "organization_id", "seq", unique=True),
+    Index(None, "feed_position"),
+    Index(
+        "ix_audit_events_unplaced",
+        "organization_id",
+        "seq",
+        sqlite_where=text("feed_position IS NULL"),
+        postgresql_where=text("feed_position IS NULL"),
+    ),
 )
