@@ -106,7 +106,7 @@ class Dispatcher:
         self.executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="rpc")
         self._gates = Gates()
         self.streams = Streams(
-            in_thread=self.in_thread,
+            in_thread=lambda budget, work: self.in_thread(budget, lambda: _retrying_stale(work)),
             threads=max(1, threads // _STREAM_THREAD_SHARE),
             max_call_seconds=max_call_seconds,
         )
@@ -188,9 +188,7 @@ class Dispatcher:
             raise InvalidArgument(f"the request is not a valid {request.type_name} message")
         identity = current_identity()
         caller = await self.streams.in_thread(
-            lambda budget: _retrying_stale(
-                functools.partial(self._services.identities.caller_for, identity, budget)
-            )
+            functools.partial(self._services.identities.caller_for, identity)
         )
         note_user(caller.user_id)
         async for response in method(request, Stream(caller, self.streams)):

@@ -75,6 +75,9 @@ class FeedService:
     def place(self, budget: Budget) -> int | None:
         """Gives committed events their position in the feed of every organization, at
         most PLACE_BATCH; None when another process is placing right now."""
+        with self._database.snapshot(budget) as uow:
+            if not uow.feed.unplaced():
+                return 0  # without taking a write lock (SQLite has one for everything)
         with self._database.transaction(budget) as uow:
             placed = uow.feed.place(PLACE_BATCH)
             if placed:

@@ -59,6 +59,13 @@ class FeedRepository:
         ).all()
         return [to_event(row) for row in rows]
 
+    def unplaced(self) -> bool:
+        """Whether some committed event awaits its feed position."""
+        found = self._sql.execute(
+            select(_EVENTS.seq).where(_EVENTS.feed_position.is_(None)).limit(1)
+        ).first()
+        return found is not None
+
     def place(self, limit: int) -> int | None:
         """Gives up to `limit` committed events their feed positions (in a transaction
         the caller commits); None when another process is placing."""
