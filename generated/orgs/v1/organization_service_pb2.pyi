@@ -543,7 +543,7 @@ class ListMembersRequest(_message.Message):
     """Only members whose username, email, full display name or any word of the display
     name starts with this text, ignoring case; at most 200 characters, no control
     characters. Combines with `role`; the order stays the order they joined. With a
-    query, `total_size` counts the matching members.
+    query that matches many members, `total_size` is an estimate (AIP-158).
     """
     def __init__(
         self,
@@ -574,7 +574,9 @@ class ListMembersResponse(_message.Message):
     next_page_token: _builtins.str
     """Token for the next page; empty on the last page."""
     total_size: _builtins.int
-    """Exact number of members matching the request across all pages."""
+    """Number of members matching the request across all pages: exact, except for a
+    broad `query`, where it is estimated.
+    """
     @_builtins.property
     def members(self) -> _containers.RepeatedCompositeFieldContainer[_resources_pb2.Member]:
         """The members on this page, in the order they joined."""
