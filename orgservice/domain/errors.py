@@ -103,6 +103,10 @@ class ResourceExhausted(DomainError):
     reason = "RESOURCE_EXHAUSTED"
 
 
+class OutOfRange(DomainError):
+    reason = "OUT_OF_RANGE"
+
+
 # --- the reasons ----------------------------------------------------------------------
 
 
@@ -157,7 +161,9 @@ class SlugTaken(AlreadyExists):
 
     def __init__(self, slug: str, *, scope: str = "") -> None:
         where = f" in this {scope}" if scope else ""
-        super().__init__(f"the slug {slug!r} is already taken{where}", metadata={"slug": slug})
+        super().__init__(
+            f"the slug {quoted(slug)} is already taken{where}", metadata={"slug": slug[:63]}
+        )
 
 
 class AlreadyMember(AlreadyExists):
@@ -167,16 +173,14 @@ class AlreadyMember(AlreadyExists):
 
 class InvitationPending(AlreadyExists):
     reason = "INVITATION_PENDING"
-
-    def __init__(self, email: str) -> None:
-        super().__init__(f"a pending invitation for {quoted(email)} exists already")
+    default_message = "a pending invitation for the email exists already"
 
 
 class RoleExists(AlreadyExists):
     reason = "ROLE_EXISTS"
 
     def __init__(self, name: str) -> None:
-        super().__init__(f"a role named {name!r} already exists")
+        super().__init__(f"a role named {quoted(name)} already exists")
 
 
 def missing_permission(permission: str, message: str = "") -> PermissionDenied:
@@ -232,6 +236,10 @@ class AmbiguousUser(FailedPrecondition):
     default_message = "several users match; add the user by user_id"
 
 
+class NotAMember(FailedPrecondition):
+    reason = "NOT_A_MEMBER"
+
+
 class EtagMismatch(Aborted):
     reason = "ETAG_MISMATCH"
     default_message = (
@@ -256,6 +264,14 @@ class CallDeadlineExceeded(DeadlineExceeded):
 class TooManyRequests(ResourceExhausted):
     reason = "TOO_MANY_REQUESTS"
     default_message = "the server is at capacity; retry with backoff"
+
+
+class CursorExpired(OutOfRange):
+    reason = "CURSOR_EXPIRED"
+    default_message = (
+        "events after the cursor were purged; list the audit events again and watch from "
+        "the new watch_cursor"
+    )
 
 
 # --- input validation helpers ---------------------------------------------------------

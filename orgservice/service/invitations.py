@@ -9,19 +9,25 @@ invitation and only then adds the member.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
+from typing import TypeVar
 
 from orgservice.domain.authorization import Access, Requirement, to_change, to_read
 from orgservice.domain.errors import (
     AlreadyMember,
+    DomainError,
+    InvalidArgument,
     InvitationExpired,
     InvitationNotFound,
     InvitationNotPending,
     InvitationPending,
     InvitedRoleDeleted,
     OrganizationNotFound,
+    Violations,
     invalid,
 )
 from orgservice.domain.invitation_tokens import hash_token, new_token
@@ -34,6 +40,7 @@ from orgservice.domain.models import (
     OrganizationState,
     Page,
     PageRequest,
+    Role,
 )
 from orgservice.domain.permissions import (
     INVITATIONS_CREATE,
@@ -43,6 +50,7 @@ from orgservice.domain.permissions import (
 )
 from orgservice.domain.validation import (
     canonical_uuid,
+    check_count,
     new_id,
     normalized_email,
     normalized_request_id,
@@ -54,7 +62,10 @@ from orgservice.service.idempotency import earlier_result
 from orgservice.service.members import check_may_grant, existing_role, load_member
 from orgservice.service.ports import Database, UnitOfWork
 
+T = TypeVar("T")
+
 DEFAULT_TTL = timedelta(days=7)
+MAX_BATCH = 100
 MAX_TTL = timedelta(days=30)
 
 LIST = to_read(INVITATIONS_LIST)
@@ -63,6 +74,15 @@ UPDATE = to_change(INVITATIONS_UPDATE)
 REVOKE = to_change(INVITATIONS_REVOKE)
 # Resending issues a new invitation token: it takes the right to invite.
 RESEND = to_change(INVITATIONS_CREATE)
+
+
+@dataclass(frozen=True)
+class NewInvitation:
+    """One invitation of a batch; `ttl` is parsed only once the caller is authorized."""
+
+    email: str
+    role: str
+    ttl: Callable[[], timedelta | None]
 
 
 @dataclass(frozen=True)
@@ -129,34 +149,51 @@ class InvitationService:
             )
             if earlier is not None:
                 return _reload(uow, earlier, now), ""
-            if uow.memberships.has_member_with_email(organization_id, email):
-                raise AlreadyMember(f"{email} is already a member of the organization")
-            _free_pending_slot(uow, organization_id, email, now)
-            token, token_hash = new_token()
-            uow.invitations.add(
-                organization_id=organization_id,
-                invitation_id=invitation_id,
-                email=email,
-                role=role,
-                inviter_user_id=call.caller.user_id,
-                token_hash=token_hash,
-                now=now,
-                expire_time=now + lifetime,
-            )
-            audit.record(
+            _check_sendable(uow, organization_id, email, now)
+            sent = _send(
                 uow,
                 call.caller,
                 organization_id,
-                "invitation.created",
-                now,
-                target_type="invitation",
-                target_id=invitation_id,
-                email=email,
-                role=role,
+                invitation_id,
+                email,
+                role,
+                expire_time=now + lifetime,
+                now=now,
             )
-            invitation = _reload(uow, invitation_id, now)
             uow.commit()
-            return invitation, token
+            return sent
+
+    def batch_create(
+        self, call: Call, organization_id: str, entries: Sequence[NewInvitation]
+    ) -> list[tuple[Invitation, str]]:
+        """All or nothing (AIP-233): every entry is validated (INVALID_ARGUMENT naming
+        each bad field), then checked like a single CreateInvitation (the first that
+        fails decides the error, its message naming the entry), and only then are they
+        all sent."""
+        with self._database.transaction(call.budget) as uow:
+            access = authorize(uow, call.caller, organization_id, CREATE)
+            organization_id = access.organization_id
+            checked = _checked_batch(uow, organization_id, entries)
+            now = self._clock()
+            for index, (email, role, _) in enumerate(checked):
+                with _naming_entry(index):
+                    check_may_grant(access, role)
+                    _check_sendable(uow, organization_id, email, now)
+            sent = [
+                _send(
+                    uow,
+                    call.caller,
+                    organization_id,
+                    new_id(),
+                    email,
+                    role.name,
+                    expire_time=now + lifetime,
+                    now=now,
+                )
+                for email, role, lifetime in checked
+            ]
+            uow.commit()
+            return sent
 
     def list(
         self,
@@ -315,6 +352,103 @@ class InvitationService:
             raise InvitationNotFound() from error
 
 
+def _checked_batch(
+    uow: UnitOfWork, organization_id: str, entries: Sequence[NewInvitation]
+) -> list[tuple[str, Role, timedelta]]:
+    """Each entry's email, role and lifetime; INVALID_ARGUMENT with one violation per
+    bad field of any entry (never quoting values) when one is malformed."""
+    violations = Violations()
+    if not entries:
+        violations.add("invitations", "must have at least one entry")
+    check_count(violations, "invitations", entries, MAX_BATCH)
+    violations.raise_if_any()
+    first_entry_of: dict[str, int] = {}
+    checked: list[tuple[str, Role, timedelta]] = []
+    for index, entry in enumerate(entries):
+        field = f"invitations[{index}]"
+        email = _violations_of(violations, partial(normalized_email, entry.email, f"{field}.email"))
+        role = _violations_of(
+            violations, partial(existing_role, uow, organization_id, entry.role, f"{field}.role")
+        )
+        lifetime = _violations_of(violations, partial(_checked_entry_ttl, entry, f"{field}.ttl"))
+        if email is not None:
+            first = first_entry_of.setdefault(email, index)
+            if first != index:
+                violations.add(f"{field}.email", f"repeats invitations[{first}].email")
+        if email is not None and role is not None and lifetime is not None:
+            checked.append((email, role, lifetime))
+    violations.raise_if_any()
+    return checked
+
+
+def _checked_entry_ttl(entry: NewInvitation, field: str) -> timedelta:
+    return checked_ttl(entry.ttl(), field)
+
+
+def _violations_of(violations: Violations, parse: Callable[[], T]) -> T | None:
+    """What `parse` returns, or None with its InvalidArgument's violations recorded."""
+    try:
+        return parse()
+    except InvalidArgument as error:
+        violations.items.extend(error.violations)
+        return None
+
+
+@contextmanager
+def _naming_entry(index: int) -> Iterator[None]:
+    """Errors of one batch entry name it (`invitations[i]`) in their message."""
+    try:
+        yield
+    except DomainError as error:
+        error.message = f"invitations[{index}]: {error.message}"
+        error.args = (error.message,)
+        raise
+
+
+def _check_sendable(uow: UnitOfWork, organization_id: str, email: str, now: datetime) -> None:
+    """What must hold for an invitation to `email` (the organization row is locked)."""
+    if uow.memberships.has_member_with_email(organization_id, email):
+        raise AlreadyMember("the email belongs to a member of the organization already")
+    _free_pending_slot(uow, organization_id, email, now)
+
+
+def _send(
+    uow: UnitOfWork,
+    caller: Caller,
+    organization_id: str,
+    invitation_id: str,
+    email: str,
+    role: str,
+    *,
+    expire_time: datetime,
+    now: datetime,
+) -> tuple[Invitation, str]:
+    """Stores a pending invitation and its audit event; returns it with its token."""
+    token, token_hash = new_token()
+    uow.invitations.add(
+        organization_id=organization_id,
+        invitation_id=invitation_id,
+        email=email,
+        role=role,
+        inviter_user_id=caller.user_id,
+        token_hash=token_hash,
+        now=now,
+        expire_time=expire_time,
+    )
+    audit.record(
+        uow,
+        caller,
+        organization_id,
+        "invitation.created",
+        now,
+        target_type="invitation",
+        target_id=invitation_id,
+        email=email,
+        role=role,
+    )
+    return _reload(uow, invitation_id, now), token
+
+
 def _set_state(
     uow: UnitOfWork,
     caller: Caller,
@@ -347,7 +481,7 @@ def _free_pending_slot(
     if prior is None or prior.id == keep:
         return
     if prior.state is InvitationState.PENDING:
-        raise InvitationPending(email)
+        raise InvitationPending()
     uow.invitations.update(organization_id, prior.id, now, state=InvitationState.EXPIRED)
 
 

@@ -53,6 +53,7 @@ from orgservice.domain.models import (
     WorkspaceFields,
 )
 from orgservice.domain.permissions import BUILT_IN_ROLES, OWNER
+from orgservice.domain.search import member_terms
 from orgservice.domain.validation import new_id
 from orgservice.service import ports
 
@@ -189,6 +190,11 @@ def page_of(
         chunk = chunk[: page.limit]
         next_cursor = chunk[-1][0]
     return Page([item for _, item in chunk], total, next_cursor)
+
+
+def _found_by(user: User, query: str) -> bool:
+    terms = member_terms(user.username, user.email, user.display_name)
+    return any(term.startswith(query) for term in terms)
 
 
 def _contains(text: str, *values: str) -> bool:
@@ -414,17 +420,28 @@ class FakeMemberships(_Repository):
         return Member(organization_id, user, row.role, row.create_time, row.update_time)
 
     def find_page(
-        self, organization_id: str, role: str, page: PageRequest, *, total: int | None
+        self,
+        organization_id: str,
+        role: str,
+        page: PageRequest,
+        *,
+        total: int | None,
+        query: str = "",
     ) -> Page[Member]:
+        """`query`: folded text; a member matches when one of its terms starts with it."""
         members = (
             self.get(org_id, user_id)
             for (org_id, user_id), row in self._s.tables.memberships.items()
             if org_id == organization_id and (not role or row.role == role)
         )
         return page_of(
-            ((Cursor(m.create_time, m.user.id), m) for m in members if m is not None),
+            (
+                (Cursor(m.create_time, m.user.id), m)
+                for m in members
+                if m is not None and (not query or _found_by(m.user, query))
+            ),
             page,
-            total=None if role else total,
+            total=None if role or query else total,
         )
 
     def count_with_role(self, organization_id: str, role: str) -> int:
@@ -637,7 +654,7 @@ class FakeInvitations(_Repository):
     ) -> None:
         tables = self._s.writing()
         if self._stored_pending(tables, organization_id, email) is not None:
-            raise InvitationPending(email)
+            raise InvitationPending()
         if invitation_id in tables.invitations:
             raise ConstraintViolation(f"duplicate invitation {invitation_id}")
         tables.organization_row(organization_id)
@@ -801,6 +818,43 @@ class FakeAudit(_Repository):
         )
 
 
+class FakeFeed(_Repository):
+    """The feed without concurrency: events are placed in organization then seq order."""
+
+    def heads(self, organization_ids: Sequence[str]) -> dict[str, int]:
+        rows = self._s.tables.organizations
+        return {org: rows[org].event_seq for org in organization_ids if org in rows}
+
+    def after(self, organization_id: str, seq: int, limit: int) -> list[AuditEvent]:
+        events = [
+            event
+            for event in self._s.tables.audit.values()
+            if event.organization_id == organization_id and event.seq > seq
+        ]
+        return sorted(events, key=lambda event: event.seq)[:limit]
+
+    def unplaced(self) -> bool:
+        return any(not event.feed_position for event in self._s.tables.audit.values())
+
+    def place(self, limit: int) -> int | None:
+        tables = self._s.writing()
+        unplaced = sorted(
+            (event for event in tables.audit.values() if not event.feed_position),
+            key=lambda event: (event.organization_id, event.seq),
+        )[:limit]
+        start = self.newest_position() + 1
+        for offset, event in enumerate(unplaced):
+            tables.audit[event.id] = replace(event, feed_position=start + offset)
+        return len(unplaced)
+
+    def newest_position(self) -> int:
+        return max((event.feed_position for event in self._s.tables.audit.values()), default=0)
+
+    def after_position(self, position: int, limit: int) -> list[AuditEvent]:
+        events = [e for e in self._s.tables.audit.values() if e.feed_position > position]
+        return sorted(events, key=lambda event: event.feed_position)[:limit]
+
+
 class FakeIdempotency(_Repository):
     def claim(
         self,
@@ -835,6 +889,7 @@ class FakeUnitOfWork:
         self.workspaces = FakeWorkspaces(session)
         self.invitations = FakeInvitations(session)
         self.audit = FakeAudit(session)
+        self.feed = FakeFeed(session)
         self.idempotency = FakeIdempotency(session)
 
     def access(

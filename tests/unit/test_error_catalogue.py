@@ -101,7 +101,8 @@ def test_messages_quoting_hostile_input_stay_short() -> None:
     hostile = "\x00" + "😈" * 100_000
     for error in (
         errors.UnknownRole(hostile),
-        errors.InvitationPending(hostile),
+        errors.SlugTaken(hostile),
+        errors.RoleExists(hostile),
         errors.invalid("f", f"bad value {quoted(hostile)}"),
     ):
         assert len(error.message) < 300, type(error)

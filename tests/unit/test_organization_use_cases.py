@@ -259,9 +259,9 @@ def test_audit_events_are_numbered_per_organization_and_listed_newest_first(
             e.seq for e in world.db.tables.audit.values() if e.organization_id == organization_id
         )
         assert seqs == list(range(1, len(seqs) + 1))
-    listed = world.services.audit.list(cast.owner, other.id, lambda: PageRequest(limit=100))
+    listed, _ = world.services.audit.list(cast.owner, other.id, lambda: PageRequest(limit=100))
     assert [e.seq for e in listed.items] == [3, 2, 1]
-    added = world.services.audit.list(
+    added, _ = world.services.audit.list(
         cast.admin, cast.id, lambda: PageRequest(limit=100), action="member"
     )
     assert [e.action for e in added.items] == ["member.added"] * 3

@@ -11,7 +11,10 @@ from typing import Any, TypeVar
 
 import pytest
 
+from orgservice.api.feed_cursors import FeedCursors
+from orgservice.api.feed_hub import FeedHub
 from orgservice.api.page_tokens import PageTokens
+from orgservice.api.rpc_base import Feed
 from orgservice.api.servicer import OrganizationServicer
 from orgservice.domain.budget import unlimited
 from orgservice.domain.errors import DomainError
@@ -67,8 +70,14 @@ class World:
         self.clock = StoppedClock()
         self.db = FakeDatabase()
         self.services = Services.build(self.db, clock=self.clock, personal_organizations=False)
-        self.rpcs = OrganizationServicer(self.services, PageTokens(b"unit-test-secret"))
+        secret = b"unit-test-secret"
+        feed = Feed(FeedCursors(secret), FeedHub(self._no_heads, poll_seconds=1.0))
+        self.rpcs = OrganizationServicer(self.services, PageTokens(secret), feed)
         self._numbers = itertools.count(1)
+
+    @staticmethod
+    async def _no_heads(_organization_ids: list[str]) -> dict[str, int]:
+        return {}  # the change feed's streams are not unit-tested here
 
     def call(self, name: str = "", *, email: str = "", verified: bool = True) -> Call:
         """A new user, provisioned as on its first call."""
