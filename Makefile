@@ -6,8 +6,9 @@ PY := $(BIN)/python
 BUF := node_modules/.bin/buf
 PROTOS := $(wildcard protos/orgs/v1/*.proto)
 
-.PHONY: setup system-packages run test test-pgbouncer test-faults test-sqlite test-postgres check lint format typecheck \
-        buf-lint buf-breaking generate check-generated bench bench-scale fuzz clean
+.PHONY: setup system-packages run test test-unit test-pgbouncer test-faults test-sqlite test-postgres \
+        check lint format typecheck buf-lint buf-breaking generate check-generated bench bench-scale \
+        fuzz clean
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	python3 -m venv $(VENV)
@@ -40,10 +41,9 @@ system-packages:
 test: setup check-generated system-packages
 	$(BIN)/pytest
 
-# The PostgreSQL integration and concurrency suites again, through PgBouncer in
-# transaction pooling mode (--database-pooler pgbouncer).
-test-pgbouncer: setup system-packages
-	ORGSERVICE_TEST_PGBOUNCER=1 ORGSERVICE_TEST_DATABASES=postgresql $(BIN)/pytest tests/integration
+.PHONY: setup system-packages run test test-unit test-pgbouncer test-faults test-sqlite test-postgres \
+        check lint format typecheck buf-lint buf-breaking generate check-generated bench bench-scale \
+        fuzz clean
 
 # Stops, freezes and locks PostgreSQL clusters the tests own (needs initdb and pgbouncer).
 test-faults: setup

@@ -30,6 +30,8 @@ from orgs.v1 import organization_service_pb2
 from orgservice import devkeys
 from orgservice.api.auth import TokenVerifier, jwks_keys, static_key
 from orgservice.api.dispatch import Dispatcher
+from orgservice.api.feed_cursors import FeedCursors
+from orgservice.api.feed_hub import FeedHub
 from orgservice.api.interceptors import (
     AdmissionInterceptor,
     AuthInterceptor,
@@ -37,6 +39,7 @@ from orgservice.api.interceptors import (
     is_public,
 )
 from orgservice.api.page_tokens import PageTokens
+from orgservice.api.rpc_base import Feed
 from orgservice.api.servicer import OrganizationServicer
 from orgservice.config import ConfigurationError, Settings
 from orgservice.dns_txt import DnsTxtResolver
@@ -44,7 +47,7 @@ from orgservice.domain.errors import DomainError
 from orgservice.health import DatabaseHealth
 from orgservice.service.registry import Services
 from orgservice.storage.cache import ReadCache
-from orgservice.storage.database import EngineOptions, create_database_engine
+from orgservice.storage.database import EngineOptions, create_database_engine, is_postgresql
 from orgservice.storage.notifications import ChangeListener
 from orgservice.storage.probe import database_probe
 from orgservice.storage.retention import purge
@@ -64,6 +67,10 @@ MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 MAX_METADATA_BYTES = 64 * 1024
 # After the grace period, whatever is left gets this long before the process exits.
 _EXIT_MARGIN_SECONDS = 1.5
+# How often the change feed polls for changes: new events reach watchers within this
+# without notifications; with them, polling only covers notifications lost meanwhile.
+_FEED_POLL_SECONDS = 0.5
+_FEED_POLL_WITH_NOTIFICATIONS_SECONDS = 5.0
 
 
 def build_verifier(settings: Settings) -> TokenVerifier:
@@ -171,9 +178,19 @@ class OrgServer:
             resolver=DnsTxtResolver(settings.dns_resolver),
             personal_organizations=settings.personal_organizations,
         )
+        self._services = services
         self.dispatcher = Dispatcher(
             services, threads=settings.threads, max_call_seconds=settings.max_call_seconds
         )
+        # Notifications need a direct PostgreSQL connection (SQLite has none).
+        self._listen_url = settings.listen_url if is_postgresql(settings.listen_url) else ""
+        self.feed_hub = FeedHub(
+            self._feed_heads,
+            poll_seconds=(
+                _FEED_POLL_WITH_NOTIFICATIONS_SECONDS if self._listen_url else _FEED_POLL_SECONDS
+            ),
+        )
+        self.database.on_commit = self.feed_hub.changed
         self.admission = AdmissionInterceptor(settings.max_concurrent_rpcs, settings.max_streams)
         self._interceptors: list[aio.ServerInterceptor] = [
             *self.tracing.server_interceptors(untraced=is_public),
@@ -184,8 +201,9 @@ class OrgServer:
             self.admission,
             AuthInterceptor(verifier),
         ]
+        secret = settings.page_token_secret.encode()
         self._servicer = OrganizationServicer(
-            services, PageTokens(settings.page_token_secret.encode())
+            services, PageTokens(secret), Feed(FeedCursors(secret), self.feed_hub)
         )
         self._reuse_port = reuse_port
         self.port = 0
@@ -225,12 +243,29 @@ class OrgServer:
         await monitor.check()
         self._tasks.append(asyncio.create_task(monitor.run(), name="db-health"))
         self._tasks.append(asyncio.create_task(self._purge_periodically(), name="purge"))
-        if settings.listen_url and self.cache.enabled:
-            listener = ChangeListener(settings.listen_url, self.cache)
+        self._tasks.append(asyncio.create_task(self.feed_hub.poll(), name="feed-poll"))
+        if self._listen_url:
+            listener = ChangeListener(
+                self._listen_url, changed=self._changed, lost=self._changes_lost
+            )
             self._tasks.append(asyncio.create_task(listener.run(), name="db-listen"))
         for each in self._servers:
             await each.start()
         return self.port
+
+    def _changed(self, organization_id: str) -> None:
+        """Another process committed a change to the organization."""
+        self.cache.invalidate(organization_id)
+        self.feed_hub.changed(organization_id)
+
+    def _changes_lost(self) -> None:
+        self.cache.invalidate_all()
+        self.feed_hub.everything_changed()
+
+    async def _feed_heads(self, organization_ids: list[str]) -> dict[str, int]:
+        return await self.dispatcher.streams.in_thread(
+            lambda budget: self._services.feed.heads(budget, organization_ids)
+        )
 
     async def _purge_periodically(self) -> None:
         """The retention job; with several replicas (or workers) one purges at a time."""
@@ -252,7 +287,11 @@ class OrgServer:
         deadline = time.monotonic() + grace
         self.admission.draining = True
         await self.health.enter_graceful_shutdown()
-        while self.admission.in_flight() and time.monotonic() < deadline:
+        # Streams end at once (UNAVAILABLE, to resume elsewhere); unary calls finish.
+        self.dispatcher.streams.stop()
+        while (
+            self.admission.in_flight() or self.admission.in_flight(streaming=True)
+        ) and time.monotonic() < deadline:
             await asyncio.sleep(0.02)
         for task in self._tasks:
             task.cancel()
@@ -290,12 +329,15 @@ class OrgServer:
             raise failure[0]
 
     def stop_background(self, grace: float) -> None:
-        assert self._loop is not None, "not running"
-        assert self._thread is not None
-        asyncio.run_coroutine_threadsafe(self.stop(grace), self._loop).result()
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join()
-        self._loop.close()
+        """Stops a server started with `run_in_background`; again, it does nothing."""
+        loop, thread = self._loop, self._thread
+        if loop is None or thread is None:
+            return
+        self._loop = self._thread = None
+        asyncio.run_coroutine_threadsafe(self.stop(grace), loop).result()
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join()
+        loop.close()
 
 
 def serve(settings: Settings, on_listening: Callable[[int], None] | None = None) -> int:

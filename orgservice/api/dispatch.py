@@ -8,6 +8,9 @@ storage raises WouldBlock before touching the database and the call goes to a th
 Mutations of one organization wait for each other here, without holding a thread: they
 would queue on the organization's row lock anyway, and a locked row must not drain the
 threads or the connection pool that unrelated calls need.
+
+Server-streaming RPCs (`async def Rpc(self, request, stream)`, see `api.streams`) get
+their caller here and do their database work through the stream.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
@@ -29,6 +32,7 @@ from google.protobuf.message import DecodeError, Message
 from grpc import aio
 
 from orgservice.api.interceptors import current_identity, note_user
+from orgservice.api.streams import Stream, Streams
 from orgservice.domain.budget import Budget, WouldBlock
 from orgservice.domain.errors import CallDeadlineExceeded, InvalidArgument
 from orgservice.domain.models import Call
@@ -38,11 +42,14 @@ from orgservice.storage.database import StaleConnection
 # Waiting for a thread ends this long after the budget: the thread's own timeouts
 # (statement, lock, watchdog) normally end it first, with a precise error.
 _THREAD_GRACE_SECONDS = 0.5
+# At most this share of the threads serves streams at once (and at least one thread).
+_STREAM_THREAD_SHARE = 4
 # Fields that name the organization (or the invitation) a mutation changes.
 _GATE_FIELDS = ("organization_id", "invitation_id")
 _GATE_RESOURCES = ("organization", "role", "workspace", "invitation")
 
 Method = Callable[[Any, Call], Message]
+T = TypeVar("T")
 
 
 class Undecodable:
@@ -98,6 +105,11 @@ class Dispatcher:
         self._max_call_seconds = max_call_seconds
         self.executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="rpc")
         self._gates = Gates()
+        self.streams = Streams(
+            in_thread=lambda budget, work: self.in_thread(budget, lambda: _retrying_stale(work)),
+            threads=max(1, threads // _STREAM_THREAD_SHARE),
+            max_call_seconds=max_call_seconds,
+        )
 
     def handlers(self, service: ServiceDescriptor, servicer: object) -> grpc.GenericRpcHandler:
         """grpc handlers for every method of `service`, from `servicer`'s methods of the
@@ -115,6 +127,12 @@ class Dispatcher:
             raise TypeError(f"the servicer implements no {descriptor.full_name}")
         request_type = _message_class(descriptor.input_type)
         serialize = _message_class(descriptor.output_type).SerializeToString
+        if descriptor.server_streaming:
+            return grpc.unary_stream_rpc_method_handler(
+                functools.partial(self.stream, method),
+                request_deserializer=safe_deserializer(request_type),
+                response_serializer=serialize,
+            )
         rpc = Rpc(
             name=descriptor.name,
             method=method,
@@ -161,6 +179,22 @@ class Dispatcher:
         async with self._gates.hold(key, budget):
             return await self._in_thread(rpc, request, budget)
 
+    async def stream(
+        self,
+        method: Callable[[Message, Stream], AsyncIterator[Message]],
+        request: Message | Undecodable,
+        _context: aio.ServicerContext[Any, Any],
+    ) -> AsyncIterator[Message]:
+        if isinstance(request, Undecodable):
+            raise InvalidArgument(f"the request is not a valid {request.type_name} message")
+        identity = current_identity()
+        caller = await self.streams.in_thread(
+            functools.partial(self._services.identities.caller_for, identity)
+        )
+        note_user(caller.user_id)
+        async for response in method(request, Stream(caller, self.streams)):
+            yield response
+
     async def in_thread(self, budget: Budget, work: Callable[[], Any]) -> Any:
         """Runs `work` on a database thread within `budget` (for streaming RPCs)."""
         future = asyncio.get_running_loop().run_in_executor(
@@ -179,22 +213,24 @@ class Dispatcher:
 
     async def _in_thread(self, rpc: Rpc, request: Message, budget: Budget) -> Message:
         result: Message = await self.in_thread(
-            budget, functools.partial(self._call_retrying_stale, rpc, request, budget)
+            budget,
+            functools.partial(_retrying_stale, functools.partial(self._call, rpc, request, budget)),
         )
         return result
-
-    def _call_retrying_stale(self, rpc: Rpc, request: Message, budget: Budget) -> Message:
-        try:
-            return self._call(rpc, request, budget)
-        except StaleConnection:
-            # A pooled connection died (e.g. the database restarted) before its first
-            # statement ran: nothing happened, so one retry on a fresh one is safe.
-            return self._call(rpc, request, budget)
 
     def _call(self, rpc: Rpc, request: Message, budget: Budget) -> Message:
         caller = self._services.identities.caller_for(current_identity(), budget)
         note_user(caller.user_id)
         return rpc.method(request, Call(caller, budget))
+
+
+def _retrying_stale(work: Callable[[], T]) -> T:
+    try:
+        return work()
+    except StaleConnection:
+        # A pooled connection died (e.g. the database restarted) before its first
+        # statement ran: nothing happened, so one retry on a fresh one is safe.
+        return work()
 
 
 def _gate_key(request: Message) -> str | None:

@@ -32,7 +32,7 @@ error_log = logging.getLogger("orgservice.errors")
 
 # Methods callable without a token, never refused: health checks and server reflection.
 PUBLIC_METHOD_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
-_CORRELATION_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_CORRELATION_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 # (request streaming, response streaming) -> the grpc_type label (go-grpc-prometheus names).
 _GRPC_TYPES = {
     (False, False): "unary",
@@ -153,7 +153,7 @@ class OutcomeInterceptor(aio.ServerInterceptor):
         def start() -> tuple[CallRecord, contextvars.Token[CallRecord], float]:
             requested_id = str(metadata.get("x-request-id", ""))
             correlation_id = (
-                requested_id if _CORRELATION_ID.match(requested_id) else uuid.uuid4().hex
+                requested_id if _CORRELATION_ID.fullmatch(requested_id) else uuid.uuid4().hex
             )
             record = CallRecord(method, correlation_id, streaming, trace_id=trace_id())
             observe(method, grpc_type, None, 0.0)

@@ -13,15 +13,16 @@ from orgservice.api.field_masks import changes
 from orgservice.api.rpc_base import RpcBase
 from orgservice.domain.errors import invalid
 from orgservice.domain.models import Call
-from orgservice.service.invitations import InvitationChanges
+from orgservice.service.invitations import InvitationChanges, NewInvitation
 
 MUTABLE_FIELDS = frozenset({"role", "expire_time"})
 
 
 def _ttl(
-    request: rpc.CreateInvitationRequest | rpc.ResendInvitationRequest,
+    request: rpc.CreateInvitationRequest | rpc.ResendInvitationRequest | rpc.BatchInvitation,
+    field: str = "ttl",
 ) -> Callable[[], timedelta | None]:
-    return lambda: converters.to_timedelta(request.ttl, "ttl") if request.HasField("ttl") else None
+    return lambda: converters.to_timedelta(request.ttl, field) if request.HasField("ttl") else None
 
 
 def _changes(resource: pb.Invitation, paths: set[str]) -> InvitationChanges:
@@ -59,6 +60,19 @@ class InvitationRpcs(RpcBase):
             invitation=converters.invitation(invitation), token=token
         )
 
+    def BatchCreateInvitations(
+        self, request: rpc.BatchCreateInvitationsRequest, call: Call
+    ) -> rpc.BatchCreateInvitationsResponse:
+        entries = [
+            NewInvitation(entry.email, entry.role, _ttl(entry, f"invitations[{index}].ttl"))
+            for index, entry in enumerate(request.invitations)
+        ]
+        sent = self._services.invitations.batch_create(call, request.organization_id, entries)
+        return rpc.BatchCreateInvitationsResponse(
+            invitations=[converters.invitation(invitation) for invitation, _ in sent],
+            tokens=[token for _, token in sent],
+        )
+
     def ListInvitations(
         self, request: rpc.ListInvitationsRequest, call: Call
     ) -> rpc.ListInvitationsResponse:
@@ -66,7 +80,7 @@ class InvitationRpcs(RpcBase):
             call,
             request.organization_id,
             self._page(request, call),
-            state=converters.invitation_state(request.state),
+            state=lambda: converters.invitation_state(request.state),
         )
         return rpc.ListInvitationsResponse(
             invitations=[converters.invitation(i) for i in page.items],

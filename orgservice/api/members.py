@@ -12,7 +12,11 @@ from orgservice.domain.models import Call, UserRef
 class MemberRpcs(RpcBase):
     def ListMembers(self, request: rpc.ListMembersRequest, call: Call) -> rpc.ListMembersResponse:
         page = self._services.members.list(
-            call, request.organization_id, self._page(request, call), role=request.role
+            call,
+            request.organization_id,
+            self._page(request, call),
+            role=request.role,
+            query=request.query,
         )
         return rpc.ListMembersResponse(
             members=[converters.member(m) for m in page.items],
@@ -37,3 +41,11 @@ class MemberRpcs(RpcBase):
     ) -> rpc.RemoveMemberResponse:
         self._services.members.remove(call, request.organization_id, request.user_id)
         return rpc.RemoveMemberResponse()
+
+    def TransferOwnership(
+        self, request: rpc.TransferOwnershipRequest, call: Call
+    ) -> rpc.TransferOwnershipResponse:
+        organization = self._services.members.transfer_ownership(
+            call, request.organization_id, request.user_id
+        )
+        return rpc.TransferOwnershipResponse(organization=converters.organization(organization))

@@ -27,42 +27,73 @@ def page_size(requested: int) -> int:
     return min(requested, MAX_PAGE_SIZE)
 
 
-class PageTokens:
-    """Encodes cursors as `payload.mac`; `binding` names the caller and every request
-    parameter except page_size and page_token, so a token only continues its own list."""
+class Sealer:
+    """Opaque, tamper-evident tokens: `payload.mac`, the MAC keyed with the secret and
+    `purpose`, so a token made for one purpose never opens for another."""
 
-    def __init__(self, secret: bytes) -> None:
+    def __init__(self, secret: bytes, purpose: bytes = b"") -> None:
         self._secret = secret
+        self._purpose = purpose
 
-    def encode(self, cursor: Cursor | None, binding: object) -> str:
-        if cursor is None:
-            return ""
-        payload = json.dumps(
-            {"t": cursor.create_time.isoformat(), "i": cursor.id, "b": _digest(binding)},
-            separators=(",", ":"),
-        ).encode()
+    def seal(self, fields: dict[str, object]) -> str:
+        payload = json.dumps(fields, separators=(",", ":")).encode()
         return f"{_b64(payload)}.{_b64(self._mac(payload))}"
 
-    def decode(self, token: str, binding: object) -> Cursor | None:
-        if not token:
-            return None
+    def open(self, token: str) -> dict[str, object] | None:
+        """The sealed fields, or None when this service did not seal the token."""
         payload_text, _, mac_text = token.partition(".")
         try:
             payload = _unb64(payload_text)
             mac = _unb64(mac_text)
-        except (binascii.Error, ValueError) as error:
-            raise _bad_token() from error
+        except (binascii.Error, ValueError):
+            return None
         if not hmac.compare_digest(mac, self._mac(payload)):
+            return None
+        try:
+            fields = json.loads(payload)
+        except ValueError:  # signed, but by a release that wrote another format
+            return None
+        return fields if isinstance(fields, dict) else None
+
+    def _mac(self, payload: bytes) -> bytes:
+        return hmac.new(self._secret, self._purpose + payload, hashlib.sha256).digest()[:_MAC_BYTES]
+
+
+class PageTokens:
+    """Encodes cursors as sealed tokens; `binding` names the caller and every request
+    parameter except page_size and page_token, so a token only continues its own list."""
+
+    def __init__(self, secret: bytes) -> None:
+        self._sealer = Sealer(secret)
+
+    def encode(self, cursor: Cursor | None, binding: object) -> str:
+        if cursor is None:
+            return ""
+        return self._sealer.seal(
+            {"t": cursor.create_time.isoformat(), "i": cursor.id, "b": _digest(binding)}
+        )
+
+    def decode(self, token: str, binding: object) -> Cursor | None:
+        if not token:
+            return None
+        fields = self._sealer.open(token)
+        if fields is None:
             raise _bad_token()
-        fields = json.loads(payload)
-        if fields["b"] != _digest(binding):
+        # Sealed, but possibly by a release that wrote other fields.
+        bound, cursor_id, time_text = fields.get("b"), fields.get("i"), fields.get("t")
+        if not all(isinstance(value, str) for value in (bound, cursor_id, time_text)):
+            raise _bad_token()
+        try:
+            create_time = datetime.fromisoformat(time_text)
+        except ValueError as error:
+            raise _bad_token() from error
+        if create_time.tzinfo is None:
+            raise _bad_token()
+        if bound != _digest(binding):
             raise invalid(
                 "page_token", "belongs to a different request; keep the other fields unchanged"
             )
-        return Cursor(create_time=datetime.fromisoformat(fields["t"]), id=fields["i"])
-
-    def _mac(self, payload: bytes) -> bytes:
-        return hmac.new(self._secret, payload, hashlib.sha256).digest()[:_MAC_BYTES]
+        return Cursor(create_time=create_time, id=cursor_id)
 
 
 def request_binding(request: Message, caller_id: str) -> tuple[str, str, bytes]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from orgs.v1 import organization_service_pb2 as rpc
 
 from orgservice.api.rpc_base import RpcBase, answers_from_memory
@@ -9,10 +11,12 @@ from orgservice.domain.errors import invalid
 from orgservice.domain.models import Call
 
 
-def _fully_consistent(consistency: int) -> bool:
-    if consistency not in rpc.Consistency.values():
-        raise invalid("consistency", f"unknown consistency {consistency}")
-    return consistency == rpc.CONSISTENCY_FULLY_CONSISTENT
+def _known_consistency(consistency: int) -> Callable[[], None]:
+    def validate() -> None:
+        if consistency not in rpc.Consistency.values():
+            raise invalid("consistency", f"unknown consistency {consistency}")
+
+    return validate
 
 
 class PermissionRpcs(RpcBase):
@@ -26,6 +30,7 @@ class PermissionRpcs(RpcBase):
             request.permission,
             user_id=request.user_id,
             workspace_id=request.workspace_id,
-            fully_consistent=_fully_consistent(request.consistency),
+            fully_consistent=request.consistency == rpc.CONSISTENCY_FULLY_CONSISTENT,
+            validate=_known_consistency(request.consistency),
         )
         return rpc.CheckPermissionResponse(allowed=check.allowed, role=check.role)

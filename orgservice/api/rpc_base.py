@@ -9,10 +9,13 @@ calls after authorizing.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar, cast
 
 from google.protobuf.message import Message
 
+from orgservice.api.feed_cursors import FeedCursors
+from orgservice.api.feed_hub import FeedHub
 from orgservice.api.page_tokens import PageTokens, page_size, request_binding
 from orgservice.domain.models import Call, Page, PageRequest
 from orgservice.service.registry import Services
@@ -27,10 +30,19 @@ class _ListRequest(Protocol):
     page_token: str
 
 
+@dataclass(frozen=True)
+class Feed:
+    """What the change feed RPCs need besides the use cases."""
+
+    cursors: FeedCursors
+    hub: FeedHub
+
+
 class RpcBase:
-    def __init__(self, services: Services, page_tokens: PageTokens) -> None:
+    def __init__(self, services: Services, page_tokens: PageTokens, feed: Feed) -> None:
         self._services = services
         self._page_tokens = page_tokens
+        self._feed = feed
 
     def _page(self, request: Message, call: Call) -> Callable[[], PageRequest]:
         """The page a List request asks for (page_size and page_token validated)."""

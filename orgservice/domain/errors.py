@@ -39,12 +39,14 @@ class DomainError(Exception):
 
 
 def quoted(value: str) -> str:
-    """`value` in quotes for a message, at most MAX_QUOTED_CHARACTERS long as quoted
-    (control characters show escaped, four characters each, so the cut comes after)."""
-    shown = repr(value)
-    if len(shown) > MAX_QUOTED_CHARACTERS:
-        shown = shown[: MAX_QUOTED_CHARACTERS - 2] + "…" + shown[0]
-    return shown
+    """`value` in quotes for a message, cut to MAX_QUOTED_CHARACTERS as shown: control
+    characters show escaped (`\\x1f`), so they count for more than one."""
+    if len(repr(value)) - 2 <= MAX_QUOTED_CHARACTERS:
+        return repr(value)
+    cut = value[: MAX_QUOTED_CHARACTERS - 1]
+    while len(repr(cut)) - 2 > MAX_QUOTED_CHARACTERS - 1:
+        cut = cut[:-1]
+    return repr(cut + "…")
 
 
 # --- one class per canonical code -----------------------------------------------------
@@ -103,6 +105,10 @@ class DeadlineExceeded(DomainError):
 
 class ResourceExhausted(DomainError):
     reason = "RESOURCE_EXHAUSTED"
+
+
+class OutOfRange(DomainError):
+    reason = "OUT_OF_RANGE"
 
 
 # --- the reasons ----------------------------------------------------------------------
@@ -164,7 +170,9 @@ class SlugTaken(AlreadyExists):
 
     def __init__(self, slug: str, *, scope: str = "") -> None:
         where = f" in this {scope}" if scope else ""
-        super().__init__(f"the slug {slug!r} is already taken{where}", metadata={"slug": slug})
+        super().__init__(
+            f"the slug {quoted(slug)} is already taken{where}", metadata={"slug": slug[:63]}
+        )
 
 
 class AlreadyMember(AlreadyExists):
@@ -174,16 +182,14 @@ class AlreadyMember(AlreadyExists):
 
 class InvitationPending(AlreadyExists):
     reason = "INVITATION_PENDING"
-
-    def __init__(self, email: str) -> None:
-        super().__init__(f"a pending invitation for {quoted(email)} exists already")
+    default_message = "a pending invitation for the email exists already"
 
 
 class RoleExists(AlreadyExists):
     reason = "ROLE_EXISTS"
 
     def __init__(self, name: str) -> None:
-        super().__init__(f"a role named {name!r} already exists")
+        super().__init__(f"a role named {quoted(name)} already exists")
 
 
 class DomainExists(AlreadyExists):
@@ -253,6 +259,10 @@ class AmbiguousUser(FailedPrecondition):
     default_message = "several users match; add the user by user_id"
 
 
+class NotAMember(FailedPrecondition):
+    reason = "NOT_A_MEMBER"
+
+
 class MemberLimitReached(FailedPrecondition):
     reason = "MEMBER_LIMIT_REACHED"
 
@@ -316,6 +326,14 @@ class CallDeadlineExceeded(DeadlineExceeded):
 class TooManyRequests(ResourceExhausted):
     reason = "TOO_MANY_REQUESTS"
     default_message = "the server is at capacity; retry with backoff"
+
+
+class CursorExpired(OutOfRange):
+    reason = "CURSOR_EXPIRED"
+    default_message = (
+        "events after the cursor were purged; list the audit events again and watch from "
+        "the new watch_cursor"
+    )
 
 
 # --- input validation helpers ---------------------------------------------------------

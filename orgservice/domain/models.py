@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 
@@ -161,6 +161,26 @@ class AuditEvent:
     details: dict[str, str]
     create_time: datetime
     seq: int = 0  # per organization, in commit order
+    # Position in the feed of every organization; 0 until the feed has placed it.
+    feed_position: int = 0
+
+
+@dataclass(frozen=True)
+class FeedPosition:
+    """Where a change feed stands: after the event numbered `seq` of the organization,
+    or, in the feed of every organization (`organization_id` empty), after the event at
+    feed position `seq`."""
+
+    organization_id: str
+    seq: int
+
+    @property
+    def every_organization(self) -> bool:
+        return not self.organization_id
+
+    def after(self, event: AuditEvent) -> FeedPosition:
+        """The position just after `event`, an event this feed delivered."""
+        return replace(self, seq=event.feed_position if self.every_organization else event.seq)
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ import idna
 
 from orgservice.domain.errors import Violations, invalid, quoted
 
+# Use with fullmatch: `match` lets "$" match before a trailing newline.
 SLUG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
 LABEL_KEY_PATTERN = re.compile(r"^[a-z][a-z0-9_.-]{0,62}$")
 # The hyphenated form only: other spellings (braces, urn:uuid:, no hyphens) are refused
@@ -60,7 +61,7 @@ def check_line(violations: Violations, field_path: str, text: str, *, max_length
 
 
 def check_slug(violations: Violations, field_path: str, slug: str) -> None:
-    if not SLUG_PATTERN.match(slug):
+    if not SLUG_PATTERN.fullmatch(slug):
         violations.add(
             field_path,
             "must be 3-63 characters of a-z, 0-9 and '-', starting and ending with a "
@@ -112,7 +113,7 @@ def check_labels(violations: Violations, field_path: str, labels: Mapping[str, s
         return
     for key, value in labels.items():
         entry = f"{field_path}[{quoted(key)}]"
-        if not LABEL_KEY_PATTERN.match(key):
+        if not LABEL_KEY_PATTERN.fullmatch(key):
             violations.add(
                 entry, "key must start with a-z and hold at most 63 of a-z, 0-9, '_', '.', '-'"
             )
@@ -139,7 +140,7 @@ def normalized_email(email: str, field_path: str = "email") -> str:
     if (
         len(email) > MAX_EMAIL_LENGTH
         or has_control_characters(email)
-        or not _EMAIL_PATTERN.match(email)
+        or not _EMAIL_PATTERN.fullmatch(email)
     ):
         raise invalid(field_path, "must be an email address")
     return email
@@ -155,7 +156,7 @@ def checked_line(field_path: str, text: str, *, max_length: int) -> str:
 
 def is_uuid(value: str) -> bool:
     """True for a UUID in the hyphenated form (any case)."""
-    return bool(_UUID_PATTERN.match(value))
+    return bool(_UUID_PATTERN.fullmatch(value))
 
 
 def canonical_uuid(value: str) -> str | None:

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from orgservice.domain.authorization import to_read
-from orgservice.domain.models import AuditEvent, Call, Caller, Page, PageRequest
+from orgservice.domain.models import AuditEvent, Call, Caller, FeedPosition, Page, PageRequest
 from orgservice.domain.permissions import AUDIT_LIST
 from orgservice.domain.validation import search_text
 from orgservice.service.authorization import authorize
@@ -49,7 +49,19 @@ class AuditService:
         page: Callable[[], PageRequest],
         *,
         action: str = "",
-    ) -> Page[AuditEvent]:
+    ) -> tuple[Page[AuditEvent], FeedPosition]:
+        """The page, and where a WatchEvents stream that follows it starts: after the
+        newest event listed."""
         with self._database.snapshot(call.budget) as uow:
-            authorize(uow, call.caller, organization_id, LIST)
-            return uow.audit.find_page(organization_id, search_text("action", action), page())
+            organization_id = authorize(uow, call.caller, organization_id, LIST).organization_id
+            action = search_text("action", action)
+            request = page()
+            found = uow.audit.find_page(organization_id, action, request)
+            head = 0
+            if not found.items:
+                # Then after the newest event now; listing again after reading that
+                # number lists anything committed meanwhile, or the watch has it.
+                head = uow.feed.heads([organization_id]).get(organization_id, 0)
+                found = uow.audit.find_page(organization_id, action, request)
+            newest = max((event.seq for event in found.items), default=head)
+            return found, FeedPosition(organization_id, newest)

@@ -9,13 +9,18 @@ invitation and only then adds the member.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
+from typing import TypeVar
 
 from orgservice.domain.authorization import Access, Requirement, to_change, to_read
 from orgservice.domain.errors import (
     AlreadyMember,
+    DomainError,
+    InvalidArgument,
     InvitationExpired,
     InvitationNotFound,
     InvitationNotPending,
@@ -32,9 +37,11 @@ from orgservice.domain.models import (
     Invitation,
     InvitationState,
     Member,
+    Organization,
     OrganizationState,
     Page,
     PageRequest,
+    Role,
 )
 from orgservice.domain.permissions import (
     INVITATIONS_CREATE,
@@ -45,6 +52,7 @@ from orgservice.domain.permissions import (
 from orgservice.domain.validation import (
     MAX_INVITATION_TTL,
     canonical_uuid,
+    check_count,
     check_invitation_ttl,
     new_id,
     normalized_email,
@@ -59,7 +67,10 @@ from orgservice.service.organizations import load_organization
 from orgservice.service.policies import ensure_free_seat, ensure_invitable
 from orgservice.service.ports import Database, UnitOfWork
 
+T = TypeVar("T")
+
 DEFAULT_TTL = timedelta(days=7)
+MAX_BATCH = 100
 MAX_TTL = MAX_INVITATION_TTL
 
 LIST = to_read(INVITATIONS_LIST)
@@ -68,6 +79,15 @@ UPDATE = to_change(INVITATIONS_UPDATE)
 REVOKE = to_change(INVITATIONS_REVOKE)
 # Resending issues a new invitation token: it takes the right to invite.
 RESEND = to_change(INVITATIONS_CREATE)
+
+
+@dataclass(frozen=True)
+class NewInvitation:
+    """One invitation of a batch; `ttl` is parsed only once the caller is authorized."""
+
+    email: str
+    role: str
+    ttl: Callable[[], timedelta | None]
 
 
 @dataclass(frozen=True)
@@ -139,35 +159,52 @@ class InvitationService:
             )
             if earlier is not None:
                 return _reload(uow, earlier, now), ""
-            if uow.memberships.has_member_with_email(organization_id, email):
-                raise AlreadyMember(f"{email} is already a member of the organization")
-            ensure_invitable(uow, organization, email)
-            _free_pending_slot(uow, organization_id, email, now)
-            token, token_hash = new_token()
-            uow.invitations.add(
-                organization_id=organization_id,
-                invitation_id=invitation_id,
-                email=email,
-                role=role,
-                inviter_user_id=call.caller.user_id,
-                token_hash=token_hash,
-                now=now,
-                expire_time=now + lifetime,
-            )
-            audit.record(
+            _check_sendable(uow, organization, email, now)
+            sent = _send(
                 uow,
                 call.caller,
                 organization_id,
-                "invitation.created",
-                now,
-                target_type="invitation",
-                target_id=invitation_id,
-                email=email,
-                role=role,
+                invitation_id,
+                email,
+                role,
+                expire_time=now + lifetime,
+                now=now,
             )
-            invitation = _reload(uow, invitation_id, now)
             uow.commit()
-            return invitation, token
+            return sent
+
+    def batch_create(
+        self, call: Call, organization_id: str, entries: Sequence[NewInvitation]
+    ) -> list[tuple[Invitation, str]]:
+        """All or nothing (AIP-233): every entry is validated (INVALID_ARGUMENT naming
+        each bad field), then checked like a single CreateInvitation (the first that
+        fails decides the error, its message naming the entry), and only then are they
+        all sent."""
+        with self._database.transaction(call.budget) as uow:
+            access = authorize(uow, call.caller, organization_id, CREATE)
+            organization = load_organization(uow, access.organization_id)
+            organization_id = organization.id
+            checked = _checked_batch(uow, organization, entries)
+            now = self._clock()
+            for index, (email, role, _) in enumerate(checked):
+                with _naming_entry(index):
+                    check_may_grant(access, role)
+                    _check_sendable(uow, organization, email, now)
+            sent = [
+                _send(
+                    uow,
+                    call.caller,
+                    organization_id,
+                    new_id(),
+                    email,
+                    role.name,
+                    expire_time=now + lifetime,
+                    now=now,
+                )
+                for email, role, lifetime in checked
+            ]
+            uow.commit()
+            return sent
 
     def list(
         self,
@@ -175,11 +212,12 @@ class InvitationService:
         organization_id: str,
         page: Callable[[], PageRequest],
         *,
-        state: InvitationState | None = None,
+        state: Callable[[], InvitationState | None] = lambda: None,
     ) -> Page[Invitation]:
+        """`state` filters (None: any state); parsed, like `page`, once authorized."""
         with self._database.snapshot(call.budget) as uow:
             organization_id = authorize(uow, call.caller, organization_id, LIST).organization_id
-            return uow.invitations.find_page(organization_id, state, self._clock(), page())
+            return uow.invitations.find_page(organization_id, state(), self._clock(), page())
 
     def get(self, call: Call, invitation_id: str) -> Invitation:
         """Administrators see their organization's invitations; invitees their own."""
@@ -328,6 +366,107 @@ class InvitationService:
             raise InvitationNotFound() from error
 
 
+def _checked_batch(
+    uow: UnitOfWork, organization: Organization, entries: Sequence[NewInvitation]
+) -> list[tuple[str, Role, timedelta]]:
+    """Each entry's email, role and lifetime; INVALID_ARGUMENT with one violation per
+    bad field of any entry (never quoting values) when one is malformed."""
+    violations = Violations()
+    if not entries:
+        violations.add("invitations", "must have at least one entry")
+    check_count(violations, "invitations", entries, MAX_BATCH)
+    violations.raise_if_any()
+    first_entry_of: dict[str, int] = {}
+    checked: list[tuple[str, Role, timedelta]] = []
+    for index, entry in enumerate(entries):
+        field = f"invitations[{index}]"
+        email = _violations_of(violations, partial(normalized_email, entry.email, f"{field}.email"))
+        role = _violations_of(
+            violations, partial(existing_role, uow, organization.id, entry.role, f"{field}.role")
+        )
+        default_ttl = organization.settings.default_invitation_ttl
+        lifetime = _violations_of(
+            violations, partial(_checked_entry_ttl, entry, f"{field}.ttl", default_ttl)
+        )
+        if email is not None:
+            first = first_entry_of.setdefault(email, index)
+            if first != index:
+                violations.add(f"{field}.email", f"repeats invitations[{first}].email")
+        if email is not None and role is not None and lifetime is not None:
+            checked.append((email, role, lifetime))
+    violations.raise_if_any()
+    return checked
+
+
+def _checked_entry_ttl(entry: NewInvitation, field: str, default: timedelta | None) -> timedelta:
+    return checked_ttl(entry.ttl(), field, default=default)
+
+
+def _violations_of(violations: Violations, parse: Callable[[], T]) -> T | None:
+    """What `parse` returns, or None with its InvalidArgument's violations recorded."""
+    try:
+        return parse()
+    except InvalidArgument as error:
+        violations.items.extend(error.violations)
+        return None
+
+
+@contextmanager
+def _naming_entry(index: int) -> Iterator[None]:
+    """Errors of one batch entry name it (`invitations[i]`) in their message."""
+    try:
+        yield
+    except DomainError as error:
+        error.message = f"invitations[{index}]: {error.message}"
+        error.args = (error.message,)
+        raise
+
+
+def _check_sendable(uow: UnitOfWork, organization: Organization, email: str, now: datetime) -> None:
+    """What must hold for an invitation to `email` (the organization row is locked)."""
+    if uow.memberships.has_member_with_email(organization.id, email):
+        raise AlreadyMember("the email belongs to a member of the organization already")
+    ensure_invitable(uow, organization, email)
+    _free_pending_slot(uow, organization.id, email, now)
+
+
+def _send(
+    uow: UnitOfWork,
+    caller: Caller,
+    organization_id: str,
+    invitation_id: str,
+    email: str,
+    role: str,
+    *,
+    expire_time: datetime,
+    now: datetime,
+) -> tuple[Invitation, str]:
+    """Stores a pending invitation and its audit event; returns it with its token."""
+    token, token_hash = new_token()
+    uow.invitations.add(
+        organization_id=organization_id,
+        invitation_id=invitation_id,
+        email=email,
+        role=role,
+        inviter_user_id=caller.user_id,
+        token_hash=token_hash,
+        now=now,
+        expire_time=expire_time,
+    )
+    audit.record(
+        uow,
+        caller,
+        organization_id,
+        "invitation.created",
+        now,
+        target_type="invitation",
+        target_id=invitation_id,
+        email=email,
+        role=role,
+    )
+    return _reload(uow, invitation_id, now), token
+
+
 def _set_state(
     uow: UnitOfWork,
     caller: Caller,
@@ -360,7 +499,7 @@ def _free_pending_slot(
     if prior is None or prior.id == keep:
         return
     if prior.state is InvitationState.PENDING:
-        raise InvitationPending(email)
+        raise InvitationPending()
     uow.invitations.update(organization_id, prior.id, now, state=InvitationState.EXPIRED)
 
 

@@ -2,7 +2,8 @@
 
 - only owners grant the owner role, change an owner's role or remove an owner;
 - an organization always keeps at least one owner (LAST_OWNER), which holds under
-  concurrency because every membership change locks the organization row first.
+  concurrency because every membership change locks the organization row first;
+- an owner may hand ownership to another member in one step (TransferOwnership).
 """
 
 from __future__ import annotations
@@ -15,24 +16,36 @@ from orgservice.domain.errors import (
     AmbiguousUser,
     LastOwner,
     MemberNotFound,
+    NotAMember,
     OwnerRequired,
     UnknownRole,
     UserNotFound,
     invalid,
 )
-from orgservice.domain.models import Call, Member, Page, PageRequest, Role, UserRef
+from orgservice.domain.models import (
+    Call,
+    Member,
+    Organization,
+    Page,
+    PageRequest,
+    Role,
+    UserRef,
+)
 from orgservice.domain.permissions import (
+    ADMIN,
     MEMBERS_ADD,
     MEMBERS_LIST,
     MEMBERS_REMOVE,
     MEMBERS_UPDATE,
     OWNER,
 )
+from orgservice.domain.search import fold
 from orgservice.domain.validation import (
     MAX_EMAIL_LENGTH,
     MAX_USERNAME_LENGTH,
     canonical_uuid,
     checked_line,
+    search_text,
     slug_to_look_up,
 )
 from orgservice.service import audit
@@ -46,6 +59,7 @@ ADD = to_change(MEMBERS_ADD)
 UPDATE = to_change(MEMBERS_UPDATE)
 REMOVE = to_change(MEMBERS_REMOVE)
 LEAVE = to_change(None)  # any member may leave
+TRANSFER = to_change(None)  # owners only, checked on the role itself
 
 
 def existing_role(uow: UnitOfWork, organization_id: str, name: str, field: str = "role") -> Role:
@@ -91,15 +105,21 @@ class MemberService:
         page: Callable[[], PageRequest],
         *,
         role: str = "",
+        query: str = "",
     ) -> Page[Member]:
+        """`query`: members found by a prefix of their username, email or display name
+        words, ignoring case (domain.search)."""
         with self._database.snapshot(call.budget) as uow:
             organization_id = authorize(uow, call.caller, organization_id, LIST).organization_id
             role = role.strip()
             if role and slug_to_look_up("role", role) is None:
                 return Page(items=[], total_size=0)  # no such role: nobody holds it
+            folded = fold(search_text("query", query))
             organization = uow.organization(organization_id)
             total = organization.member_count if organization else 0
-            return uow.memberships.find_page(organization_id, role, page(), total=total)
+            return uow.memberships.find_page(
+                organization_id, role, page(), total=total, query=folded
+            )
 
     def add(self, call: Call, organization_id: str, user: UserRef, role_name: str) -> Member:
         with self._database.transaction(call.budget) as uow:
@@ -184,6 +204,48 @@ class MemberService:
                 role=current.role,
             )
             uow.commit()
+
+    def transfer_ownership(self, call: Call, organization_id: str, user_id: str) -> Organization:
+        """The member becomes an owner and the calling owner an admin, under the
+        organization row lock: concurrent transfers and removals apply one after the
+        other, so the organization always keeps an owner."""
+        caller = call.caller
+        with self._database.transaction(call.budget) as uow:
+            access = authorize(uow, caller, organization_id, TRANSFER)
+            organization_id = access.organization_id
+            if access.role is not None and access.role != OWNER:
+                raise OwnerRequired("only owners may transfer ownership")
+            if not user_id:
+                raise invalid("user_id", "is required")
+            target_id = canonical_uuid(user_id)
+            if target_id is None:
+                raise invalid("user_id", "must be a UUID")
+            if target_id == caller.user_id:
+                raise invalid("user_id", "names the caller; name the member to become an owner")
+            if access.role is None:
+                raise NotAMember("you are not a member, so you hold no ownership to transfer")
+            target = uow.memberships.get(organization_id, target_id)
+            if target is None:
+                raise NotAMember("the user is not a member of the organization")
+            now = self._clock()
+            if target.role != OWNER:
+                uow.memberships.set_role(organization_id, target_id, OWNER, now)
+            uow.memberships.set_role(organization_id, caller.user_id, ADMIN, now)
+            audit.record(
+                uow,
+                caller,
+                organization_id,
+                "member.ownership_transferred",
+                now,
+                target_type="member",
+                target_id=target_id,
+                old_role=target.role,
+                previous_owner_id=caller.user_id,
+            )
+            organization = uow.organizations.get(organization_id)
+            assert organization is not None, "the organization row is locked"
+            uow.commit()
+            return organization
 
 
 def _checked_ref(user: UserRef) -> UserRef:

@@ -3,6 +3,7 @@ when it can be, in one indexed query otherwise."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from orgservice.domain.authorization import Requirement, Verdict, decide
@@ -32,11 +33,13 @@ class PermissionCheckService:
         user_id: str = "",
         workspace_id: str = "",
         fully_consistent: bool = False,
+        validate: Callable[[], None] = lambda: None,
     ) -> PermissionCheck:
         """Platform callers may ask about anyone and never get NOT_FOUND: an unknown
         organization or user is simply not allowed. Others ask about themselves, and
         organizations they are not in do not exist for them. `fully_consistent` reads
-        the database now instead of the read cache."""
+        the database now instead of the read cache. `validate` checks the rest of the
+        request once the caller may learn about the organization (AIP-211)."""
         caller = call.caller
         subject = (canonical_uuid(user_id) or "") if user_id else caller.user_id
         if subject != caller.user_id and not caller.is_platform:
@@ -53,6 +56,7 @@ class PermissionCheckService:
             )
             if decision.verdict is Verdict.NOT_FOUND and not caller.is_platform:
                 raise OrganizationNotFound()
+            validate()
             if permission not in ALL_PERMISSIONS:
                 raise invalid("permission", f"unknown permission {quoted(permission)}")
             allowed = decision.allowed

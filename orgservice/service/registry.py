@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from orgservice.service.audit import AuditService
 from orgservice.service.clock import Clock, system_clock
 from orgservice.service.domains import DomainService
+from orgservice.service.feed import FeedService
 from orgservice.service.identity import IdentityService
 from orgservice.service.invitations import InvitationService
 from orgservice.service.members import MemberService
@@ -25,6 +26,7 @@ class Services:
     roles: RoleService
     permission_checks: PermissionCheckService
     audit: AuditService
+    feed: FeedService
     invitations: InvitationService
     workspaces: WorkspaceService
     domains: DomainService
@@ -47,6 +49,7 @@ class Services:
             roles=RoleService(database, clock),
             permission_checks=PermissionCheckService(database),
             audit=AuditService(database),
+            feed=FeedService(database),
             invitations=InvitationService(database, clock),
             workspaces=WorkspaceService(database, clock),
             domains=DomainService(database, resolver, clock),

@@ -115,4 +115,5 @@ def to_event(row: AnyRow) -> AuditEvent:
         details=dict(e["details"]),
         create_time=e["create_time"],
         seq=e["seq"],
+        feed_position=e["feed_position"] or 0,
     )

@@ -86,6 +86,8 @@ class ReadCache:
                 and entry.organization is not MISSING
                 and self._clock() - entry.organization_time < self.ttl
             )
+            if fresh:
+                self._entries.move_to_end(organization_id)
         self._count(fresh)
         return entry.organization if fresh and entry is not None else MISSING
 

@@ -91,7 +91,7 @@ class InvitationRepository:
                 },
             )
         except IntegrityError as error:
-            raise InvitationPending(email) from error
+            raise InvitationPending() from error
 
     def get(self, invitation_id: str, now: datetime) -> Invitation | None:
         row = self._sql.execute(_BY_ID, {"id": invitation_id}).first()

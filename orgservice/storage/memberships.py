@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection
+from dataclasses import replace
 from datetime import datetime
 
 from sqlalchemy import and_, bindparam, delete, func, insert, select, update
@@ -16,6 +17,7 @@ from orgservice.domain.models import (
     Page,
     PageRequest,
 )
+from orgservice.storage.member_search import MemberSearchIndex, plan_search
 from orgservice.storage.organizations import OrganizationRepository, to_organization
 from orgservice.storage.paging import AnyRow, Pager
 from orgservice.storage.sql import Sql
@@ -73,6 +75,7 @@ class MembershipRepository:
     def __init__(self, sql: Sql, organizations: OrganizationRepository) -> None:
         self._sql = sql
         self._organizations = organizations
+        self._search = MemberSearchIndex(sql)
 
     def access(
         self, organization_id: str, user_id: str, *, lock: bool = False
@@ -117,6 +120,7 @@ class MembershipRepository:
             },
         )
         self._organizations.count_change(organization_id, members=1)
+        self._search.add(organization_id, user_id, now)
 
     def get(self, organization_id: str, user_id: str) -> Member | None:
         row = self._sql.execute(
@@ -125,16 +129,40 @@ class MembershipRepository:
         return _to_member(row) if row else None
 
     def find_page(
-        self, organization_id: str, role: str, page: PageRequest, *, total: int | None
+        self,
+        organization_id: str,
+        role: str,
+        page: PageRequest,
+        *,
+        total: int | None,
+        query: str = "",
     ) -> Page[Member]:
-        """`total`: the organization's member count when no role filter applies."""
-        return _PAGES[bool(role)].fetch(
+        """`total`: the organization's member count; `query`: folded search text
+        (domain.search). With a query, total_size may be an estimate (AIP-158)."""
+        parameters = {"organization_id": organization_id, "role": role}
+        pager = _PAGES[bool(role)]
+        if not query:
+            return pager.fetch(
+                self._sql, page, parameters, _to_member, total=None if role else total
+            )
+        search = plan_search(
             self._sql,
-            page,
-            {"organization_id": organization_id, "role": role},
-            _to_member,
-            total=None if role else total,
+            organization_id,
+            query,
+            role=role,
+            member_count=total or 0,
+            page_size=page.limit,
         )
+        # The search's condition depends on the query: its statements are built per call.
+        total = search.estimated_total
+        found = pager.narrowed(search.condition).fetch(
+            self._sql, page, parameters, _to_member, total=total
+        )
+        if total is not None:
+            # An estimate, but never fewer than the members this page shows.
+            shown = len(found.items) + (1 if found.next_cursor else 0)
+            return replace(found, total_size=max(total, shown))
+        return found
 
     def count_with_role(self, organization_id: str, role: str) -> int:
         count: int = self._sql.execute(

@@ -39,8 +39,10 @@ class Pager:
         id_column: ColumnElement[str],
         newest_first: bool = False,
     ) -> None:
+        self.query = query
         self._create_time = create_time
         self._id_column = id_column
+        self._newest_first = newest_first
         ordering = (
             (create_time.desc(), id_column.desc()) if newest_first else (create_time, id_column)
         )
@@ -54,6 +56,15 @@ class Pager:
             .limit(limit)
         )
         self._count = select(func.count()).select_from(query.subquery())
+
+    def narrowed(self, condition: ColumnElement[bool]) -> Pager:
+        """The same list with one more condition (statements built now, not reused)."""
+        return Pager(
+            self.query.where(condition),
+            create_time=self._create_time,
+            id_column=self._id_column,
+            newest_first=self._newest_first,
+        )
 
     def fetch(
         self,

@@ -189,6 +189,27 @@ memberships = Table(
     Index(None, "organization_id", "role"),
 )
 
+# What ListMembers' `query` matches: the folded terms of each member (domain.search),
+# kept in the transaction of every membership change and profile update. The index
+# serves a prefix as a range of `term`; the membership's create_time rides along so
+# that matches join back in the list's order. PostgreSQL compares with the "C"
+# collation (code-point order, as SQLite and Python do), so a prefix is one range.
+SEARCH_TERM: Any = String(320).with_variant(String(320, collation="C"), "postgresql")
+member_search_terms = Table(
+    "member_search_terms",
+    metadata,
+    Column("organization_id", ID, primary_key=True),
+    Column("user_id", ID, primary_key=True),
+    Column("term", SEARCH_TERM, primary_key=True),
+    _time("create_time"),
+    ForeignKeyConstraint(
+        ["organization_id", "user_id"],
+        ["memberships.organization_id", "memberships.user_id"],
+        ondelete="CASCADE",
+    ),
+    Index(None, "organization_id", "term", "create_time", "user_id"),
+)
+
 workspaces = Table(
     "workspaces",
     metadata,
@@ -248,8 +269,19 @@ audit_events = Table(
     Column("target_id", String(255), nullable=False),
     Column("details", JSONDocument, nullable=False),
     _time("create_time"),
+    # The event's place in the feed of every organization (storage.feed), assigned
+    # after commit; NULL until then.
+    Column("feed_position", BigInteger, nullable=True),
     Index(None, "organization_id", "create_time", "id"),
     Index(None, "organization_id", "seq", unique=True),
+    Index(None, "feed_position"),
+    Index(
+        "ix_audit_events_unplaced",
+        "organization_id",
+        "seq",
+        sqlite_where=text("feed_position IS NULL"),
+        postgresql_where=text("feed_position IS NULL"),
+    ),
 )
 
 domains = Table(

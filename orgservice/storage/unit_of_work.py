@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from sqlalchemy import Engine
@@ -13,6 +13,7 @@ from orgservice.storage.audit import AuditRepository
 from orgservice.storage.auto_joins import AutoJoinRepository
 from orgservice.storage.cache import MISSING, ReadCache
 from orgservice.storage.domains import DomainRepository
+from orgservice.storage.feed import FeedRepository
 from orgservice.storage.idempotency import IdempotencyRepository
 from orgservice.storage.invitations import InvitationRepository
 from orgservice.storage.memberships import MembershipRepository
@@ -41,6 +42,7 @@ class SqlUnitOfWork:
         self.workspaces = WorkspaceRepository(sql, self.organizations)
         self.invitations = InvitationRepository(sql)
         self.audit = AuditRepository(sql)
+        self.feed = FeedRepository(sql)
         self.idempotency = IdempotencyRepository(sql)
         self.domains = DomainRepository(sql)
         self.auto_joins = AutoJoinRepository(sql)
@@ -99,11 +101,20 @@ class SqlUnitOfWork:
 
 
 class SqlDatabase:
-    """Hands out units of work over one engine; owns the read cache and the watchdog."""
+    """Hands out units of work over one engine; owns the read cache and the watchdog.
+    `on_commit(organization_id)` hears of every organization a transaction changed,
+    after the cache has dropped it."""
 
-    def __init__(self, engine: Engine, cache: ReadCache | None = None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        cache: ReadCache | None = None,
+        *,
+        on_commit: Callable[[str], None] | None = None,
+    ) -> None:
         self.engine = engine
         self.cache = cache
+        self.on_commit = on_commit
         self.watchdog = Watchdog()
         count_checkouts(engine)
 
@@ -115,9 +126,11 @@ class SqlDatabase:
             yield SqlUnitOfWork(sql, None)
         finally:
             sql.close()
-        if self.cache is not None:
-            for organization_id in sql.committed_organizations():
+        for organization_id in sql.committed_organizations():
+            if self.cache is not None:
                 self.cache.invalidate(organization_id)
+            if self.on_commit is not None:
+                self.on_commit(organization_id)
 
     @contextmanager
     def snapshot(self, budget: Budget, *, cached: bool = True) -> Iterator[SqlUnitOfWork]:

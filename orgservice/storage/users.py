@@ -10,6 +10,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from orgservice.domain.models import Identity, User, UserRef
 from orgservice.domain.validation import new_id
+from orgservice.storage.member_search import MemberSearchIndex
 from orgservice.storage.paging import AnyRow
 from orgservice.storage.sql import Sql
 from orgservice.storage.tables import users
@@ -28,6 +29,7 @@ _BY_SUBJECT = select(*USER_COLUMNS, users.c.email_verified.label("u_email_verifi
 class UserRepository:
     def __init__(self, sql: Sql) -> None:
         self._sql = sql
+        self._search = MemberSearchIndex(sql)
 
     def get(self, user_id: str) -> User | None:
         row = self._sql.execute(_BY_ID, {"id": user_id}).first()
@@ -84,6 +86,8 @@ class UserRepository:
                     update_time=now,
                 )
             )
+            if _searchable(row) != _searchable_claims(identity):
+                self._search.reindex_user(row._mapping["u_id"], _searchable_claims(identity))
             row = self._sql.execute(_BY_SUBJECT, {"subject": identity.subject}).one()
         return to_user(row), created
 
@@ -96,6 +100,16 @@ def _profile_changed(row: AnyRow, identity: Identity) -> bool:
         m["u_email_verified"],
         m["u_display_name"],
     ) != (identity.username, identity.email, identity.email_verified, identity.display_name)
+
+
+def _searchable(row: AnyRow) -> tuple[str, str, str]:
+    m = row._mapping
+    return m["u_username"], m["u_email"], m["u_display_name"]
+
+
+def _searchable_claims(identity: Identity) -> tuple[str, str, str]:
+    """What members are found by (member_search): username, email, display name."""
+    return identity.username, identity.email, identity.display_name
 
 
 def to_user(row: AnyRow) -> User:

@@ -77,13 +77,19 @@ class Outcome:
         return f"{self.code.name}: {self.message[:300]!r}"
 
 
+STREAM_SECONDS = 1.0
+
+
 def call(
     channel: grpc.Channel, method: MethodDescriptor, payload: bytes, caller: Caller
 ) -> Outcome:
     """Sends `payload` as the request bytes (no serializers: bytes go out as they are),
     whatever the method's kind of streaming; streamed answers are read to the end."""
     path = method_path(method)
-    options: dict[str, Any] = {"metadata": caller.metadata(), "timeout": CALL_TIMEOUT_SECONDS}
+    # A valid watch never ends by itself: streams get a short deadline, which then ends
+    # them with DEADLINE_EXCEEDED (what matters is how invalid ones end).
+    timeout = STREAM_SECONDS if method.server_streaming else CALL_TIMEOUT_SECONDS
+    options: dict[str, Any] = {"metadata": caller.metadata(), "timeout": timeout}
     response = b""
     try:
         if method.client_streaming and method.server_streaming:

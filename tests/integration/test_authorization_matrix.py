@@ -67,6 +67,8 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     "viewer": frozenset(_VIEWER),
 }
 
+# Not a permission: TransferOwnership takes the owner role itself.
+OWNER_ROLE = "role:owner"
 NON_MEMBER = "non-member"
 PLATFORM = "platform"
 CALLERS = [NON_MEMBER, "viewer", "developer", "admin", "owner", PLATFORM]
@@ -86,6 +88,7 @@ class Context:
     invitation_id: str  # a pending invitation, sent by the owner
     workspace_id: str  # a workspace other than `default`, created by the owner
     domain_name: str  # a PENDING domain, claimed by the owner (DNS has no record for it)
+    watch_cursor: str  # a WatchEvents cursor before the newest event
     unique: str  # fresh for every request, for names
 
     def missing(self) -> Context:
@@ -115,13 +118,22 @@ class Case:
     # A request about the same organization that is invalid in itself (bad field), for
     # checking that authorization comes before validation; None if there is none.
     invalid: Callable[[Context], Message] | None = None
+    streaming: bool = False  # the call's outcome is its first message
 
     def call(self, client: Client, context: Context) -> Any:
-        return getattr(client, self.method)(self.request(context))
+        return self._outcome(getattr(client, self.method)(self.request(context)))
 
     def call_invalid(self, client: Client, context: Context) -> Any:
         assert self.invalid is not None
-        return getattr(client, self.method)(self.invalid(context))
+        return self._outcome(getattr(client, self.method)(self.invalid(context)))
+
+    def _outcome(self, reply: Any) -> Any:
+        if not self.streaming:
+            return reply
+        try:
+            return next(reply)
+        finally:
+            reply.cancel()
 
     def __str__(self) -> str:
         return self.method
@@ -193,6 +205,15 @@ CASES: list[Case] = [
         mutates=True,
     ),
     Case(
+        "TransferOwnership",
+        OWNER_ROLE,
+        lambda c: rpc.TransferOwnershipRequest(
+            organization_id=c.organization_id, user_id=c.member_id
+        ),
+        mutates=True,
+        invalid=lambda c: rpc.TransferOwnershipRequest(organization_id=c.organization_id),
+    ),
+    Case(
         "ListRoles",
         "roles.list",
         lambda c: rpc.ListRolesRequest(organization_id=c.organization_id),
@@ -256,6 +277,18 @@ CASES: list[Case] = [
         ),
     ),
     Case(
+        "WatchEvents",
+        "audit.list",
+        lambda c: rpc.WatchEventsRequest(
+            organization_id=c.organization_id, start_cursor=c.watch_cursor
+        ),
+        mutates=False,
+        invalid=lambda c: rpc.WatchEventsRequest(
+            organization_id=c.organization_id, start_cursor="not a cursor"
+        ),
+        streaming=True,
+    ),
+    Case(
         "CreateInvitation",
         "invitations.create",
         lambda c: rpc.CreateInvitationRequest(
@@ -264,6 +297,19 @@ CASES: list[Case] = [
         mutates=True,
         invalid=lambda c: rpc.CreateInvitationRequest(
             organization_id=c.organization_id, email="", role="viewer"
+        ),
+    ),
+    Case(
+        "BatchCreateInvitations",
+        "invitations.create",
+        lambda c: rpc.BatchCreateInvitationsRequest(
+            organization_id=c.organization_id,
+            invitations=[rpc.BatchInvitation(email=f"batch-{c.unique}@example.com", role="viewer")],
+        ),
+        mutates=True,
+        invalid=lambda c: rpc.BatchCreateInvitationsRequest(
+            organization_id=c.organization_id,
+            invitations=[rpc.BatchInvitation(email="not an email", role="viewer")],
         ),
     ),
     Case(
@@ -449,6 +495,14 @@ class Cast:
                 organization_id=organization_id, name=f"d{uuid.uuid4().hex[:12]}.example"
             )
         ).domain.name
+        newest = owner.ListAuditEvents(
+            rpc.ListAuditEventsRequest(organization_id=organization_id, page_size=1)
+        )
+        second_newest = owner.ListAuditEvents(
+            rpc.ListAuditEventsRequest(
+                organization_id=organization_id, page_size=1, page_token=newest.next_page_token
+            )
+        )
         return Context(
             organization_id,
             self.target_id,
@@ -457,6 +511,7 @@ class Cast:
             invitation_id,
             workspace_id,
             domain_name,
+            second_newest.watch_cursor,
             "",
         )
 
@@ -503,6 +558,8 @@ def holds(caller: str, permission: str | None) -> bool:
         return True
     if caller == NON_MEMBER:
         return False
+    if permission == OWNER_ROLE:
+        return caller == "owner"
     return permission is None or permission in ROLE_PERMISSIONS[caller]
 
 

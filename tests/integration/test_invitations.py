@@ -116,6 +116,10 @@ class Org:
 
 @pytest.fixture
 def org(api: Api) -> Org:
+    return new_org(api)
+
+
+def new_org(api: Api) -> Org:
     owner = api.client()
     organization = owner.create_org()
     admin = api.client()

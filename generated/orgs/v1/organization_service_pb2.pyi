@@ -531,6 +531,7 @@ class ListMembersRequest(_message.Message):
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     ROLE_FIELD_NUMBER: _builtins.int
+    QUERY_FIELD_NUMBER: _builtins.int
     organization_id: _builtins.str
     """The organization whose members to list."""
     page_size: _builtins.int
@@ -543,6 +544,12 @@ class ListMembersRequest(_message.Message):
     """
     role: _builtins.str
     """Only members holding this role (for example `owner`); empty lists everyone."""
+    query: _builtins.str
+    """Only members whose username, email, full display name or any word of the display
+    name starts with this text, ignoring case; at most 200 characters, no control
+    characters. Combines with `role`; the order stays the order they joined. With a
+    query that matches many members, `total_size` is an estimate (AIP-158).
+    """
     def __init__(
         self,
         *,
@@ -550,10 +557,11 @@ class ListMembersRequest(_message.Message):
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
         role: _builtins.str = ...,
+        query: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["organization_id", b"organization_id", "page_size", b"page_size", "page_token", b"page_token", "role", b"role"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["organization_id", b"organization_id", "page_size", b"page_size", "page_token", b"page_token", "query", b"query", "role", b"role"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -571,7 +579,9 @@ class ListMembersResponse(_message.Message):
     next_page_token: _builtins.str
     """Token for the next page; empty on the last page."""
     total_size: _builtins.int
-    """Exact number of members matching the request across all pages."""
+    """Number of members matching the request across all pages: exact, except for a
+    broad `query`, where it is estimated.
+    """
     @_builtins.property
     def members(self) -> _containers.RepeatedCompositeFieldContainer[_resources_pb2.Member]:
         """The members on this page, in the order they joined."""
@@ -764,6 +774,61 @@ class RemoveMemberResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RemoveMemberResponse: _TypeAlias = RemoveMemberResponse  # noqa: Y015
+
+@_typing.final
+class TransferOwnershipRequest(_message.Message):
+    """The member who becomes an owner. Fails with PERMISSION_DENIED `OWNER_REQUIRED` when
+    the caller is not an owner, FAILED_PRECONDITION `NOT_A_MEMBER` when `user_id` is not
+    a member (or the caller, a platform caller, is none itself: it has no role to give
+    up), INVALID_ARGUMENT when `user_id` is missing, malformed or the caller's own, and
+    FAILED_PRECONDITION `ORGANIZATION_DELETED`.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    organization_id: _builtins.str
+    """The organization whose ownership to transfer."""
+    user_id: _builtins.str
+    """The member who becomes an owner (one already: stays one); not the caller."""
+    def __init__(
+        self,
+        *,
+        organization_id: _builtins.str = ...,
+        user_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["organization_id", b"organization_id", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TransferOwnershipRequest: _TypeAlias = TransferOwnershipRequest  # noqa: Y015
+
+@_typing.final
+class TransferOwnershipResponse(_message.Message):
+    """The organization after the transfer."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORGANIZATION_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def organization(self) -> _resources_pb2.Organization:
+        """The organization; ListMembers shows the new roles."""
+
+    def __init__(
+        self,
+        *,
+        organization: _resources_pb2.Organization | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["organization", b"organization"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["organization", b"organization"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TransferOwnershipResponse: _TypeAlias = TransferOwnershipResponse  # noqa: Y015
 
 @_typing.final
 class ListRolesRequest(_message.Message):
@@ -1129,10 +1194,16 @@ class ListAuditEventsResponse(_message.Message):
     EVENTS_FIELD_NUMBER: _builtins.int
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     TOTAL_SIZE_FIELD_NUMBER: _builtins.int
+    WATCH_CURSOR_FIELD_NUMBER: _builtins.int
     next_page_token: _builtins.str
     """Token for the next page; empty on the last page."""
     total_size: _builtins.int
     """Exact number of events matching the request across all pages."""
+    watch_cursor: _builtins.str
+    """A WatchEvents `start_cursor` just after the newest event listed here, so that
+    "list, then watch" misses nothing (when nothing is listed: after the newest event
+    at the time of the list).
+    """
     @_builtins.property
     def events(self) -> _containers.RepeatedCompositeFieldContainer[_resources_pb2.AuditEvent]:
         """The events on this page, newest first."""
@@ -1143,14 +1214,78 @@ class ListAuditEventsResponse(_message.Message):
         events: _abc.Iterable[_resources_pb2.AuditEvent] | None = ...,
         next_page_token: _builtins.str = ...,
         total_size: _builtins.int = ...,
+        watch_cursor: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["events", b"events", "next_page_token", b"next_page_token", "total_size", b"total_size"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["events", b"events", "next_page_token", b"next_page_token", "total_size", b"total_size", "watch_cursor", b"watch_cursor"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListAuditEventsResponse: _TypeAlias = ListAuditEventsResponse  # noqa: Y015
+
+@_typing.final
+class WatchEventsRequest(_message.Message):
+    """Which events to stream. Fails with PERMISSION_DENIED without `audit.list` (or, with
+    no organization, for callers other than platform callers), INVALID_ARGUMENT for a
+    cursor this service did not issue for this organization, and OUT_OF_RANGE
+    `CURSOR_EXPIRED` when events after the cursor were purged.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
+    START_CURSOR_FIELD_NUMBER: _builtins.int
+    organization_id: _builtins.str
+    """The organization whose events to stream; empty streams every organization's
+    (platform callers only), in commit order per organization.
+    """
+    start_cursor: _builtins.str
+    """Resume after this cursor: a WatchEventsResponse `cursor` or a
+    ListAuditEventsResponse `watch_cursor` of the same organization (or, for every
+    organization, a cursor of such a stream). Empty starts with the next event.
+    """
+    def __init__(
+        self,
+        *,
+        organization_id: _builtins.str = ...,
+        start_cursor: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["organization_id", b"organization_id", "start_cursor", b"start_cursor"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WatchEventsRequest: _TypeAlias = WatchEventsRequest  # noqa: Y015
+
+@_typing.final
+class WatchEventsResponse(_message.Message):
+    """One event of the stream."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENT_FIELD_NUMBER: _builtins.int
+    CURSOR_FIELD_NUMBER: _builtins.int
+    cursor: _builtins.str
+    """Opaque position just after this event: resume with it as `start_cursor`."""
+    @_builtins.property
+    def event(self) -> _resources_pb2.AuditEvent:
+        """The event, as ListAuditEvents shows it."""
+
+    def __init__(
+        self,
+        *,
+        event: _resources_pb2.AuditEvent | None = ...,
+        cursor: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cursor", b"cursor", "event", b"event"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WatchEventsResponse: _TypeAlias = WatchEventsResponse  # noqa: Y015
 
 @_typing.final
 class CreateInvitationRequest(_message.Message):
@@ -1231,6 +1366,104 @@ class CreateInvitationResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___CreateInvitationResponse: _TypeAlias = CreateInvitationResponse  # noqa: Y015
+
+@_typing.final
+class BatchInvitation(_message.Message):
+    """One invitation of a BatchCreateInvitations request."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EMAIL_FIELD_NUMBER: _builtins.int
+    ROLE_FIELD_NUMBER: _builtins.int
+    TTL_FIELD_NUMBER: _builtins.int
+    email: _builtins.str
+    """The invitee's email address; stored lower-cased. Unique within the batch."""
+    role: _builtins.str
+    """The role the invitee receives on acceptance, an existing role of the organization."""
+    @_builtins.property
+    def ttl(self) -> _duration_pb2.Duration:
+        """How long the invitation stays acceptable: positive, at most 30 days; default 7
+        days.
+        """
+
+    def __init__(
+        self,
+        *,
+        email: _builtins.str = ...,
+        role: _builtins.str = ...,
+        ttl: _duration_pb2.Duration | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["ttl", b"ttl"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["email", b"email", "role", b"role", "ttl", b"ttl"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BatchInvitation: _TypeAlias = BatchInvitation  # noqa: Y015
+
+@_typing.final
+class BatchCreateInvitationsRequest(_message.Message):
+    """The invitations to send, all or nothing (AIP-233). Malformed entries (bad email,
+    role or ttl, an email twice) fail with INVALID_ARGUMENT and one BadRequest violation
+    per bad field, named `invitations[i].email` and so on. Otherwise the first entry that
+    cannot be sent decides the error (ALREADY_EXISTS `ALREADY_MEMBER` or
+    `INVITATION_PENDING`, PERMISSION_DENIED `OWNER_REQUIRED`, ...) and the message names
+    it as `invitations[i]`. On any failure nothing is created.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORGANIZATION_ID_FIELD_NUMBER: _builtins.int
+    INVITATIONS_FIELD_NUMBER: _builtins.int
+    organization_id: _builtins.str
+    """The organization to invite to."""
+    @_builtins.property
+    def invitations(self) -> _containers.RepeatedCompositeFieldContainer[Global___BatchInvitation]:
+        """1 to 100 invitations."""
+
+    def __init__(
+        self,
+        *,
+        organization_id: _builtins.str = ...,
+        invitations: _abc.Iterable[Global___BatchInvitation] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["invitations", b"invitations", "organization_id", b"organization_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BatchCreateInvitationsRequest: _TypeAlias = BatchCreateInvitationsRequest  # noqa: Y015
+
+@_typing.final
+class BatchCreateInvitationsResponse(_message.Message):
+    """The invitations created and their secret tokens."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INVITATIONS_FIELD_NUMBER: _builtins.int
+    TOKENS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def invitations(self) -> _containers.RepeatedCompositeFieldContainer[_resources_pb2.Invitation]:
+        """The new invitations, PENDING, in the order of the request."""
+
+    @_builtins.property
+    def tokens(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Each invitation's secret token, in the same order; shown only here."""
+
+    def __init__(
+        self,
+        *,
+        invitations: _abc.Iterable[_resources_pb2.Invitation] | None = ...,
+        tokens: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["invitations", b"invitations", "tokens", b"tokens"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BatchCreateInvitationsResponse: _TypeAlias = BatchCreateInvitationsResponse  # noqa: Y015
 
 @_typing.final
 class ListInvitationsRequest(_message.Message):

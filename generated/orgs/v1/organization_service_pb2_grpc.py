@@ -95,6 +95,7 @@ class OrganizationServiceStub:
     BUILT_IN_ROLE: built-in roles cannot be changed or deleted.
     ROLE_IN_USE: members or pending invitations still hold the role.
     AMBIGUOUS_USER: several users match the username or email; name the user_id.
+    NOT_A_MEMBER: TransferOwnership names, or is called by, someone who is no member.
     MEMBER_LIMIT_REACHED: the organization has `settings.max_members` members.
     EMAIL_DOMAIN_NOT_ALLOWED: invitations go only to the verified domains' emails.
     DOMAIN_LIMIT_REACHED: the organization holds the most domains it may (100).
@@ -111,6 +112,8 @@ class OrganizationServiceStub:
     DEADLINE_EXCEEDED: the call's deadline passed before it completed.
     RESOURCE_EXHAUSTED
     TOO_MANY_REQUESTS: the server is overloaded; retry with backoff.
+    OUT_OF_RANGE
+    CURSOR_EXPIRED: events after a WatchEvents cursor were purged; list them again.
     INTERNAL
     INTERNAL: an unexpected failure; metadata "correlation_id" finds it in the logs.
     """
@@ -176,6 +179,11 @@ class OrganizationServiceStub:
                 request_serializer=orgs_dot_v1_dot_organization__service__pb2.RemoveMemberRequest.SerializeToString,
                 response_deserializer=orgs_dot_v1_dot_organization__service__pb2.RemoveMemberResponse.FromString,
                 _registered_method=True)
+        self.TransferOwnership = channel.unary_unary(
+                '/orgs.v1.OrganizationService/TransferOwnership',
+                request_serializer=orgs_dot_v1_dot_organization__service__pb2.TransferOwnershipRequest.SerializeToString,
+                response_deserializer=orgs_dot_v1_dot_organization__service__pb2.TransferOwnershipResponse.FromString,
+                _registered_method=True)
         self.ListRoles = channel.unary_unary(
                 '/orgs.v1.OrganizationService/ListRoles',
                 request_serializer=orgs_dot_v1_dot_organization__service__pb2.ListRolesRequest.SerializeToString,
@@ -200,6 +208,11 @@ class OrganizationServiceStub:
                 '/orgs.v1.OrganizationService/CreateInvitation',
                 request_serializer=orgs_dot_v1_dot_organization__service__pb2.CreateInvitationRequest.SerializeToString,
                 response_deserializer=orgs_dot_v1_dot_organization__service__pb2.CreateInvitationResponse.FromString,
+                _registered_method=True)
+        self.BatchCreateInvitations = channel.unary_unary(
+                '/orgs.v1.OrganizationService/BatchCreateInvitations',
+                request_serializer=orgs_dot_v1_dot_organization__service__pb2.BatchCreateInvitationsRequest.SerializeToString,
+                response_deserializer=orgs_dot_v1_dot_organization__service__pb2.BatchCreateInvitationsResponse.FromString,
                 _registered_method=True)
         self.ListInvitations = channel.unary_unary(
                 '/orgs.v1.OrganizationService/ListInvitations',
@@ -275,6 +288,11 @@ class OrganizationServiceStub:
                 '/orgs.v1.OrganizationService/ListAuditEvents',
                 request_serializer=orgs_dot_v1_dot_organization__service__pb2.ListAuditEventsRequest.SerializeToString,
                 response_deserializer=orgs_dot_v1_dot_organization__service__pb2.ListAuditEventsResponse.FromString,
+                _registered_method=True)
+        self.WatchEvents = channel.unary_stream(
+                '/orgs.v1.OrganizationService/WatchEvents',
+                request_serializer=orgs_dot_v1_dot_organization__service__pb2.WatchEventsRequest.SerializeToString,
+                response_deserializer=orgs_dot_v1_dot_organization__service__pb2.WatchEventsResponse.FromString,
                 _registered_method=True)
         self.CreateDomain = channel.unary_unary(
                 '/orgs.v1.OrganizationService/CreateDomain',
@@ -368,6 +386,7 @@ class OrganizationServiceServicer:
     BUILT_IN_ROLE: built-in roles cannot be changed or deleted.
     ROLE_IN_USE: members or pending invitations still hold the role.
     AMBIGUOUS_USER: several users match the username or email; name the user_id.
+    NOT_A_MEMBER: TransferOwnership names, or is called by, someone who is no member.
     MEMBER_LIMIT_REACHED: the organization has `settings.max_members` members.
     EMAIL_DOMAIN_NOT_ALLOWED: invitations go only to the verified domains' emails.
     DOMAIN_LIMIT_REACHED: the organization holds the most domains it may (100).
@@ -384,6 +403,8 @@ class OrganizationServiceServicer:
     DEADLINE_EXCEEDED: the call's deadline passed before it completed.
     RESOURCE_EXHAUSTED
     TOO_MANY_REQUESTS: the server is overloaded; retry with backoff.
+    OUT_OF_RANGE
+    CURSOR_EXPIRED: events after a WatchEvents cursor were purged; list them again.
     INTERNAL
     INTERNAL: an unexpected failure; metadata "correlation_id" finds it in the logs.
     """
@@ -473,6 +494,14 @@ class OrganizationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def TransferOwnership(self, request, context):
+        """Makes another member an owner and the calling owner an admin, in one step. Owners
+        only (the caller gives up its own owner role).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListRoles(self, request, context):
         """Lists an organization's roles, built-in roles first. Needs `roles.list`.
         """
@@ -505,6 +534,14 @@ class OrganizationServiceServicer:
     def CreateInvitation(self, request, context):
         """Invites an email address to join an organization with a role; the response holds
         the only copy of the invitation's token. Needs `invitations.create`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def BatchCreateInvitations(self, request, context):
+        """Invites up to 100 email addresses at once, all or nothing: when one entry fails,
+        nothing is created. Needs `invitations.create`.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -622,6 +659,18 @@ class OrganizationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WatchEvents(self, request, context):
+        """Streams audit events as they are committed, from every replica: first those after
+        `start_cursor`, then new ones, in commit order per organization. Needs
+        `audit.list`; without an organization, every organization's (platform callers
+        only). A caller who loses access is ended with NOT_FOUND or PERMISSION_DENIED; a
+        server shutting down ends the stream with UNAVAILABLE, to resume elsewhere with the
+        last cursor received.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def CreateDomain(self, request, context):
         """Claims a domain for an organization, PENDING until VerifyDomain finds its challenge
         record in DNS. Needs `domains.manage`.
@@ -711,6 +760,11 @@ def add_OrganizationServiceServicer_to_server(servicer, server):
                     request_deserializer=orgs_dot_v1_dot_organization__service__pb2.RemoveMemberRequest.FromString,
                     response_serializer=orgs_dot_v1_dot_organization__service__pb2.RemoveMemberResponse.SerializeToString,
             ),
+            'TransferOwnership': grpc.unary_unary_rpc_method_handler(
+                    servicer.TransferOwnership,
+                    request_deserializer=orgs_dot_v1_dot_organization__service__pb2.TransferOwnershipRequest.FromString,
+                    response_serializer=orgs_dot_v1_dot_organization__service__pb2.TransferOwnershipResponse.SerializeToString,
+            ),
             'ListRoles': grpc.unary_unary_rpc_method_handler(
                     servicer.ListRoles,
                     request_deserializer=orgs_dot_v1_dot_organization__service__pb2.ListRolesRequest.FromString,
@@ -735,6 +789,11 @@ def add_OrganizationServiceServicer_to_server(servicer, server):
                     servicer.CreateInvitation,
                     request_deserializer=orgs_dot_v1_dot_organization__service__pb2.CreateInvitationRequest.FromString,
                     response_serializer=orgs_dot_v1_dot_organization__service__pb2.CreateInvitationResponse.SerializeToString,
+            ),
+            'BatchCreateInvitations': grpc.unary_unary_rpc_method_handler(
+                    servicer.BatchCreateInvitations,
+                    request_deserializer=orgs_dot_v1_dot_organization__service__pb2.BatchCreateInvitationsRequest.FromString,
+                    response_serializer=orgs_dot_v1_dot_organization__service__pb2.BatchCreateInvitationsResponse.SerializeToString,
             ),
             'ListInvitations': grpc.unary_unary_rpc_method_handler(
                     servicer.ListInvitations,
@@ -810,6 +869,11 @@ def add_OrganizationServiceServicer_to_server(servicer, server):
                     servicer.ListAuditEvents,
                     request_deserializer=orgs_dot_v1_dot_organization__service__pb2.ListAuditEventsRequest.FromString,
                     response_serializer=orgs_dot_v1_dot_organization__service__pb2.ListAuditEventsResponse.SerializeToString,
+            ),
+            'WatchEvents': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchEvents,
+                    request_deserializer=orgs_dot_v1_dot_organization__service__pb2.WatchEventsRequest.FromString,
+                    response_serializer=orgs_dot_v1_dot_organization__service__pb2.WatchEventsResponse.SerializeToString,
             ),
             'CreateDomain': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateDomain,
@@ -909,6 +973,7 @@ class OrganizationService:
     BUILT_IN_ROLE: built-in roles cannot be changed or deleted.
     ROLE_IN_USE: members or pending invitations still hold the role.
     AMBIGUOUS_USER: several users match the username or email; name the user_id.
+    NOT_A_MEMBER: TransferOwnership names, or is called by, someone who is no member.
     MEMBER_LIMIT_REACHED: the organization has `settings.max_members` members.
     EMAIL_DOMAIN_NOT_ALLOWED: invitations go only to the verified domains' emails.
     DOMAIN_LIMIT_REACHED: the organization holds the most domains it may (100).
@@ -925,6 +990,8 @@ class OrganizationService:
     DEADLINE_EXCEEDED: the call's deadline passed before it completed.
     RESOURCE_EXHAUSTED
     TOO_MANY_REQUESTS: the server is overloaded; retry with backoff.
+    OUT_OF_RANGE
+    CURSOR_EXPIRED: events after a WatchEvents cursor were purged; list them again.
     INTERNAL
     INTERNAL: an unexpected failure; metadata "correlation_id" finds it in the logs.
     """
@@ -1227,6 +1294,33 @@ class OrganizationService:
             _registered_method=True)
 
     @staticmethod
+    def TransferOwnership(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/orgs.v1.OrganizationService/TransferOwnership',
+            orgs_dot_v1_dot_organization__service__pb2.TransferOwnershipRequest.SerializeToString,
+            orgs_dot_v1_dot_organization__service__pb2.TransferOwnershipResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def ListRoles(request,
             target,
             options=(),
@@ -1351,6 +1445,33 @@ class OrganizationService:
             '/orgs.v1.OrganizationService/CreateInvitation',
             orgs_dot_v1_dot_organization__service__pb2.CreateInvitationRequest.SerializeToString,
             orgs_dot_v1_dot_organization__service__pb2.CreateInvitationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BatchCreateInvitations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/orgs.v1.OrganizationService/BatchCreateInvitations',
+            orgs_dot_v1_dot_organization__service__pb2.BatchCreateInvitationsRequest.SerializeToString,
+            orgs_dot_v1_dot_organization__service__pb2.BatchCreateInvitationsResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -1756,6 +1877,33 @@ class OrganizationService:
             '/orgs.v1.OrganizationService/ListAuditEvents',
             orgs_dot_v1_dot_organization__service__pb2.ListAuditEventsRequest.SerializeToString,
             orgs_dot_v1_dot_organization__service__pb2.ListAuditEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/orgs.v1.OrganizationService/WatchEvents',
+            orgs_dot_v1_dot_organization__service__pb2.WatchEventsRequest.SerializeToString,
+            orgs_dot_v1_dot_organization__service__pb2.WatchEventsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -96,6 +96,7 @@ class OrganizationServiceStub:
       BUILT_IN_ROLE: built-in roles cannot be changed or deleted.
       ROLE_IN_USE: members or pending invitations still hold the role.
       AMBIGUOUS_USER: several users match the username or email; name the user_id.
+      NOT_A_MEMBER: TransferOwnership names, or is called by, someone who is no member.
       MEMBER_LIMIT_REACHED: the organization has `settings.max_members` members.
       EMAIL_DOMAIN_NOT_ALLOWED: invitations go only to the verified domains' emails.
       DOMAIN_LIMIT_REACHED: the organization holds the most domains it may (100).
@@ -112,6 +113,8 @@ class OrganizationServiceStub:
       DEADLINE_EXCEEDED: the call's deadline passed before it completed.
     RESOURCE_EXHAUSTED
       TOO_MANY_REQUESTS: the server is overloaded; retry with backoff.
+    OUT_OF_RANGE
+      CURSOR_EXPIRED: events after a WatchEvents cursor were purged; list them again.
     INTERNAL
       INTERNAL: an unexpected failure; metadata "correlation_id" finds it in the logs.
     """
@@ -158,6 +161,10 @@ class OrganizationServiceStub:
     """Removes a member. Needs `members.remove`, except that any member may remove
     themselves (leave).
     """
+    TransferOwnership: _grpc.UnaryUnaryMultiCallable[_organization_service_pb2.TransferOwnershipRequest, _organization_service_pb2.TransferOwnershipResponse]
+    """Makes another member an owner and the calling owner an admin, in one step. Owners
+    only (the caller gives up its own owner role).
+    """
     ListRoles: _grpc.UnaryUnaryMultiCallable[_organization_service_pb2.ListRolesRequest, _organization_service_pb2.ListRolesResponse]
     """Lists an organization's roles, built-in roles first. Needs `roles.list`."""
     CreateRole: _grpc.UnaryUnaryMultiCallable[_organization_service_pb2.CreateRoleRequest, _organization_service_pb2.CreateRoleResponse]
@@ -171,6 +178,10 @@ class OrganizationServiceStub:
     CreateInvitation: _grpc.UnaryUnaryMultiCallable[_organization_service_pb2.CreateInvitationRequest, _organization_service_pb2.CreateInvitationResponse]
     """Invites an email address to join an organization with a role; the response holds
     the only copy of the invitation's token. Needs `invitations.create`.
+    """
+    BatchCreateInvitations: _grpc.UnaryUnaryMultiCallable[_organization_service_pb2.BatchCreateInvitationsRequest, _organization_service_pb2.BatchCreateInvitationsResponse]
+    """Invites up to 100 email addresses at once, all or nothing: when one entry fails,
+    nothing is created. Needs `invitations.create`.
     """
     ListInvitations: _grpc.UnaryUnaryMultiCallable[_organization_service_pb2.ListInvitationsRequest, _organization_service_pb2.ListInvitationsResponse]
     """Lists an organization's invitations, optionally in one state. Needs
@@ -216,6 +227,14 @@ class OrganizationServiceStub:
     """
     ListAuditEvents: _grpc.UnaryUnaryMultiCallable[_organization_service_pb2.ListAuditEventsRequest, _organization_service_pb2.ListAuditEventsResponse]
     """Lists an organization's audit events, newest first. Needs `audit.list`."""
+    WatchEvents: _grpc.UnaryStreamMultiCallable[_organization_service_pb2.WatchEventsRequest, _organization_service_pb2.WatchEventsResponse]
+    """Streams audit events as they are committed, from every replica: first those after
+    `start_cursor`, then new ones, in commit order per organization. Needs
+    `audit.list`; without an organization, every organization's (platform callers
+    only). A caller who loses access is ended with NOT_FOUND or PERMISSION_DENIED; a
+    server shutting down ends the stream with UNAVAILABLE, to resume elsewhere with the
+    last cursor received.
+    """
     CreateDomain: _grpc.UnaryUnaryMultiCallable[_organization_service_pb2.CreateDomainRequest, _organization_service_pb2.CreateDomainResponse]
     """Claims a domain for an organization, PENDING until VerifyDomain finds its challenge
     record in DNS. Needs `domains.manage`.
@@ -302,6 +321,7 @@ class OrganizationServiceAsyncStub(OrganizationServiceStub):
       BUILT_IN_ROLE: built-in roles cannot be changed or deleted.
       ROLE_IN_USE: members or pending invitations still hold the role.
       AMBIGUOUS_USER: several users match the username or email; name the user_id.
+      NOT_A_MEMBER: TransferOwnership names, or is called by, someone who is no member.
       MEMBER_LIMIT_REACHED: the organization has `settings.max_members` members.
       EMAIL_DOMAIN_NOT_ALLOWED: invitations go only to the verified domains' emails.
       DOMAIN_LIMIT_REACHED: the organization holds the most domains it may (100).
@@ -318,6 +338,8 @@ class OrganizationServiceAsyncStub(OrganizationServiceStub):
       DEADLINE_EXCEEDED: the call's deadline passed before it completed.
     RESOURCE_EXHAUSTED
       TOO_MANY_REQUESTS: the server is overloaded; retry with backoff.
+    OUT_OF_RANGE
+      CURSOR_EXPIRED: events after a WatchEvents cursor were purged; list them again.
     INTERNAL
       INTERNAL: an unexpected failure; metadata "correlation_id" finds it in the logs.
     """
@@ -361,6 +383,10 @@ class OrganizationServiceAsyncStub(OrganizationServiceStub):
     """Removes a member. Needs `members.remove`, except that any member may remove
     themselves (leave).
     """
+    TransferOwnership: _aio.UnaryUnaryMultiCallable[_organization_service_pb2.TransferOwnershipRequest, _organization_service_pb2.TransferOwnershipResponse]  # type: ignore[assignment]
+    """Makes another member an owner and the calling owner an admin, in one step. Owners
+    only (the caller gives up its own owner role).
+    """
     ListRoles: _aio.UnaryUnaryMultiCallable[_organization_service_pb2.ListRolesRequest, _organization_service_pb2.ListRolesResponse]  # type: ignore[assignment]
     """Lists an organization's roles, built-in roles first. Needs `roles.list`."""
     CreateRole: _aio.UnaryUnaryMultiCallable[_organization_service_pb2.CreateRoleRequest, _organization_service_pb2.CreateRoleResponse]  # type: ignore[assignment]
@@ -374,6 +400,10 @@ class OrganizationServiceAsyncStub(OrganizationServiceStub):
     CreateInvitation: _aio.UnaryUnaryMultiCallable[_organization_service_pb2.CreateInvitationRequest, _organization_service_pb2.CreateInvitationResponse]  # type: ignore[assignment]
     """Invites an email address to join an organization with a role; the response holds
     the only copy of the invitation's token. Needs `invitations.create`.
+    """
+    BatchCreateInvitations: _aio.UnaryUnaryMultiCallable[_organization_service_pb2.BatchCreateInvitationsRequest, _organization_service_pb2.BatchCreateInvitationsResponse]  # type: ignore[assignment]
+    """Invites up to 100 email addresses at once, all or nothing: when one entry fails,
+    nothing is created. Needs `invitations.create`.
     """
     ListInvitations: _aio.UnaryUnaryMultiCallable[_organization_service_pb2.ListInvitationsRequest, _organization_service_pb2.ListInvitationsResponse]  # type: ignore[assignment]
     """Lists an organization's invitations, optionally in one state. Needs
@@ -419,6 +449,14 @@ class OrganizationServiceAsyncStub(OrganizationServiceStub):
     """
     ListAuditEvents: _aio.UnaryUnaryMultiCallable[_organization_service_pb2.ListAuditEventsRequest, _organization_service_pb2.ListAuditEventsResponse]  # type: ignore[assignment]
     """Lists an organization's audit events, newest first. Needs `audit.list`."""
+    WatchEvents: _aio.UnaryStreamMultiCallable[_organization_service_pb2.WatchEventsRequest, _organization_service_pb2.WatchEventsResponse]  # type: ignore[assignment]
+    """Streams audit events as they are committed, from every replica: first those after
+    `start_cursor`, then new ones, in commit order per organization. Needs
+    `audit.list`; without an organization, every organization's (platform callers
+    only). A caller who loses access is ended with NOT_FOUND or PERMISSION_DENIED; a
+    server shutting down ends the stream with UNAVAILABLE, to resume elsewhere with the
+    last cursor received.
+    """
     CreateDomain: _aio.UnaryUnaryMultiCallable[_organization_service_pb2.CreateDomainRequest, _organization_service_pb2.CreateDomainResponse]  # type: ignore[assignment]
     """Claims a domain for an organization, PENDING until VerifyDomain finds its challenge
     record in DNS. Needs `domains.manage`.
@@ -504,6 +542,7 @@ class OrganizationServiceServicer(metaclass=_abc_1.ABCMeta):
       BUILT_IN_ROLE: built-in roles cannot be changed or deleted.
       ROLE_IN_USE: members or pending invitations still hold the role.
       AMBIGUOUS_USER: several users match the username or email; name the user_id.
+      NOT_A_MEMBER: TransferOwnership names, or is called by, someone who is no member.
       MEMBER_LIMIT_REACHED: the organization has `settings.max_members` members.
       EMAIL_DOMAIN_NOT_ALLOWED: invitations go only to the verified domains' emails.
       DOMAIN_LIMIT_REACHED: the organization holds the most domains it may (100).
@@ -520,6 +559,8 @@ class OrganizationServiceServicer(metaclass=_abc_1.ABCMeta):
       DEADLINE_EXCEEDED: the call's deadline passed before it completed.
     RESOURCE_EXHAUSTED
       TOO_MANY_REQUESTS: the server is overloaded; retry with backoff.
+    OUT_OF_RANGE
+      CURSOR_EXPIRED: events after a WatchEvents cursor were purged; list them again.
     INTERNAL
       INTERNAL: an unexpected failure; metadata "correlation_id" finds it in the logs.
     """
@@ -629,6 +670,16 @@ class OrganizationServiceServicer(metaclass=_abc_1.ABCMeta):
         """
 
     @_abc_1.abstractmethod
+    def TransferOwnership(
+        self,
+        request: _organization_service_pb2.TransferOwnershipRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_organization_service_pb2.TransferOwnershipResponse, _abc.Awaitable[_organization_service_pb2.TransferOwnershipResponse]]:
+        """Makes another member an owner and the calling owner an admin, in one step. Owners
+        only (the caller gives up its own owner role).
+        """
+
+    @_abc_1.abstractmethod
     def ListRoles(
         self,
         request: _organization_service_pb2.ListRolesRequest,
@@ -670,6 +721,16 @@ class OrganizationServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_organization_service_pb2.CreateInvitationResponse, _abc.Awaitable[_organization_service_pb2.CreateInvitationResponse]]:
         """Invites an email address to join an organization with a role; the response holds
         the only copy of the invitation's token. Needs `invitations.create`.
+        """
+
+    @_abc_1.abstractmethod
+    def BatchCreateInvitations(
+        self,
+        request: _organization_service_pb2.BatchCreateInvitationsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_organization_service_pb2.BatchCreateInvitationsResponse, _abc.Awaitable[_organization_service_pb2.BatchCreateInvitationsResponse]]:
+        """Invites up to 100 email addresses at once, all or nothing: when one entry fails,
+        nothing is created. Needs `invitations.create`.
         """
 
     @_abc_1.abstractmethod
@@ -805,6 +866,20 @@ class OrganizationServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_organization_service_pb2.ListAuditEventsResponse, _abc.Awaitable[_organization_service_pb2.ListAuditEventsResponse]]:
         """Lists an organization's audit events, newest first. Needs `audit.list`."""
+
+    @_abc_1.abstractmethod
+    def WatchEvents(
+        self,
+        request: _organization_service_pb2.WatchEventsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_organization_service_pb2.WatchEventsResponse], _abc.AsyncIterator[_organization_service_pb2.WatchEventsResponse]]:
+        """Streams audit events as they are committed, from every replica: first those after
+        `start_cursor`, then new ones, in commit order per organization. Needs
+        `audit.list`; without an organization, every organization's (platform callers
+        only). A caller who loses access is ended with NOT_FOUND or PERMISSION_DENIED; a
+        server shutting down ends the stream with UNAVAILABLE, to resume elsewhere with the
+        last cursor received.
+        """
 
     @_abc_1.abstractmethod
     def CreateDomain(
