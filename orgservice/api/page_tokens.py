@@ -81,7 +81,9 @@ class PageTokens:
             raise _bad_token()
         # Sealed, but possibly by a release that wrote other fields.
         bound, cursor_id, time_text = fields.get("b"), fields.get("i"), fields.get("t")
-        if not all(isinstance(value, str) for value in (bound, cursor_id, time_text)):
+        if not (
+            isinstance(bound, str) and isinstance(cursor_id, str) and isinstance(time_text, str)
+        ):
             raise _bad_token()
         try:
             create_time = datetime.fromisoformat(time_text)

@@ -23,6 +23,7 @@ from orgservice.domain.models import (
     PageRequest,
 )
 from orgservice.domain.permissions import BUILT_IN_ROLES, OWNER
+from orgservice.storage.member_search import MemberSearchIndex
 from orgservice.storage.paging import AnyRow, Pager, contains_pattern, name_or_slug_contains
 from orgservice.storage.roles import role_values
 from orgservice.storage.sql import Sql
@@ -141,6 +142,7 @@ class OrganizationRepository:
                 "update_time": now,
             },
         )
+        MemberSearchIndex(self._sql).add(new.id, new.owner_user_id, now)
         self._sql.execute(
             insert(workspaces),
             {
