@@ -52,8 +52,9 @@ def status_for(error: errors.DomainError) -> grpc.Status:
     )
     details: list[Message] = [info]
     if isinstance(error, errors.InvalidArgument) and error.violations:
-        spent = _status_proto(code, message, details).ByteSize()
-        bad_request = _bad_request(error.violations, budget=MAX_DETAIL_BYTES - spent)
+        # The message travels twice: in grpc-message, and in the status with the details.
+        spent = _status_proto(code, message, details).ByteSize() + len(message.encode())
+        bad_request = _bad_request(error.violations, budget=MAX_DETAIL_BYTES - 1 - spent)
         details.append(bad_request)
     return _status(code, message, details)
 

@@ -42,15 +42,19 @@ class PurgeReport:
     organizations: int = 0
     idempotency_keys: int = 0
     invitations: int = 0
-    skipped: bool = False  # another replica was purging
+    # Another replica was purging: this one stopped (each batch takes the lock anew, so
+    # it may have deleted something first).
+    skipped: bool = False
 
     def __str__(self) -> str:
-        if self.skipped:
+        deleted = self.organizations + self.invitations + self.idempotency_keys
+        if self.skipped and not deleted:
             return "another replica is purging; nothing deleted here"
-        return (
+        counts = (
             f"deleted {self.organizations} organization(s), {self.invitations} ended "
             f"invitation(s), {self.idempotency_keys} idempotency record(s)"
         )
+        return f"{counts}; another replica is purging the rest" if self.skipped else counts
 
 
 def purge(database: SqlDatabase, now: datetime) -> PurgeReport:
