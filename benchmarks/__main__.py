@@ -20,17 +20,22 @@ import statistics
 import sys
 import tempfile
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from contextlib import ExitStack
+from contextlib import contextmanager
+from dataclasses import dataclass
+from dataclasses import field
 from pathlib import Path
 
-from benchmarks.h2load import CLIENTS, Latency, grpc_body, latency, load, require_h2load
-from benchmarks.processes import (
-    Ceiling,
-    Service,
-    fresh_postgres_database,
-    populate,
-)
+from benchmarks.h2load import CLIENTS
+from benchmarks.h2load import Latency
+from benchmarks.h2load import grpc_body
+from benchmarks.h2load import latency
+from benchmarks.h2load import load
+from benchmarks.h2load import require_h2load
+from benchmarks.processes import Ceiling
+from benchmarks.processes import Service
+from benchmarks.processes import fresh_postgres_database
+from benchmarks.processes import populate
 
 RPCS = ("GetOrganization", "CheckPermission", "ListMembers", "CreateOrganization")
 SERVICE_PATH = "orgs.v1.OrganizationService"

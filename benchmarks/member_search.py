@@ -16,15 +16,21 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from dataclasses import replace
+from datetime import UTC
+from datetime import datetime
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import grpc
 from orgs.v1 import organization_service_pb2 as rpc
 from orgs.v1 import organization_service_pb2_grpc as rpc_grpc
-from sqlalchemy import Engine, Table, insert, update
+from sqlalchemy import Engine
+from sqlalchemy import Table
+from sqlalchemy import insert
+from sqlalchemy import update
 
 from orgservice import devkeys
 from orgservice.config import Settings
@@ -32,7 +38,10 @@ from orgservice.server import OrgServer
 from orgservice.storage.database import create_database_engine
 from orgservice.storage.member_search import term_rows
 from orgservice.storage.startup import prepare_database
-from orgservice.storage.tables import member_search_terms, memberships, organizations, users
+from orgservice.storage.tables import member_search_terms
+from orgservice.storage.tables import memberships
+from orgservice.storage.tables import organizations
+from orgservice.storage.tables import users
 
 FIRST_NAMES = ("Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Frances", "Ken")
 LAST_NAMES = ("Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Knuth", "Allen")

@@ -19,7 +19,8 @@ from pathlib import Path
 import grpc
 import psycopg
 from google.protobuf.message import Message
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2
+from grpc_health.v1 import health_pb2_grpc
 from orgs.v1 import organization_service_pb2 as rpc
 from orgs.v1 import organization_service_pb2_grpc as rpc_grpc
 from prometheus_client.parser import text_string_to_metric_families
@@ -80,11 +81,7 @@ class Service:
     @classmethod
     @contextmanager
     def started(
-        cls,
-        database_url: str,
-        workers: int,
-        work: Path,
-        environment: dict[str, str] | None = None,
+        cls, database_url: str, workers: int, work: Path, environment: dict[str, str] | None = None
     ) -> Iterator[Service]:
         service = cls(free_port(), free_port(), work / "dev-key", workers)
         env = {

@@ -18,9 +18,12 @@ import statistics
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC
+from datetime import datetime
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +32,11 @@ import psycopg
 from orgs.v1 import organization_service_pb2 as rpc
 from orgs.v1 import organization_service_pb2_grpc as rpc_grpc
 
-from benchmarks.processes import Service, fresh_postgres_database
+from benchmarks.processes import Service
+from benchmarks.processes import fresh_postgres_database
 from orgservice import devkeys
-from orgservice.api.page_tokens import PageTokens, request_binding
+from orgservice.api.page_tokens import PageTokens
+from orgservice.api.page_tokens import request_binding
 from orgservice.domain.models import Cursor
 from orgservice.domain.permissions import BUILT_IN_ROLES
 from orgservice.storage.startup import prepare_database
@@ -74,10 +79,7 @@ def load(url: str, organizations: int, members: int) -> tuple[Organization, Orga
         )
         for organization, size in ((large, members), (small, 100)):
             member_ids = [str(uuid.uuid4()) for _ in range(size - 1)]
-            _copy_users(
-                connection,
-                ((member, f"member-{member}") for member in member_ids),
-            )
+            _copy_users(connection, ((member, f"member-{member}") for member in member_ids))
             _copy(
                 connection,
                 "memberships",

@@ -7,11 +7,15 @@ import os
 import shlex
 import shutil
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
+from collections.abc import Sequence
 from pathlib import Path
 
 from orgservice import devkeys
-from orgservice.config import ConfigurationError, Settings, add_options, load_settings
+from orgservice.config import ConfigurationError
+from orgservice.config import Settings
+from orgservice.config import add_options
+from orgservice.config import load_settings
 from orgservice.telemetry.logging import configure_logging
 
 _SERVICE = "orgs.v1.OrganizationService"
@@ -108,7 +112,8 @@ def _health(settings: Settings) -> int:
     """One line on stdout: the status, or why there is none (Docker HEALTHCHECK, exec
     probes)."""
     import grpc
-    from grpc_health.v1 import health_pb2, health_pb2_grpc
+    from grpc_health.v1 import health_pb2
+    from grpc_health.v1 import health_pb2_grpc
 
     tls = settings.tls_ca_file or settings.tls_cert_file
     if tls:
@@ -142,10 +147,12 @@ def _read(path: Path | None) -> bytes | None:
 
 
 def _purge(settings: Settings) -> int:
-    from datetime import UTC, datetime
+    from datetime import UTC
+    from datetime import datetime
 
     from orgservice.domain.errors import DomainError
-    from orgservice.storage.database import EngineOptions, create_database_engine
+    from orgservice.storage.database import EngineOptions
+    from orgservice.storage.database import create_database_engine
     from orgservice.storage.retention import purge
     from orgservice.storage.unit_of_work import SqlDatabase
 

@@ -16,46 +16,56 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
-from typing import Any, NoReturn
+from datetime import UTC
+from datetime import datetime
+from typing import Any
+from typing import NoReturn
 
 import grpc
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from grpc import aio
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2
+from grpc_health.v1 import health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 from orgs.v1 import organization_service_pb2
 
 from orgservice import devkeys
-from orgservice.api.auth import TokenVerifier, jwks_keys, static_key
+from orgservice.api.auth import TokenVerifier
+from orgservice.api.auth import jwks_keys
+from orgservice.api.auth import static_key
 from orgservice.api.dispatch import Dispatcher
 from orgservice.api.feed_cursors import FeedCursors
 from orgservice.api.feed_hub import FeedHub
-from orgservice.api.interceptors import (
-    AdmissionInterceptor,
-    AuthInterceptor,
-    OutcomeInterceptor,
-    is_public,
-)
+from orgservice.api.interceptors import AdmissionInterceptor
+from orgservice.api.interceptors import AuthInterceptor
+from orgservice.api.interceptors import OutcomeInterceptor
+from orgservice.api.interceptors import is_public
 from orgservice.api.page_tokens import PageTokens
 from orgservice.api.rpc_base import Feed
 from orgservice.api.servicer import OrganizationServicer
-from orgservice.config import ConfigurationError, Settings
+from orgservice.config import ConfigurationError
+from orgservice.config import Settings
 from orgservice.dns_txt import DnsTxtResolver
 from orgservice.domain.errors import DomainError
 from orgservice.health import DatabaseHealth
 from orgservice.service.registry import Services
 from orgservice.storage.cache import ReadCache
-from orgservice.storage.database import EngineOptions, create_database_engine, is_postgresql
+from orgservice.storage.database import EngineOptions
+from orgservice.storage.database import create_database_engine
+from orgservice.storage.database import is_postgresql
 from orgservice.storage.notifications import ChangeListener
 from orgservice.storage.probe import database_probe
 from orgservice.storage.retention import purge
 from orgservice.storage.startup import prepare_database
 from orgservice.storage.unit_of_work import SqlDatabase
 from orgservice.telemetry.logging import configure_logging
-from orgservice.telemetry.metrics import Metrics, SharedMetrics, no_metrics, serve_metrics
-from orgservice.telemetry.tracing import Tracing, current_trace_id
+from orgservice.telemetry.metrics import Metrics
+from orgservice.telemetry.metrics import SharedMetrics
+from orgservice.telemetry.metrics import no_metrics
+from orgservice.telemetry.metrics import serve_metrics
+from orgservice.telemetry.tracing import Tracing
+from orgservice.telemetry.tracing import current_trace_id
 
 log = logging.getLogger(__name__)
 
@@ -435,9 +445,7 @@ def _serve_workers(settings: Settings, on_listening: Callable[[int], None] | Non
 
 
 def _run_workers(
-    settings: Settings,
-    on_listening: Callable[[int], None] | None,
-    shared: SharedMetrics | None,
+    settings: Settings, on_listening: Callable[[int], None] | None, shared: SharedMetrics | None
 ) -> int:
     context = multiprocessing.get_context("spawn")
     workers = [

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from collections.abc import Iterator
+from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +25,8 @@ from orgservice.config import Settings
 from orgservice.server import OrgServer
 from orgservice.storage.startup import prepare_database
 from tests.support.dns_server import LocalDnsServer
-from tests.support.pgbouncer import direct_url_for, pooled_url
+from tests.support.pgbouncer import direct_url_for
+from tests.support.pgbouncer import pooled_url
 
 # Own PostgreSQL clusters and PgBouncer (tests/support); ORGSERVICE_TEST_PGBOUNCER=1 hands
 # servers the test databases through PgBouncer (`pooled_url`; admin statements stay direct).
@@ -96,11 +99,7 @@ def dev_key_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def settings_for(database_url: str, dev_key_file: Path, **overrides: Any) -> Settings:
     direct_url = direct_url_for(database_url)
     if direct_url != database_url:  # through PgBouncer (ORGSERVICE_TEST_PGBOUNCER=1)
-        overrides = {
-            "database_pooler": "pgbouncer",
-            "database_listen_url": direct_url,
-            **overrides,
-        }
+        overrides = {"database_pooler": "pgbouncer", "database_listen_url": direct_url, **overrides}
     base = Settings(
         host="127.0.0.1",
         port=0,

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field
 from typing import Any
 
 import grpc
@@ -14,7 +15,8 @@ from grpc_status import rpc_status
 from orgs.v1 import organization_service_pb2 as rpc
 from orgs.v1 import organization_service_pb2_grpc as rpc_grpc
 from orgs.v1 import resources_pb2 as pb
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
+from sqlalchemy import text
 
 WAIT_SECONDS = 15.0
 

@@ -11,7 +11,8 @@ from orgservice.api import converters
 from orgservice.api.rpc_base import RpcBase
 from orgservice.api.streams import Stream
 from orgservice.domain.models import Call
-from orgservice.service.feed import PLACE_BATCH, READ_BATCH
+from orgservice.service.feed import PLACE_BATCH
+from orgservice.service.feed import READ_BATCH
 
 # How soon the feed of every organization looks again when another process was placing
 # events (storage.feed) and may have placed new ones since.
@@ -58,8 +59,7 @@ class AuditRpcs(RpcBase):
                     )
                 if len(events) < READ_BATCH:
                     await stream.wait(
-                        changed,
-                        _PLACING_ELSEWHERE_RETRY_SECONDS if placing_elsewhere else None,
+                        changed, _PLACING_ELSEWHERE_RETRY_SECONDS if placing_elsewhere else None
                     )
 
     async def _place(self, stream: Stream) -> bool:

@@ -20,21 +20,30 @@ import contextvars
 import functools
 import math
 import weakref
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator
+from collections.abc import Callable
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
+from typing import TypeVar
 
 import grpc
-from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
-from google.protobuf.message import DecodeError, Message
+from google.protobuf.descriptor import MethodDescriptor
+from google.protobuf.descriptor import ServiceDescriptor
+from google.protobuf.message import DecodeError
+from google.protobuf.message import Message
 from grpc import aio
 
-from orgservice.api.interceptors import current_identity, note_user
-from orgservice.api.streams import Stream, Streams
-from orgservice.domain.budget import Budget, WouldBlock
-from orgservice.domain.errors import CallDeadlineExceeded, InvalidArgument
+from orgservice.api.interceptors import current_identity
+from orgservice.api.interceptors import note_user
+from orgservice.api.streams import Stream
+from orgservice.api.streams import Streams
+from orgservice.domain.budget import Budget
+from orgservice.domain.budget import WouldBlock
+from orgservice.domain.errors import CallDeadlineExceeded
+from orgservice.domain.errors import InvalidArgument
 from orgservice.domain.models import Call
 from orgservice.service.registry import Services
 from orgservice.storage.database import StaleConnection
@@ -160,10 +169,7 @@ class Dispatcher:
         return Budget(min(remaining, self._max_call_seconds))
 
     async def run(
-        self,
-        rpc: Rpc,
-        request: Message | Undecodable,
-        context: aio.ServicerContext[Any, Any],
+        self, rpc: Rpc, request: Message | Undecodable, context: aio.ServicerContext[Any, Any]
     ) -> Message:
         if isinstance(request, Undecodable):
             raise InvalidArgument(f"the request is not a valid {request.type_name} message")

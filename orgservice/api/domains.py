@@ -5,7 +5,8 @@ from __future__ import annotations
 from orgs.v1 import organization_service_pb2 as rpc
 
 from orgservice.api import converters
-from orgservice.api.rpc_base import RpcBase, ungated
+from orgservice.api.rpc_base import RpcBase
+from orgservice.api.rpc_base import ungated
 from orgservice.domain.models import Call
 
 

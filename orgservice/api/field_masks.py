@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
-from typing import TypeVar, cast
+from collections.abc import Callable
+from collections.abc import Collection
+from typing import Any
+from typing import TypeVar
+from typing import cast
 
 from google.protobuf.descriptor import Descriptor
 from google.protobuf.field_mask_pb2 import FieldMask
 from google.protobuf.message import Message
 
-from orgservice.domain.errors import Violations, invalid, quoted
+from orgservice.domain.errors import Violations
+from orgservice.domain.errors import invalid
+from orgservice.domain.errors import quoted
 
 T = TypeVar("T")
 MAX_PATHS = 20
@@ -57,6 +62,23 @@ def _exists(descriptor: Descriptor, path: str) -> bool:
     if not rest:
         return True
     return field.message_type is not None and _exists(field.message_type, rest)
+
+
+def update_of(
+    request: Message,
+    resource_field: str,
+    mutable: Collection[str],
+    build: Callable[[Any, set[str]], T],
+    *,
+    key: str = "id",
+) -> tuple[Any, Callable[[], T]]:
+    """The resource an Update request names (its `key` field required) and the changes
+    it asks for, as `changes` defers them."""
+    resource = getattr(request, resource_field)
+    if not getattr(resource, key):
+        raise invalid(f"{resource_field}.{key}", "is required")
+    mask: FieldMask = getattr(request, "update_mask")  # noqa: B009 (every Update has one)
+    return resource, changes(mask, resource, mutable, lambda paths: build(resource, paths))
 
 
 def changes(

@@ -15,16 +15,22 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
+from collections.abc import Awaitable
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeAlias
+from typing import Any
+from typing import TypeAlias
 
 import grpc
 from grpc import aio
 
 from orgservice.api.auth import TokenVerifier
-from orgservice.api.errors import internal_error_status, status_for
-from orgservice.domain.errors import DomainError, ShuttingDown, TooManyRequests
+from orgservice.api.errors import internal_error_status
+from orgservice.api.errors import status_for
+from orgservice.domain.errors import DomainError
+from orgservice.domain.errors import ShuttingDown
+from orgservice.domain.errors import TooManyRequests
 from orgservice.domain.models import Identity
 
 log = logging.getLogger("orgservice.access")

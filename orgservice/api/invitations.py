@@ -9,11 +9,12 @@ from orgs.v1 import organization_service_pb2 as rpc
 from orgs.v1 import resources_pb2 as pb
 
 from orgservice.api import converters
-from orgservice.api.field_masks import changes
+from orgservice.api.field_masks import update_of
 from orgservice.api.rpc_base import RpcBase
 from orgservice.domain.errors import invalid
 from orgservice.domain.models import Call
-from orgservice.service.invitations import InvitationChanges, NewInvitation
+from orgservice.service.invitations import InvitationChanges
+from orgservice.service.invitations import NewInvitation
 
 MUTABLE_FIELDS = frozenset({"role", "expire_time"})
 
@@ -82,9 +83,8 @@ class InvitationRpcs(RpcBase):
             self._page(request, call),
             state=lambda: converters.invitation_state(request.state),
         )
-        return rpc.ListInvitationsResponse(
-            invitations=[converters.invitation(i) for i in page.items],
-            **self._paging(request, call, page),
+        return self._listed(
+            rpc.ListInvitationsResponse, request, call, page, invitations=converters.invitation
         )
 
     def GetInvitation(
@@ -96,14 +96,8 @@ class InvitationRpcs(RpcBase):
     def UpdateInvitation(
         self, request: rpc.UpdateInvitationRequest, call: Call
     ) -> rpc.UpdateInvitationResponse:
-        resource = request.invitation
-        if not resource.id:
-            raise invalid("invitation.id", "is required")
-        invitation = self._services.invitations.update(
-            call,
-            resource.id,
-            changes(request.update_mask, resource, MUTABLE_FIELDS, lambda p: _changes(resource, p)),
-        )
+        resource, wanted = update_of(request, "invitation", MUTABLE_FIELDS, _changes)
+        invitation = self._services.invitations.update(call, resource.id, wanted)
         return rpc.UpdateInvitationResponse(invitation=converters.invitation(invitation))
 
     def RevokeInvitation(
@@ -138,7 +132,6 @@ class InvitationRpcs(RpcBase):
         self, request: rpc.ListMyInvitationsRequest, call: Call
     ) -> rpc.ListMyInvitationsResponse:
         page = self._services.invitations.list_mine(call, self._page(request, call))
-        return rpc.ListMyInvitationsResponse(
-            invitations=[converters.invitation(i) for i in page.items],
-            **self._paging(request, call, page),
+        return self._listed(
+            rpc.ListMyInvitationsResponse, request, call, page, invitations=converters.invitation
         )

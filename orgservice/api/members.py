@@ -6,7 +6,8 @@ from orgs.v1 import organization_service_pb2 as rpc
 
 from orgservice.api import converters
 from orgservice.api.rpc_base import RpcBase
-from orgservice.domain.models import Call, UserRef
+from orgservice.domain.models import Call
+from orgservice.domain.models import UserRef
 
 
 class MemberRpcs(RpcBase):
@@ -18,10 +19,7 @@ class MemberRpcs(RpcBase):
             role=request.role,
             query=request.query,
         )
-        return rpc.ListMembersResponse(
-            members=[converters.member(m) for m in page.items],
-            **self._paging(request, call, page),
-        )
+        return self._listed(rpc.ListMembersResponse, request, call, page, members=converters.member)
 
     def AddMember(self, request: rpc.AddMemberRequest, call: Call) -> rpc.AddMemberResponse:
         user = UserRef(user_id=request.user_id, username=request.username, email=request.email)

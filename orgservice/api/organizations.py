@@ -6,10 +6,13 @@ from orgs.v1 import organization_service_pb2 as rpc
 from orgs.v1 import resources_pb2 as pb
 
 from orgservice.api import converters
-from orgservice.api.field_masks import changes
-from orgservice.api.rpc_base import RpcBase, answers_from_memory
+from orgservice.api.field_masks import update_of
+from orgservice.api.rpc_base import RpcBase
+from orgservice.api.rpc_base import answers_from_memory
 from orgservice.domain.errors import invalid
-from orgservice.domain.models import Call, OrganizationFields, SettingsChanges
+from orgservice.domain.models import Call
+from orgservice.domain.models import OrganizationFields
+from orgservice.domain.models import SettingsChanges
 
 _SETTINGS = "settings."
 MUTABLE_FIELDS = frozenset(
@@ -95,22 +98,20 @@ class OrganizationRpcs(RpcBase):
             show_deleted=request.show_deleted,
             user_id=request.user_id,
         )
-        return rpc.ListOrganizationsResponse(
-            organizations=[converters.organization(o) for o in page.items],
-            **self._paging(request, call, page),
+        return self._listed(
+            rpc.ListOrganizationsResponse,
+            request,
+            call,
+            page,
+            organizations=converters.organization,
         )
 
     def UpdateOrganization(
         self, request: rpc.UpdateOrganizationRequest, call: Call
     ) -> rpc.UpdateOrganizationResponse:
-        resource = request.organization
-        if not resource.id:
-            raise invalid("organization.id", "is required")
+        resource, fields = update_of(request, "organization", MUTABLE_FIELDS, _fields)
         organization = self._services.organizations.update(
-            call,
-            resource.id,
-            changes(request.update_mask, resource, MUTABLE_FIELDS, lambda p: _fields(resource, p)),
-            etag=resource.etag,
+            call, resource.id, fields, etag=resource.etag
         )
         return rpc.UpdateOrganizationResponse(organization=converters.organization(organization))
 

@@ -6,7 +6,8 @@ from collections.abc import Callable
 
 from orgs.v1 import organization_service_pb2 as rpc
 
-from orgservice.api.rpc_base import RpcBase, answers_from_memory
+from orgservice.api.rpc_base import RpcBase
+from orgservice.api.rpc_base import answers_from_memory
 from orgservice.domain.errors import invalid
 from orgservice.domain.models import Call
 

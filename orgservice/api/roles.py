@@ -6,9 +6,8 @@ from orgs.v1 import organization_service_pb2 as rpc
 from orgs.v1 import resources_pb2 as pb
 
 from orgservice.api import converters
-from orgservice.api.field_masks import changes
+from orgservice.api.field_masks import update_of
 from orgservice.api.rpc_base import RpcBase
-from orgservice.domain.errors import invalid
 from orgservice.domain.models import Call
 from orgservice.service.roles import RoleChanges
 
@@ -25,9 +24,7 @@ def _changes(resource: pb.Role, paths: set[str]) -> RoleChanges:
 class RoleRpcs(RpcBase):
     def ListRoles(self, request: rpc.ListRolesRequest, call: Call) -> rpc.ListRolesResponse:
         page = self._services.roles.list(call, request.organization_id, self._page(request, call))
-        return rpc.ListRolesResponse(
-            roles=[converters.role(r) for r in page.items], **self._paging(request, call, page)
-        )
+        return self._listed(rpc.ListRolesResponse, request, call, page, roles=converters.role)
 
     def CreateRole(self, request: rpc.CreateRoleRequest, call: Call) -> rpc.CreateRoleResponse:
         role = self._services.roles.create(
@@ -41,15 +38,8 @@ class RoleRpcs(RpcBase):
         return rpc.CreateRoleResponse(role=converters.role(role))
 
     def UpdateRole(self, request: rpc.UpdateRoleRequest, call: Call) -> rpc.UpdateRoleResponse:
-        resource = request.role
-        if not resource.name:
-            raise invalid("role.name", "is required")
-        role = self._services.roles.update(
-            call,
-            resource.organization_id,
-            resource.name,
-            changes(request.update_mask, resource, MUTABLE_FIELDS, lambda p: _changes(resource, p)),
-        )
+        resource, wanted = update_of(request, "role", MUTABLE_FIELDS, _changes, key="name")
+        role = self._services.roles.update(call, resource.organization_id, resource.name, wanted)
         return rpc.UpdateRoleResponse(role=converters.role(role))
 
     def DeleteRole(self, request: rpc.DeleteRoleRequest, call: Call) -> rpc.DeleteRoleResponse:

@@ -10,17 +10,25 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar, cast
+from typing import Any
+from typing import Protocol
+from typing import TypeVar
+from typing import cast
 
 from google.protobuf.message import Message
 
 from orgservice.api.feed_cursors import FeedCursors
 from orgservice.api.feed_hub import FeedHub
-from orgservice.api.page_tokens import PageTokens, page_size, request_binding
-from orgservice.domain.models import Call, Page, PageRequest
+from orgservice.api.page_tokens import PageTokens
+from orgservice.api.page_tokens import page_size
+from orgservice.api.page_tokens import request_binding
+from orgservice.domain.models import Call
+from orgservice.domain.models import Page
+from orgservice.domain.models import PageRequest
 from orgservice.service.registry import Services
 
 T = TypeVar("T")
+R = TypeVar("R", bound=Message)
 
 
 class _ListRequest(Protocol):
@@ -57,6 +65,21 @@ class RpcBase:
             )
 
         return parse
+
+    def _listed(
+        self,
+        response: type[R],
+        request: Message,
+        call: Call,
+        page: Page[Any],
+        **items: Callable[[Any], Message],
+    ) -> R:
+        """A List response: `items` names its repeated field and how to convert each item
+        of `page` into it; next_page_token and total_size follow from the page."""
+        [(field, convert)] = items.items()
+        return response(
+            **{field: [convert(item) for item in page.items]}, **self._paging(request, call, page)
+        )
 
     def _paging(self, request: Message, call: Call, page: Page[Any]) -> dict[str, Any]:
         """next_page_token and total_size for a List response."""

@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from collections.abc import Awaitable
+from collections.abc import Callable
+from typing import Any
+from typing import TypeVar
 
 from orgservice.domain.budget import Budget
 from orgservice.domain.errors import ShuttingDown
-from orgservice.domain.models import Call, Caller
+from orgservice.domain.models import Call
+from orgservice.domain.models import Caller
 
 T = TypeVar("T")
 InThread = Callable[[Budget, Callable[[], Any]], Awaitable[Any]]

@@ -6,10 +6,10 @@ from orgs.v1 import organization_service_pb2 as rpc
 from orgs.v1 import resources_pb2 as pb
 
 from orgservice.api import converters
-from orgservice.api.field_masks import changes
+from orgservice.api.field_masks import update_of
 from orgservice.api.rpc_base import RpcBase
-from orgservice.domain.errors import invalid
-from orgservice.domain.models import Call, WorkspaceFields
+from orgservice.domain.models import Call
+from orgservice.domain.models import WorkspaceFields
 
 MUTABLE_FIELDS = frozenset({"name", "slug", "description"})
 
@@ -48,23 +48,16 @@ class WorkspaceRpcs(RpcBase):
         page = self._services.workspaces.list(
             call, request.organization_id, self._page(request, call), name_filter=request.filter
         )
-        return rpc.ListWorkspacesResponse(
-            workspaces=[converters.workspace(w) for w in page.items],
-            **self._paging(request, call, page),
+        return self._listed(
+            rpc.ListWorkspacesResponse, request, call, page, workspaces=converters.workspace
         )
 
     def UpdateWorkspace(
         self, request: rpc.UpdateWorkspaceRequest, call: Call
     ) -> rpc.UpdateWorkspaceResponse:
-        resource = request.workspace
-        if not resource.id:
-            raise invalid("workspace.id", "is required")
+        resource, fields = update_of(request, "workspace", MUTABLE_FIELDS, _fields)
         workspace = self._services.workspaces.update(
-            call,
-            resource.organization_id,
-            resource.id,
-            changes(request.update_mask, resource, MUTABLE_FIELDS, lambda p: _fields(resource, p)),
-            etag=resource.etag,
+            call, resource.organization_id, resource.id, fields, etag=resource.etag
         )
         return rpc.UpdateWorkspaceResponse(workspace=converters.workspace(workspace))
 

@@ -11,14 +11,15 @@ import enum
 from collections.abc import Collection
 from dataclasses import dataclass
 
-from orgservice.domain.errors import (
-    DomainError,
-    OrganizationDeleted,
-    OrganizationNotFound,
-    missing_permission,
-)
-from orgservice.domain.models import AccessRecord, OrganizationState
-from orgservice.domain.permissions import ALL_PERMISSIONS, ORGANIZATIONS_UNDELETE, OWNER
+from orgservice.domain.errors import DomainError
+from orgservice.domain.errors import OrganizationDeleted
+from orgservice.domain.errors import OrganizationNotFound
+from orgservice.domain.errors import missing_permission
+from orgservice.domain.models import AccessRecord
+from orgservice.domain.models import OrganizationState
+from orgservice.domain.permissions import ALL_PERMISSIONS
+from orgservice.domain.permissions import ORGANIZATIONS_UNDELETE
+from orgservice.domain.permissions import OWNER
 
 
 @dataclass(frozen=True)

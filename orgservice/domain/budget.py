@@ -27,11 +27,7 @@ class Budget:
     """A deadline on the monotonic clock plus a cancellation flag, safe across threads."""
 
     def __init__(
-        self,
-        seconds: float,
-        *,
-        may_block: bool = True,
-        clock: Callable[[], float] = time.monotonic,
+        self, seconds: float, *, may_block: bool = True, clock: Callable[[], float] = time.monotonic
     ) -> None:
         self._clock = clock
         self.deadline = clock() + seconds

@@ -8,8 +8,10 @@ for callers in the service comment of `organization_service.proto`.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from collections.abc import Mapping
+from dataclasses import dataclass
+from dataclasses import field
 
 # Rejected values are quoted in messages only up to this many characters, so hostile
 # input never inflates an error beyond what a client accepts in its trailers.
@@ -360,8 +362,7 @@ class Violations:
 def invalid(field_path: str, description: str) -> InvalidArgument:
     """An InvalidArgument for a single bad field."""
     return InvalidArgument(
-        f"invalid {field_path}: {description}",
-        violations=[FieldViolation(field_path, description)],
+        f"invalid {field_path}: {description}", violations=[FieldViolation(field_path, description)]
     )
 
 

@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
-from typing import Any, Generic, TypeVar
+from collections.abc import Callable
+from dataclasses import dataclass
+from dataclasses import field
+from dataclasses import replace
+from datetime import datetime
+from datetime import timedelta
+from typing import Any
+from typing import Generic
+from typing import TypeVar
 
 from orgservice.domain.budget import Budget
 
 T = TypeVar("T")
+# Input the API layer can only judge once the caller is authorized (a page token, an
+# update mask): the use case calls it after authorizing (AIP-211).
+Deferred = Callable[[], T]
 
 
 @dataclass(frozen=True)

@@ -14,12 +14,16 @@ import secrets
 import string
 import unicodedata
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator
+from collections.abc import Mapping
+from collections.abc import Sequence
 from datetime import timedelta
 
 import idna
 
-from orgservice.domain.errors import Violations, invalid, quoted
+from orgservice.domain.errors import Violations
+from orgservice.domain.errors import invalid
+from orgservice.domain.errors import quoted
 
 # Use with fullmatch: `match` lets "$" match before a trailing newline.
 SLUG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
 
 from orgservice.domain.authorization import to_read
-from orgservice.domain.models import AuditEvent, Call, Caller, FeedPosition, Page, PageRequest
+from orgservice.domain.models import AuditEvent
+from orgservice.domain.models import Call
+from orgservice.domain.models import Caller
+from orgservice.domain.models import Deferred
+from orgservice.domain.models import FeedPosition
+from orgservice.domain.models import Page
+from orgservice.domain.models import PageRequest
 from orgservice.domain.permissions import AUDIT_LIST
+from orgservice.domain.validation import new_id
 from orgservice.domain.validation import search_text
 from orgservice.service.authorization import authorize
-from orgservice.service.ports import Database, UnitOfWork
+from orgservice.service.ports import UnitOfWork
+from orgservice.service.use_cases import UseCases
 
 LIST = to_read(AUDIT_LIST)
 
@@ -28,27 +35,22 @@ def record(
 ) -> None:
     """Adds an event to the caller's transaction; `details` must never hold secrets."""
     uow.audit.record(
-        organization_id=organization_id,
-        actor_user_id=caller.user_id,
-        action=action,
-        target_type=target_type,
-        target_id=target_id,
-        now=now,
-        details=details,
+        AuditEvent(
+            id=new_id(),
+            organization_id=organization_id,
+            actor_user_id=caller.user_id,
+            action=action,
+            target_type=target_type,
+            target_id=target_id,
+            details=details,
+            create_time=now,
+        )
     )
 
 
-class AuditService:
-    def __init__(self, database: Database) -> None:
-        self._database = database
-
+class AuditService(UseCases):
     def list(
-        self,
-        call: Call,
-        organization_id: str,
-        page: Callable[[], PageRequest],
-        *,
-        action: str = "",
+        self, call: Call, organization_id: str, page: Deferred[PageRequest], *, action: str = ""
     ) -> tuple[Page[AuditEvent], FeedPosition]:
         """The page, and where a WatchEvents stream that follows it starts: after the
         newest event listed."""

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
-from orgservice.domain.authorization import Access, Requirement, decide
+from orgservice.domain.authorization import Access
+from orgservice.domain.authorization import Requirement
+from orgservice.domain.authorization import decide
 from orgservice.domain.errors import PermissionDenied
 from orgservice.domain.models import Caller
 from orgservice.domain.validation import canonical_uuid

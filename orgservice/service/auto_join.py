@@ -10,19 +10,16 @@ A full organization is skipped, not an error: the user's own call must not fail.
 from __future__ import annotations
 
 from orgservice.domain.budget import Budget
-from orgservice.domain.models import Caller, OrganizationState
+from orgservice.domain.models import Caller
+from orgservice.domain.models import OrganizationState
 from orgservice.domain.validation import email_domain
 from orgservice.service import audit
-from orgservice.service.clock import Clock, system_clock
 from orgservice.service.policies import has_free_seat
-from orgservice.service.ports import Database, UnitOfWork
+from orgservice.service.ports import UnitOfWork
+from orgservice.service.use_cases import UseCases
 
 
-class AutoJoin:
-    def __init__(self, database: Database, clock: Clock = system_clock) -> None:
-        self._database = database
-        self._clock = clock
-
+class AutoJoin(UseCases):
     def run(self, user: Caller, budget: Budget) -> None:
         """Joins `user` to the organization their email's domain lets them join, if any."""
         domain = email_domain(user.email) if user.email_verified else None

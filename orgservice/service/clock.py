@@ -1,7 +1,8 @@
 """Time as the use cases see it; injectable so tests can move it."""
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC
+from datetime import datetime
 
 Clock = Callable[[], datetime]
 

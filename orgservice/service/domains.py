@@ -7,21 +7,27 @@ from __future__ import annotations
 import secrets
 import time
 
-from orgservice.domain.authorization import Requirement, to_change, to_read
-from orgservice.domain.errors import (
-    DomainExists,
-    DomainLimitReached,
-    DomainNotFound,
-    DomainNotVerified,
-    DomainTaken,
-)
-from orgservice.domain.models import Call, Domain, DomainState
-from orgservice.domain.permissions import DOMAINS_LIST, DOMAINS_MANAGE
+from orgservice.domain.authorization import Requirement
+from orgservice.domain.authorization import to_change
+from orgservice.domain.authorization import to_read
+from orgservice.domain.errors import DomainExists
+from orgservice.domain.errors import DomainLimitReached
+from orgservice.domain.errors import DomainNotFound
+from orgservice.domain.errors import DomainNotVerified
+from orgservice.domain.errors import DomainTaken
+from orgservice.domain.models import Call
+from orgservice.domain.models import Domain
+from orgservice.domain.models import DomainState
+from orgservice.domain.permissions import DOMAINS_LIST
+from orgservice.domain.permissions import DOMAINS_MANAGE
 from orgservice.domain.validation import domain_name
 from orgservice.service import audit
 from orgservice.service.authorization import authorize
-from orgservice.service.clock import Clock, system_clock
-from orgservice.service.ports import Database, TxtResolver, UnitOfWork
+from orgservice.service.clock import Clock
+from orgservice.service.clock import system_clock
+from orgservice.service.ports import Database
+from orgservice.service.ports import TxtResolver
+from orgservice.service.ports import UnitOfWork
 
 LIST = to_read(DOMAINS_LIST)
 MANAGE = to_change(DOMAINS_MANAGE)

@@ -11,15 +11,20 @@ triggers.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
+from collections.abc import Sequence
 
 from orgservice.domain.authorization import to_read
 from orgservice.domain.budget import Budget
-from orgservice.domain.errors import CursorExpired, PermissionDenied, invalid
-from orgservice.domain.models import AuditEvent, Call, FeedPosition
+from orgservice.domain.errors import CursorExpired
+from orgservice.domain.errors import PermissionDenied
+from orgservice.domain.errors import invalid
+from orgservice.domain.models import AuditEvent
+from orgservice.domain.models import Call
+from orgservice.domain.models import FeedPosition
 from orgservice.domain.permissions import AUDIT_LIST
 from orgservice.service.authorization import authorize
-from orgservice.service.ports import Database
+from orgservice.service.use_cases import UseCases
 
 WATCH = to_read(AUDIT_LIST)
 # Events per read; a stream reads again at once while reads come back full.
@@ -31,10 +36,7 @@ PLACE_BATCH = 1000
 StartCursor = Callable[[str], FeedPosition | None]
 
 
-class FeedService:
-    def __init__(self, database: Database) -> None:
-        self._database = database
-
+class FeedService(UseCases):
     def open(self, call: Call, organization_id: str, cursor: StartCursor) -> FeedPosition:
         """Where a new stream starts: after the start cursor, or after the newest event
         (for every organization: the newest placed; see `place`)."""

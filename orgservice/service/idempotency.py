@@ -5,11 +5,13 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import datetime
+from datetime import timedelta
 from typing import Any
 
 from orgservice.domain.errors import RequestIdReused
 from orgservice.domain.models import Caller
+from orgservice.domain.models import PriorRequest
 from orgservice.service.ports import UnitOfWork
 
 RETENTION = timedelta(hours=24)
@@ -34,15 +36,8 @@ def earlier_result(
     if not request_id:
         return None
     fingerprint = _fingerprint(operation, request)
-    prior = uow.idempotency.claim(
-        user_id=caller.user_id,
-        request_id=request_id,
-        operation=operation,
-        request_hash=fingerprint,
-        resource_id=resource_id,
-        now=now,
-        not_before=now - RETENTION,
-    )
+    this = PriorRequest(operation, fingerprint, resource_id)
+    prior = uow.idempotency.claim(caller.user_id, request_id, this, now, now - RETENTION)
     if prior is None:
         return None
     if (prior.operation, prior.request_hash) != (operation, fingerprint):

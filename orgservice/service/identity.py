@@ -6,11 +6,18 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 
-from orgservice.domain.budget import Budget, WouldBlock
-from orgservice.domain.models import Call, Caller, Identity, Membership, OrganizationFields, User
+from orgservice.domain.budget import Budget
+from orgservice.domain.budget import WouldBlock
+from orgservice.domain.models import Call
+from orgservice.domain.models import Caller
+from orgservice.domain.models import Identity
+from orgservice.domain.models import Membership
+from orgservice.domain.models import OrganizationFields
+from orgservice.domain.models import User
 from orgservice.domain.validation import new_id
 from orgservice.service.auto_join import AutoJoin
-from orgservice.service.clock import Clock, system_clock
+from orgservice.service.clock import Clock
+from orgservice.service.clock import system_clock
 from orgservice.service.organizations import insert_organization
 from orgservice.service.ports import Database
 

@@ -9,63 +9,66 @@ invitation and only then adds the member.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable
+from collections.abc import Iterator
+from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
+from datetime import timedelta
 from functools import partial
 from typing import TypeVar
 
-from orgservice.domain.authorization import Access, Requirement, to_change, to_read
-from orgservice.domain.errors import (
-    AlreadyMember,
-    DomainError,
-    InvalidArgument,
-    InvitationExpired,
-    InvitationNotFound,
-    InvitationNotPending,
-    InvitationPending,
-    InvitedRoleDeleted,
-    OrganizationNotFound,
-    Violations,
-    invalid,
-)
-from orgservice.domain.invitation_tokens import hash_token, new_token
-from orgservice.domain.models import (
-    Call,
-    Caller,
-    Invitation,
-    InvitationState,
-    Member,
-    Organization,
-    OrganizationState,
-    Page,
-    PageRequest,
-    Role,
-)
-from orgservice.domain.permissions import (
-    INVITATIONS_CREATE,
-    INVITATIONS_LIST,
-    INVITATIONS_REVOKE,
-    INVITATIONS_UPDATE,
-)
-from orgservice.domain.validation import (
-    MAX_INVITATION_TTL,
-    canonical_uuid,
-    check_count,
-    check_invitation_ttl,
-    new_id,
-    normalized_email,
-    normalized_request_id,
-)
+from orgservice.domain.authorization import Access
+from orgservice.domain.authorization import Requirement
+from orgservice.domain.authorization import to_change
+from orgservice.domain.authorization import to_read
+from orgservice.domain.errors import AlreadyMember
+from orgservice.domain.errors import DomainError
+from orgservice.domain.errors import InvalidArgument
+from orgservice.domain.errors import InvitationExpired
+from orgservice.domain.errors import InvitationNotFound
+from orgservice.domain.errors import InvitationNotPending
+from orgservice.domain.errors import InvitationPending
+from orgservice.domain.errors import InvitedRoleDeleted
+from orgservice.domain.errors import OrganizationNotFound
+from orgservice.domain.errors import Violations
+from orgservice.domain.errors import invalid
+from orgservice.domain.invitation_tokens import hash_token
+from orgservice.domain.invitation_tokens import new_token
+from orgservice.domain.models import Call
+from orgservice.domain.models import Caller
+from orgservice.domain.models import Deferred
+from orgservice.domain.models import Invitation
+from orgservice.domain.models import InvitationState
+from orgservice.domain.models import Member
+from orgservice.domain.models import Organization
+from orgservice.domain.models import OrganizationState
+from orgservice.domain.models import Page
+from orgservice.domain.models import PageRequest
+from orgservice.domain.models import Role
+from orgservice.domain.permissions import INVITATIONS_CREATE
+from orgservice.domain.permissions import INVITATIONS_LIST
+from orgservice.domain.permissions import INVITATIONS_REVOKE
+from orgservice.domain.permissions import INVITATIONS_UPDATE
+from orgservice.domain.validation import MAX_INVITATION_TTL
+from orgservice.domain.validation import canonical_uuid
+from orgservice.domain.validation import check_count
+from orgservice.domain.validation import check_invitation_ttl
+from orgservice.domain.validation import new_id
+from orgservice.domain.validation import normalized_email
+from orgservice.domain.validation import normalized_request_id
 from orgservice.service import audit
 from orgservice.service.authorization import authorize
-from orgservice.service.clock import Clock, system_clock
 from orgservice.service.idempotency import earlier_result
-from orgservice.service.members import check_may_grant, existing_role, load_member
+from orgservice.service.members import check_may_grant
+from orgservice.service.members import existing_role
+from orgservice.service.members import load_member
 from orgservice.service.organizations import load_organization
-from orgservice.service.policies import ensure_free_seat, ensure_invitable
-from orgservice.service.ports import Database, UnitOfWork
+from orgservice.service.policies import ensure_free_seat
+from orgservice.service.policies import ensure_invitable
+from orgservice.service.ports import UnitOfWork
+from orgservice.service.use_cases import UseCases
 
 T = TypeVar("T")
 
@@ -117,11 +120,7 @@ def _require_pending(invitation: Invitation) -> None:
         raise InvitationNotPending(f"the invitation is {invitation.state.value}, not pending")
 
 
-class InvitationService:
-    def __init__(self, database: Database, clock: Clock = system_clock) -> None:
-        self._database = database
-        self._clock = clock
-
+class InvitationService(UseCases):
     def create(
         self,
         call: Call,
@@ -210,7 +209,7 @@ class InvitationService:
         self,
         call: Call,
         organization_id: str,
-        page: Callable[[], PageRequest],
+        page: Deferred[PageRequest],
         *,
         state: Callable[[], InvitationState | None] = lambda: None,
     ) -> Page[Invitation]:
@@ -346,7 +345,7 @@ class InvitationService:
             uow.commit()
             return invitation
 
-    def list_mine(self, call: Call, page: Callable[[], PageRequest]) -> Page[Invitation]:
+    def list_mine(self, call: Call, page: Deferred[PageRequest]) -> Page[Invitation]:
         caller = call.caller
         if not (caller.email and caller.email_verified):
             return Page(items=[], total_size=0)
@@ -443,16 +442,18 @@ def _send(
 ) -> tuple[Invitation, str]:
     """Stores a pending invitation and its audit event; returns it with its token."""
     token, token_hash = new_token()
-    uow.invitations.add(
+    invitation = Invitation(
+        id=invitation_id,
         organization_id=organization_id,
-        invitation_id=invitation_id,
         email=email,
         role=role,
+        state=InvitationState.PENDING,
         inviter_user_id=caller.user_id,
-        token_hash=token_hash,
-        now=now,
+        create_time=now,
+        update_time=now,
         expire_time=expire_time,
     )
+    uow.invitations.add(invitation, token_hash)
     audit.record(
         uow,
         caller,
@@ -468,11 +469,7 @@ def _send(
 
 
 def _set_state(
-    uow: UnitOfWork,
-    caller: Caller,
-    invitation: Invitation,
-    state: InvitationState,
-    now: datetime,
+    uow: UnitOfWork, caller: Caller, invitation: Invitation, state: InvitationState, now: datetime
 ) -> Invitation:
     updated = uow.invitations.update(invitation.organization_id, invitation.id, now, state=state)
     audit.record(

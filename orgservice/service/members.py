@@ -8,51 +8,45 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-from orgservice.domain.authorization import Access, to_change, to_read
-from orgservice.domain.errors import (
-    AlreadyMember,
-    AmbiguousUser,
-    LastOwner,
-    MemberNotFound,
-    NotAMember,
-    OwnerRequired,
-    UnknownRole,
-    UserNotFound,
-    invalid,
-)
-from orgservice.domain.models import (
-    Call,
-    Member,
-    Organization,
-    Page,
-    PageRequest,
-    Role,
-    UserRef,
-)
-from orgservice.domain.permissions import (
-    ADMIN,
-    MEMBERS_ADD,
-    MEMBERS_LIST,
-    MEMBERS_REMOVE,
-    MEMBERS_UPDATE,
-    OWNER,
-)
+from orgservice.domain.authorization import Access
+from orgservice.domain.authorization import to_change
+from orgservice.domain.authorization import to_read
+from orgservice.domain.errors import AlreadyMember
+from orgservice.domain.errors import AmbiguousUser
+from orgservice.domain.errors import LastOwner
+from orgservice.domain.errors import MemberNotFound
+from orgservice.domain.errors import NotAMember
+from orgservice.domain.errors import OwnerRequired
+from orgservice.domain.errors import UnknownRole
+from orgservice.domain.errors import UserNotFound
+from orgservice.domain.errors import invalid
+from orgservice.domain.models import Call
+from orgservice.domain.models import Deferred
+from orgservice.domain.models import Member
+from orgservice.domain.models import Organization
+from orgservice.domain.models import Page
+from orgservice.domain.models import PageRequest
+from orgservice.domain.models import Role
+from orgservice.domain.models import UserRef
+from orgservice.domain.permissions import ADMIN
+from orgservice.domain.permissions import MEMBERS_ADD
+from orgservice.domain.permissions import MEMBERS_LIST
+from orgservice.domain.permissions import MEMBERS_REMOVE
+from orgservice.domain.permissions import MEMBERS_UPDATE
+from orgservice.domain.permissions import OWNER
 from orgservice.domain.search import fold
-from orgservice.domain.validation import (
-    MAX_EMAIL_LENGTH,
-    MAX_USERNAME_LENGTH,
-    canonical_uuid,
-    checked_line,
-    search_text,
-    slug_to_look_up,
-)
+from orgservice.domain.validation import MAX_EMAIL_LENGTH
+from orgservice.domain.validation import MAX_USERNAME_LENGTH
+from orgservice.domain.validation import canonical_uuid
+from orgservice.domain.validation import checked_line
+from orgservice.domain.validation import search_text
+from orgservice.domain.validation import slug_to_look_up
 from orgservice.service import audit
-from orgservice.service.authorization import authorize, require_grantable
-from orgservice.service.clock import Clock, system_clock
+from orgservice.service.authorization import authorize
+from orgservice.service.authorization import require_grantable
 from orgservice.service.policies import ensure_free_seat
-from orgservice.service.ports import Database, UnitOfWork
+from orgservice.service.ports import UnitOfWork
+from orgservice.service.use_cases import UseCases
 
 LIST = to_read(MEMBERS_LIST)
 ADD = to_change(MEMBERS_ADD)
@@ -93,16 +87,12 @@ def load_member(uow: UnitOfWork, organization_id: str, user_id: str) -> Member:
     return member
 
 
-class MemberService:
-    def __init__(self, database: Database, clock: Clock = system_clock) -> None:
-        self._database = database
-        self._clock = clock
-
+class MemberService(UseCases):
     def list(
         self,
         call: Call,
         organization_id: str,
-        page: Callable[[], PageRequest],
+        page: Deferred[PageRequest],
         *,
         role: str = "",
         query: str = "",

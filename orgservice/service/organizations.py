@@ -7,58 +7,58 @@ the read cache keeps the complete organization.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable
+from collections.abc import Collection
+from collections.abc import Iterator
 from dataclasses import fields as fields_of
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import datetime
+from datetime import timedelta
 
-from orgservice.domain.authorization import Access, decide, to_change, to_read
-from orgservice.domain.errors import (
-    EtagMismatch,
-    OrganizationNotDeleted,
-    OrganizationNotFound,
-    PermissionDenied,
-    SlugTaken,
-    Violations,
-    invalid,
-)
-from orgservice.domain.models import (
-    Call,
-    Caller,
-    NewOrganization,
-    Organization,
-    OrganizationFields,
-    OrganizationQuery,
-    OrganizationState,
-    Page,
-    PageRequest,
-)
-from orgservice.domain.permissions import (
-    ORGANIZATIONS_DELETE,
-    ORGANIZATIONS_GET,
-    ORGANIZATIONS_UNDELETE,
-    ORGANIZATIONS_UPDATE,
-    OWNER,
-)
-from orgservice.domain.validation import (
-    canonical_uuid,
-    check_invitation_ttl,
-    check_labels,
-    check_metadata,
-    clean_named_fields,
-    new_id,
-    normalized_request_id,
-    search_text,
-    slug_to_look_up,
-    slugify,
-    with_suffix,
-)
+from orgservice.domain.authorization import Access
+from orgservice.domain.authorization import decide
+from orgservice.domain.authorization import to_change
+from orgservice.domain.authorization import to_read
+from orgservice.domain.errors import EtagMismatch
+from orgservice.domain.errors import OrganizationNotDeleted
+from orgservice.domain.errors import OrganizationNotFound
+from orgservice.domain.errors import PermissionDenied
+from orgservice.domain.errors import SlugTaken
+from orgservice.domain.errors import Violations
+from orgservice.domain.errors import invalid
+from orgservice.domain.models import Call
+from orgservice.domain.models import Caller
+from orgservice.domain.models import Deferred
+from orgservice.domain.models import NewOrganization
+from orgservice.domain.models import Organization
+from orgservice.domain.models import OrganizationFields
+from orgservice.domain.models import OrganizationQuery
+from orgservice.domain.models import OrganizationState
+from orgservice.domain.models import Page
+from orgservice.domain.models import PageRequest
+from orgservice.domain.permissions import ORGANIZATIONS_DELETE
+from orgservice.domain.permissions import ORGANIZATIONS_GET
+from orgservice.domain.permissions import ORGANIZATIONS_UNDELETE
+from orgservice.domain.permissions import ORGANIZATIONS_UPDATE
+from orgservice.domain.permissions import OWNER
+from orgservice.domain.validation import canonical_uuid
+from orgservice.domain.validation import check_invitation_ttl
+from orgservice.domain.validation import check_labels
+from orgservice.domain.validation import check_metadata
+from orgservice.domain.validation import clean_named_fields
+from orgservice.domain.validation import new_id
+from orgservice.domain.validation import normalized_request_id
+from orgservice.domain.validation import search_text
+from orgservice.domain.validation import slug_to_look_up
+from orgservice.domain.validation import slugify
+from orgservice.domain.validation import with_suffix
 from orgservice.service import audit
 from orgservice.service.authorization import authorize
-from orgservice.service.clock import Clock, system_clock
 from orgservice.service.idempotency import earlier_result
-from orgservice.service.members import check_may_grant, existing_role
-from orgservice.service.ports import Database, UnitOfWork
+from orgservice.service.members import check_may_grant
+from orgservice.service.members import existing_role
+from orgservice.service.ports import UnitOfWork
+from orgservice.service.use_cases import UseCases
 
 PURGE_AFTER = timedelta(days=30)
 _DERIVED_SLUG_ATTEMPTS = 5
@@ -69,11 +69,7 @@ DELETE = to_change(ORGANIZATIONS_DELETE)
 UNDELETE = to_change(ORGANIZATIONS_UNDELETE, allow_deleted=True)
 
 
-class OrganizationService:
-    def __init__(self, database: Database, clock: Clock = system_clock) -> None:
-        self._database = database
-        self._clock = clock
-
+class OrganizationService(UseCases):
     def create(
         self, call: Call, fields: OrganizationFields, *, request_id: str = ""
     ) -> Organization:
@@ -127,7 +123,7 @@ class OrganizationService:
     def list(
         self,
         call: Call,
-        page: Callable[[], PageRequest],
+        page: Deferred[PageRequest],
         *,
         name_filter: str = "",
         show_deleted: bool = False,
@@ -144,8 +140,7 @@ class OrganizationService:
                 return found
             held = uow.memberships.permissions_in(caller.user_id, [o.id for o in found.items])
             return replace(
-                found,
-                items=[as_seen_by(o, held.get(o.id, frozenset())) for o in found.items],
+                found, items=[as_seen_by(o, held.get(o.id, frozenset())) for o in found.items]
             )
 
     def update(

@@ -6,12 +6,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from orgservice.domain.authorization import Requirement, Verdict, decide
-from orgservice.domain.errors import OrganizationNotFound, PermissionDenied, invalid, quoted
+from orgservice.domain.authorization import Requirement
+from orgservice.domain.authorization import Verdict
+from orgservice.domain.authorization import decide
+from orgservice.domain.errors import OrganizationNotFound
+from orgservice.domain.errors import PermissionDenied
+from orgservice.domain.errors import invalid
+from orgservice.domain.errors import quoted
 from orgservice.domain.models import Call
 from orgservice.domain.permissions import ALL_PERMISSIONS
 from orgservice.domain.validation import canonical_uuid
-from orgservice.service.ports import Database
+from orgservice.service.use_cases import UseCases
 
 
 @dataclass(frozen=True)
@@ -20,10 +25,7 @@ class PermissionCheck:
     role: str  # empty for non-members
 
 
-class PermissionCheckService:
-    def __init__(self, database: Database) -> None:
-        self._database = database
-
+class PermissionCheckService(UseCases):
     def check(
         self,
         call: Call,

@@ -3,7 +3,8 @@ that add members or send invitations while they hold the organization row lock."
 
 from __future__ import annotations
 
-from orgservice.domain.errors import EmailDomainNotAllowed, MemberLimitReached
+from orgservice.domain.errors import EmailDomainNotAllowed
+from orgservice.domain.errors import MemberLimitReached
 from orgservice.domain.models import Organization
 from orgservice.domain.validation import email_domain
 from orgservice.service.ports import UnitOfWork

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from orgservice.service.audit import AuditService
-from orgservice.service.clock import Clock, system_clock
+from orgservice.service.clock import Clock
+from orgservice.service.clock import system_clock
 from orgservice.service.domains import DomainService
 from orgservice.service.feed import FeedService
 from orgservice.service.identity import IdentityService
@@ -13,7 +14,8 @@ from orgservice.service.invitations import InvitationService
 from orgservice.service.members import MemberService
 from orgservice.service.organizations import OrganizationService
 from orgservice.service.permission_checks import PermissionCheckService
-from orgservice.service.ports import Database, TxtResolver
+from orgservice.service.ports import Database
+from orgservice.service.ports import TxtResolver
 from orgservice.service.roles import RoleService
 from orgservice.service.workspaces import WorkspaceService
 

@@ -2,32 +2,39 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from orgservice.domain.authorization import to_change, to_read
-from orgservice.domain.errors import BuiltInRole, RoleInUse, RoleNotFound, Violations, quoted
-from orgservice.domain.models import Call, Page, PageRequest, Role
-from orgservice.domain.permissions import (
-    CUSTOM_ROLE_PERMISSIONS,
-    ROLES_CREATE,
-    ROLES_DELETE,
-    ROLES_LIST,
-    ROLES_UPDATE,
-    sorted_permissions,
-)
-from orgservice.domain.validation import (
-    check_count,
-    check_description,
-    check_slug,
-    normalized_request_id,
-    slug_to_look_up,
-)
+from orgservice.domain.authorization import to_change
+from orgservice.domain.authorization import to_read
+from orgservice.domain.errors import BuiltInRole
+from orgservice.domain.errors import RoleInUse
+from orgservice.domain.errors import RoleNotFound
+from orgservice.domain.errors import Violations
+from orgservice.domain.errors import quoted
+from orgservice.domain.models import Call
+from orgservice.domain.models import Deferred
+from orgservice.domain.models import Page
+from orgservice.domain.models import PageRequest
+from orgservice.domain.models import Role
+from orgservice.domain.permissions import CUSTOM_ROLE_PERMISSIONS
+from orgservice.domain.permissions import ROLES_CREATE
+from orgservice.domain.permissions import ROLES_DELETE
+from orgservice.domain.permissions import ROLES_LIST
+from orgservice.domain.permissions import ROLES_UPDATE
+from orgservice.domain.permissions import sorted_permissions
+from orgservice.domain.validation import check_count
+from orgservice.domain.validation import check_description
+from orgservice.domain.validation import check_slug
+from orgservice.domain.validation import normalized_request_id
+from orgservice.domain.validation import slug_to_look_up
 from orgservice.service import audit
-from orgservice.service.authorization import authorize, require_grantable
-from orgservice.service.clock import Clock, system_clock
+from orgservice.service.authorization import authorize
+from orgservice.service.authorization import require_grantable
 from orgservice.service.idempotency import earlier_result
-from orgservice.service.ports import Database, UnitOfWork
+from orgservice.service.ports import UnitOfWork
+from orgservice.service.use_cases import UseCases
 
 LIST = to_read(ROLES_LIST)
 CREATE = to_change(ROLES_CREATE)
@@ -67,12 +74,8 @@ def _custom_role(uow: UnitOfWork, organization_id: str, name: str) -> Role:
     return role
 
 
-class RoleService:
-    def __init__(self, database: Database, clock: Clock = system_clock) -> None:
-        self._database = database
-        self._clock = clock
-
-    def list(self, call: Call, organization_id: str, page: Callable[[], PageRequest]) -> Page[Role]:
+class RoleService(UseCases):
+    def list(self, call: Call, organization_id: str, page: Deferred[PageRequest]) -> Page[Role]:
         with self._database.snapshot(call.budget) as uow:
             organization_id = authorize(uow, call.caller, organization_id, LIST).organization_id
             return uow.roles.find_page(organization_id, page())
@@ -132,11 +135,7 @@ class RoleService:
             return role
 
     def update(
-        self,
-        call: Call,
-        organization_id: str,
-        name: str,
-        changes: Callable[[], RoleChanges],
+        self, call: Call, organization_id: str, name: str, changes: Callable[[], RoleChanges]
     ) -> Role:
         with self._database.transaction(call.budget) as uow:
             access = authorize(uow, call.caller, organization_id, UPDATE)
@@ -157,11 +156,7 @@ class RoleService:
             require_grantable(access, current.permissions + tuple(granted or ()))
             now = self._clock()
             role = uow.roles.update(
-                organization_id,
-                name,
-                description=wanted.description,
-                permissions=granted,
-                now=now,
+                organization_id, name, description=wanted.description, permissions=granted, now=now
             )
             audit.record(
                 uow,

@@ -5,35 +5,35 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import asdict
 
-from orgservice.domain.authorization import to_change, to_read
-from orgservice.domain.errors import (
-    EtagMismatch,
-    SlugTaken,
-    Violations,
-    WorkspaceNotFound,
-    invalid,
-)
-from orgservice.domain.models import Call, Page, PageRequest, Workspace, WorkspaceFields
-from orgservice.domain.permissions import (
-    WORKSPACES_CREATE,
-    WORKSPACES_DELETE,
-    WORKSPACES_GET,
-    WORKSPACES_LIST,
-    WORKSPACES_UPDATE,
-)
-from orgservice.domain.validation import (
-    canonical_uuid,
-    clean_named_fields,
-    new_id,
-    normalized_request_id,
-    search_text,
-)
+from orgservice.domain.authorization import to_change
+from orgservice.domain.authorization import to_read
+from orgservice.domain.errors import EtagMismatch
+from orgservice.domain.errors import SlugTaken
+from orgservice.domain.errors import Violations
+from orgservice.domain.errors import WorkspaceNotFound
+from orgservice.domain.errors import invalid
+from orgservice.domain.models import Call
+from orgservice.domain.models import Deferred
+from orgservice.domain.models import Page
+from orgservice.domain.models import PageRequest
+from orgservice.domain.models import Workspace
+from orgservice.domain.models import WorkspaceFields
+from orgservice.domain.permissions import WORKSPACES_CREATE
+from orgservice.domain.permissions import WORKSPACES_DELETE
+from orgservice.domain.permissions import WORKSPACES_GET
+from orgservice.domain.permissions import WORKSPACES_LIST
+from orgservice.domain.permissions import WORKSPACES_UPDATE
+from orgservice.domain.validation import canonical_uuid
+from orgservice.domain.validation import clean_named_fields
+from orgservice.domain.validation import new_id
+from orgservice.domain.validation import normalized_request_id
+from orgservice.domain.validation import search_text
 from orgservice.service import audit
 from orgservice.service.authorization import authorize
-from orgservice.service.clock import Clock, system_clock
 from orgservice.service.idempotency import earlier_result
 from orgservice.service.organizations import slug_candidates
-from orgservice.service.ports import Database, UnitOfWork
+from orgservice.service.ports import UnitOfWork
+from orgservice.service.use_cases import UseCases
 
 GET = to_read(WORKSPACES_GET)
 LIST = to_read(WORKSPACES_LIST)
@@ -65,18 +65,9 @@ def _load(uow: UnitOfWork, organization_id: str, workspace_id: str) -> Workspace
     return workspace
 
 
-class WorkspaceService:
-    def __init__(self, database: Database, clock: Clock = system_clock) -> None:
-        self._database = database
-        self._clock = clock
-
+class WorkspaceService(UseCases):
     def create(
-        self,
-        call: Call,
-        organization_id: str,
-        fields: WorkspaceFields,
-        *,
-        request_id: str = "",
+        self, call: Call, organization_id: str, fields: WorkspaceFields, *, request_id: str = ""
     ) -> Workspace:
         with self._database.transaction(call.budget) as uow:
             organization_id = authorize(uow, call.caller, organization_id, CREATE).organization_id
@@ -133,7 +124,7 @@ class WorkspaceService:
         self,
         call: Call,
         organization_id: str,
-        page: Callable[[], PageRequest],
+        page: Deferred[PageRequest],
         *,
         name_filter: str = "",
     ) -> Page[Workspace]:

@@ -3,16 +3,22 @@ per organization in commit order (the change feed reads it as an outbox)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from datetime import datetime
+from sqlalchemy import bindparam
+from sqlalchemy import insert
+from sqlalchemy import or_
+from sqlalchemy import select
+from sqlalchemy import update
 
-from sqlalchemy import bindparam, insert, or_, select, update
-
-from orgservice.domain.models import AuditEvent, Page, PageRequest
-from orgservice.domain.validation import new_id
-from orgservice.storage.paging import AnyRow, Pager, escape_like
-from orgservice.storage.sql import Sql
-from orgservice.storage.tables import audit_events, organizations
+from orgservice.domain.models import AuditEvent
+from orgservice.domain.models import Page
+from orgservice.domain.models import PageRequest
+from orgservice.storage.paging import Pager
+from orgservice.storage.paging import escape_like
+from orgservice.storage.rows import AnyRow
+from orgservice.storage.rows import from_row
+from orgservice.storage.sql import Repository
+from orgservice.storage.tables import audit_events
+from orgservice.storage.tables import organizations
 
 _IN_ORGANIZATION = select(audit_events).where(
     audit_events.c.organization_id == bindparam("organization_id")
@@ -59,38 +65,20 @@ _RECORD_NUMBERED = insert(audit_events).from_select(
 )
 
 
-class AuditRepository:
-    def __init__(self, sql: Sql) -> None:
-        self._sql = sql
-
-    def record(
-        self,
-        *,
-        organization_id: str,
-        actor_user_id: str,
-        action: str,
-        target_type: str,
-        target_id: str,
-        now: datetime,
-        details: Mapping[str, str] | None = None,
-    ) -> None:
-        """Adds an event numbered after the organization's newest; the caller holds the
+class AuditRepository(Repository):
+    def record(self, event: AuditEvent) -> None:
+        """Adds the event numbered after the organization's newest; the caller holds the
         organization row lock, so the numbers follow commit order."""
-        event_id = new_id()
-        values = {
-            "organization_id": organization_id,
-            "actor_user_id": actor_user_id,
-            "action": action,
-            "target_type": target_type,
-            "target_id": target_id,
-            "details": dict(details or {}),
-        }
+        values = {name: getattr(event, name) for name in ("organization_id", *_COLUMNS)}
         if self._sql.postgresql:
-            self._sql.execute(_RECORD_NUMBERED, {**values, "event_id": event_id, "event_time": now})
+            numbered = {**values, "event_id": event.id, "event_time": event.create_time}
+            self._sql.execute(_RECORD_NUMBERED, numbered)
             return
-        seq = self._sql.execute(_NEXT_SEQ, {"organization_id": organization_id}).scalar_one()
+        next_seq = {"organization_id": event.organization_id}
+        seq = self._sql.execute(_NEXT_SEQ, next_seq).scalar_one()
         self._sql.execute(
-            insert(audit_events), {**values, "id": event_id, "create_time": now, "seq": seq}
+            insert(audit_events),
+            {**values, "id": event.id, "create_time": event.create_time, "seq": seq},
         )
 
     def find_page(self, organization_id: str, action: str, page: PageRequest) -> Page[AuditEvent]:
@@ -104,16 +92,10 @@ class AuditRepository:
 
 
 def to_event(row: AnyRow) -> AuditEvent:
-    e = row._mapping
-    return AuditEvent(
-        id=e["id"],
-        organization_id=e["organization_id"],
-        actor_user_id=e["actor_user_id"],
-        action=e["action"],
-        target_type=e["target_type"],
-        target_id=e["target_id"],
-        details=dict(e["details"]),
-        create_time=e["create_time"],
-        seq=e["seq"],
-        feed_position=e["feed_position"] or 0,
+    columns = row._mapping
+    return from_row(
+        AuditEvent,
+        row,
+        details=dict(columns["details"]),
+        feed_position=columns["feed_position"] or 0,
     )

@@ -5,11 +5,18 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import and_, bindparam, or_, select
+from sqlalchemy import and_
+from sqlalchemy import bindparam
+from sqlalchemy import or_
+from sqlalchemy import select
 
 from orgservice.domain.models import OrganizationState
-from orgservice.storage.sql import Sql, insert_if_absent
-from orgservice.storage.tables import auto_joins, memberships, organizations, verified_domains
+from orgservice.storage.sql import Repository
+from orgservice.storage.sql import insert_if_absent
+from orgservice.storage.tables import auto_joins
+from orgservice.storage.tables import memberships
+from orgservice.storage.tables import organizations
+from orgservice.storage.tables import verified_domains
 
 # Primary key lookups only: the name in the registry, its organization, and the user's
 # membership and auto-join there. At most one row (one organization per verified name).
@@ -45,10 +52,7 @@ _CANDIDATE = (
 )
 
 
-class AutoJoinRepository:
-    def __init__(self, sql: Sql) -> None:
-        self._sql = sql
-
+class AutoJoinRepository(Repository):
     def candidate(self, domain: str, user_id: str) -> str | None:
         """The organization the user may auto-join now through `domain`, if any: it
         verified the domain, is active, has auto-join on and a free seat, and the user

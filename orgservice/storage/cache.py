@@ -16,9 +16,11 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field
 
-from orgservice.domain.models import AccessRecord, Organization
+from orgservice.domain.models import AccessRecord
+from orgservice.domain.models import Organization
 
 DEFAULT_MAX_ORGANIZATIONS = 100_000
 _MAX_MEMBERS_PER_ORGANIZATION = 10_000

@@ -17,11 +17,15 @@ from typing import Any
 
 import psycopg
 from psycopg import errors as pg_errors
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine
+from sqlalchemy import create_engine
+from sqlalchemy import event
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import ConnectionPoolEntry
 
-from orgservice.domain.errors import CallDeadlineExceeded, DatabaseUnavailable, DomainError
+from orgservice.domain.errors import CallDeadlineExceeded
+from orgservice.domain.errors import DatabaseUnavailable
+from orgservice.domain.errors import DomainError
 
 log = logging.getLogger(__name__)
 

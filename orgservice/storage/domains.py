@@ -9,12 +9,20 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import bindparam, delete, func, select, update
+from sqlalchemy import bindparam
+from sqlalchemy import delete
+from sqlalchemy import func
+from sqlalchemy import select
+from sqlalchemy import update
 
-from orgservice.domain.models import Domain, DomainState
-from orgservice.storage.paging import AnyRow
-from orgservice.storage.sql import Sql, insert_if_absent
-from orgservice.storage.tables import domains, verified_domains
+from orgservice.domain.models import Domain
+from orgservice.domain.models import DomainState
+from orgservice.storage.rows import AnyRow
+from orgservice.storage.rows import from_row
+from orgservice.storage.sql import Repository
+from orgservice.storage.sql import insert_if_absent
+from orgservice.storage.tables import domains
+from orgservice.storage.tables import verified_domains
 
 _KEY = (domains.c.organization_id == bindparam("organization_id")) & (
     domains.c.name == bindparam("name")
@@ -25,10 +33,7 @@ _HOLDER = select(verified_domains.c.organization_id).where(
 )
 
 
-class DomainRepository:
-    def __init__(self, sql: Sql) -> None:
-        self._sql = sql
-
+class DomainRepository(Repository):
     def add(self, organization_id: str, name: str, token: str, now: datetime) -> bool:
         """Adds a PENDING domain; False when the organization holds the name already."""
         return insert_if_absent(
@@ -98,12 +103,4 @@ class DomainRepository:
 
 
 def _to_domain(row: AnyRow) -> Domain:
-    d = row._mapping
-    return Domain(
-        organization_id=d["organization_id"],
-        name=d["name"],
-        state=DomainState(d["state"]),
-        token=d["token"],
-        create_time=d["create_time"],
-        verify_time=d["verify_time"],
-    )
+    return from_row(Domain, row, state=DomainState(row._mapping["state"]))

@@ -19,12 +19,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import bindparam
+from sqlalchemy import func
+from sqlalchemy import select
+from sqlalchemy import update
 
 from orgservice.domain.models import AuditEvent
 from orgservice.storage.audit import to_event
-from orgservice.storage.sql import Sql
-from orgservice.storage.tables import audit_events, organizations
+from orgservice.storage.sql import Repository
+from orgservice.storage.tables import audit_events
+from orgservice.storage.tables import organizations
 
 # Arbitrary constant naming the feed placer's advisory lock (see purge's and migrations').
 PLACE_LOCK_KEY = 0x6F7267666565
@@ -36,10 +40,7 @@ _PLACE = (
 )
 
 
-class FeedRepository:
-    def __init__(self, sql: Sql) -> None:
-        self._sql = sql
-
+class FeedRepository(Repository):
     def heads(self, organization_ids: Sequence[str]) -> dict[str, int]:
         """Each existing organization's newest event number."""
         rows = self._sql.execute(
@@ -82,8 +83,7 @@ class FeedRepository:
         if unplaced:
             start = self.newest_position() + 1
             self._sql.execute(
-                _PLACE,
-                [{"o": o, "i": i, "p": start + n} for n, (o, i) in enumerate(unplaced)],
+                _PLACE, [{"o": o, "i": i, "p": start + n} for n, (o, i) in enumerate(unplaced)]
             )
         return len(unplaced)
 

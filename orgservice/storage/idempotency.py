@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam
+from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from orgservice.domain.models import PriorRequest
-from orgservice.storage.sql import Sql
+from orgservice.storage.sql import Repository
 from orgservice.storage.tables import idempotency_keys
 
 _KEY = (idempotency_keys.c.user_id == bindparam("user_id")) & (
@@ -20,32 +21,21 @@ _FIND = select(
 ).where(_KEY)
 
 
-class IdempotencyRepository:
-    def __init__(self, sql: Sql) -> None:
-        self._sql = sql
-
+class IdempotencyRepository(Repository):
     def claim(
-        self,
-        *,
-        user_id: str,
-        request_id: str,
-        operation: str,
-        request_hash: str,
-        resource_id: str,
-        now: datetime,
-        not_before: datetime,
+        self, user_id: str, request_id: str, request: PriorRequest, now: datetime, since: datetime
     ) -> PriorRequest | None:
-        """Records that this request creates `resource_id`, or returns what the same
-        request_id did before (records older than `not_before` no longer count).
+        """Records what this request does (`request`), or returns what the same request_id
+        did before (records older than `since` no longer count).
 
         A concurrent duplicate's insert waits for the first transaction: when it commits,
         the duplicate finds its record; when it rolls back, the duplicate claims it."""
         key = {"user_id": user_id, "request_id": request_id}
         dialect_insert = pg_insert if self._sql.postgresql else sqlite_insert
         statement = dialect_insert(idempotency_keys).values(
-            operation=operation,
-            request_hash=request_hash,
-            resource_id=resource_id,
+            operation=request.operation,
+            request_hash=request.request_hash,
+            resource_id=request.resource_id,
             create_time=now,
             **key,
         )
@@ -57,7 +47,7 @@ class IdempotencyRepository:
                     name: statement.excluded[name]
                     for name in ("operation", "request_hash", "resource_id", "create_time")
                 },
-                where=idempotency_keys.c.create_time < not_before,
+                where=idempotency_keys.c.create_time < since,
             ).returning(idempotency_keys.c.request_id)
         ).first()
         if claimed is not None:

@@ -6,16 +6,41 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import ColumnElement
+from sqlalchemy import Select
+from sqlalchemy import and_
+from sqlalchemy import bindparam
+from sqlalchemy import func
+from sqlalchemy import insert
+from sqlalchemy import or_
+from sqlalchemy import select
+from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 
 from orgservice.domain.errors import InvitationPending
-from orgservice.domain.models import Invitation, InvitationState, Page, PageRequest
-from orgservice.storage.paging import AnyRow, Pager
-from orgservice.storage.sql import Sql
-from orgservice.storage.tables import TIMESTAMP, invitations
+from orgservice.domain.models import Invitation
+from orgservice.domain.models import InvitationState
+from orgservice.domain.models import Page
+from orgservice.domain.models import PageRequest
+from orgservice.storage.paging import Pager
+from orgservice.storage.rows import AnyRow
+from orgservice.storage.rows import from_row
+from orgservice.storage.sql import Repository
+from orgservice.storage.tables import TIMESTAMP
+from orgservice.storage.tables import invitations
 
 _PENDING = InvitationState.PENDING.value
+# Invitation fields stored as they are (the state is stored as its value).
+_STORED = (
+    "organization_id",
+    "id",
+    "email",
+    "role",
+    "inviter_user_id",
+    "create_time",
+    "update_time",
+    "expire_time",
+)
 _BY_ID = select(invitations).where(invitations.c.id == bindparam("id"))
 _BY_TOKEN_HASH = select(invitations).where(invitations.c.token_hash == bindparam("token_hash"))
 
@@ -57,38 +82,13 @@ _PENDING_WITH_ROLE = select(func.count()).where(
 )
 
 
-class InvitationRepository:
-    def __init__(self, sql: Sql) -> None:
-        self._sql = sql
-
-    def add(
-        self,
-        *,
-        organization_id: str,
-        invitation_id: str,
-        email: str,
-        role: str,
-        inviter_user_id: str,
-        token_hash: str,
-        now: datetime,
-        expire_time: datetime,
-    ) -> None:
+class InvitationRepository(Repository):
+    def add(self, invitation: Invitation, token_hash: str) -> None:
         """Raises InvitationPending when the email has a pending one."""
+        values = {name: getattr(invitation, name) for name in _STORED}
         try:
             self._sql.execute(
-                insert(invitations),
-                {
-                    "organization_id": organization_id,
-                    "id": invitation_id,
-                    "email": email,
-                    "role": role,
-                    "state": _PENDING,
-                    "inviter_user_id": inviter_user_id,
-                    "token_hash": token_hash,
-                    "create_time": now,
-                    "update_time": now,
-                    "expire_time": expire_time,
-                },
+                insert(invitations), {**values, "state": _PENDING, "token_hash": token_hash}
             )
         except IntegrityError as error:
             raise InvitationPending() from error
@@ -115,11 +115,7 @@ class InvitationRepository:
         return _to_invitation(row, now) if row else None
 
     def find_page(
-        self,
-        organization_id: str,
-        state: InvitationState | None,
-        now: datetime,
-        page: PageRequest,
+        self, organization_id: str, state: InvitationState | None, now: datetime, page: PageRequest
     ) -> Page[Invitation]:
         return _BY_STATE[state].fetch(
             self._sql,
@@ -166,8 +162,7 @@ class InvitationRepository:
         row = self._sql.execute(
             update(invitations)
             .where(
-                invitations.c.organization_id == organization_id,
-                invitations.c.id == invitation_id,
+                invitations.c.organization_id == organization_id, invitations.c.id == invitation_id
             )
             .values(**values)
             .returning(*invitations.c)
@@ -176,18 +171,8 @@ class InvitationRepository:
 
 
 def _to_invitation(row: AnyRow, now: datetime) -> Invitation:
-    i = row._mapping
-    state = InvitationState(i["state"])
-    if state is InvitationState.PENDING and i["expire_time"] <= now:
+    columns = row._mapping
+    state = InvitationState(columns["state"])
+    if state is InvitationState.PENDING and columns["expire_time"] <= now:
         state = InvitationState.EXPIRED
-    return Invitation(
-        id=i["id"],
-        organization_id=i["organization_id"],
-        email=i["email"],
-        role=i["role"],
-        state=state,
-        inviter_user_id=i["inviter_user_id"],
-        create_time=i["create_time"],
-        update_time=i["update_time"],
-        expire_time=i["expire_time"],
-    )
+    return from_row(Invitation, row, state=state)

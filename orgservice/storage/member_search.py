@@ -15,11 +15,22 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, bindparam, case, delete, exists, func, insert, select
+from sqlalchemy import ColumnElement
+from sqlalchemy import bindparam
+from sqlalchemy import case
+from sqlalchemy import delete
+from sqlalchemy import exists
+from sqlalchemy import func
+from sqlalchemy import insert
+from sqlalchemy import select
 
-from orgservice.domain.search import member_terms, prefix_range
+from orgservice.domain.search import member_terms
+from orgservice.domain.search import prefix_range
+from orgservice.storage.sql import Repository
 from orgservice.storage.sql import Sql
-from orgservice.storage.tables import member_search_terms, memberships, users
+from orgservice.storage.tables import member_search_terms
+from orgservice.storage.tables import memberships
+from orgservice.storage.tables import users
 
 _TERMS = member_search_terms.c
 # Bounds of the number of matching terms up to which a query collects its matches
@@ -31,10 +42,7 @@ _SAMPLE_SIZE = 200
 
 
 def term_rows(
-    organization_id: str,
-    user_id: str,
-    create_time: datetime,
-    profile: tuple[str, str, str],
+    organization_id: str, user_id: str, create_time: datetime, profile: tuple[str, str, str]
 ) -> list[dict[str, Any]]:
     """The rows that index one membership; `profile`: (username, email, display name)."""
     return [
@@ -48,10 +56,7 @@ def term_rows(
     ]
 
 
-class MemberSearchIndex:
-    def __init__(self, sql: Sql) -> None:
-        self._sql = sql
-
+class MemberSearchIndex(Repository):
     def add(self, organization_id: str, user_id: str, create_time: datetime) -> None:
         """Indexes a new membership under the user's current profile."""
         profile = self._sql.execute(
@@ -71,8 +76,7 @@ class MemberSearchIndex:
         if held:
             self._sql.execute(
                 delete(member_search_terms).where(
-                    _TERMS.organization_id == bindparam("organization"),
-                    _TERMS.user_id == user_id,
+                    _TERMS.organization_id == bindparam("organization"), _TERMS.user_id == user_id
                 ),
                 [{"organization": organization_id} for organization_id, _ in held],
             )

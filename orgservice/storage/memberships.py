@@ -6,23 +6,35 @@ from collections.abc import Collection
 from dataclasses import replace
 from datetime import datetime
 
-from sqlalchemy import and_, bindparam, delete, func, insert, select, update
+from sqlalchemy import and_
+from sqlalchemy import bindparam
+from sqlalchemy import delete
+from sqlalchemy import func
+from sqlalchemy import insert
+from sqlalchemy import select
+from sqlalchemy import update
 
-from orgservice.domain.models import (
-    AccessRecord,
-    Member,
-    Membership,
-    Organization,
-    OrganizationState,
-    Page,
-    PageRequest,
-)
-from orgservice.storage.member_search import MemberSearchIndex, plan_search
-from orgservice.storage.organizations import OrganizationRepository, to_organization
-from orgservice.storage.paging import AnyRow, Pager
+from orgservice.domain.models import AccessRecord
+from orgservice.domain.models import Member
+from orgservice.domain.models import Membership
+from orgservice.domain.models import Organization
+from orgservice.domain.models import OrganizationState
+from orgservice.domain.models import Page
+from orgservice.domain.models import PageRequest
+from orgservice.storage.member_search import MemberSearchIndex
+from orgservice.storage.member_search import plan_search
+from orgservice.storage.organizations import OrganizationRepository
+from orgservice.storage.organizations import to_organization
+from orgservice.storage.paging import Pager
+from orgservice.storage.rows import AnyRow
+from orgservice.storage.rows import from_row
 from orgservice.storage.sql import Sql
-from orgservice.storage.tables import memberships, organizations, roles, users
-from orgservice.storage.users import USER_COLUMNS, to_user
+from orgservice.storage.tables import memberships
+from orgservice.storage.tables import organizations
+from orgservice.storage.tables import roles
+from orgservice.storage.tables import users
+from orgservice.storage.users import USER_COLUMNS
+from orgservice.storage.users import to_user
 
 # One indexed query: the organization's state, the user's role and its permissions.
 _ACCESS = (
@@ -188,8 +200,7 @@ class MembershipRepository:
         self._sql.execute(
             update(memberships)
             .where(
-                memberships.c.organization_id == organization_id,
-                memberships.c.user_id == user_id,
+                memberships.c.organization_id == organization_id, memberships.c.user_id == user_id
             )
             .values(role=role, update_time=now)
         )
@@ -197,8 +208,7 @@ class MembershipRepository:
     def remove(self, organization_id: str, user_id: str) -> None:
         removed = self._sql.execute(
             delete(memberships).where(
-                memberships.c.organization_id == organization_id,
-                memberships.c.user_id == user_id,
+                memberships.c.organization_id == organization_id, memberships.c.user_id == user_id
             )
         ).rowcount
         self._organizations.count_change(organization_id, members=-removed)
@@ -240,11 +250,4 @@ class MembershipRepository:
 
 
 def _to_member(row: AnyRow) -> Member:
-    m = row._mapping
-    return Member(
-        organization_id=m["organization_id"],
-        user=to_user(row),
-        role=m["role"],
-        create_time=m["create_time"],
-        update_time=m["update_time"],
-    )
+    return from_row(Member, row, user=to_user(row))

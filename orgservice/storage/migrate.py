@@ -8,7 +8,10 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, func, select
+from sqlalchemy import Connection
+from sqlalchemy import Engine
+from sqlalchemy import func
+from sqlalchemy import select
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 # Arbitrary constant naming orgservice's advisory lock on PostgreSQL.

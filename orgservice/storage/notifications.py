@@ -12,7 +12,8 @@ from collections.abc import Callable
 import psycopg
 from sqlalchemy import make_url
 
-from orgservice.storage.database import create_database_engine, psycopg_connect_kwargs
+from orgservice.storage.database import create_database_engine
+from orgservice.storage.database import psycopg_connect_kwargs
 from orgservice.storage.sql import NOTIFY_CHANNEL
 
 log = logging.getLogger(__name__)

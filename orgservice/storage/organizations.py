@@ -4,36 +4,44 @@ from __future__ import annotations
 
 import functools
 import hashlib
-from datetime import datetime, timedelta
+from datetime import datetime
+from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, delete, insert, or_, select, update
+from sqlalchemy import bindparam
+from sqlalchemy import delete
+from sqlalchemy import insert
+from sqlalchemy import or_
+from sqlalchemy import select
+from sqlalchemy import update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from orgservice.domain.errors import SlugTaken
-from orgservice.domain.models import (
-    NewOrganization,
-    Organization,
-    OrganizationFields,
-    OrganizationQuery,
-    OrganizationSettings,
-    OrganizationState,
-    Page,
-    PageRequest,
-)
-from orgservice.domain.permissions import BUILT_IN_ROLES, OWNER
+from orgservice.domain.models import NewOrganization
+from orgservice.domain.models import Organization
+from orgservice.domain.models import OrganizationFields
+from orgservice.domain.models import OrganizationQuery
+from orgservice.domain.models import OrganizationSettings
+from orgservice.domain.models import OrganizationState
+from orgservice.domain.models import Page
+from orgservice.domain.models import PageRequest
+from orgservice.domain.permissions import BUILT_IN_ROLES
+from orgservice.domain.permissions import OWNER
 from orgservice.storage.member_search import MemberSearchIndex
-from orgservice.storage.paging import AnyRow, Pager, contains_pattern, name_or_slug_contains
+from orgservice.storage.paging import Pager
+from orgservice.storage.paging import contains_pattern
+from orgservice.storage.paging import name_or_slug_contains
 from orgservice.storage.roles import role_values
+from orgservice.storage.rows import AnyRow
+from orgservice.storage.rows import from_row
+from orgservice.storage.sql import Repository
 from orgservice.storage.sql import Sql
-from orgservice.storage.tables import (
-    memberships,
-    organization_slugs,
-    organizations,
-    roles,
-    workspaces,
-)
+from orgservice.storage.tables import memberships
+from orgservice.storage.tables import organization_slugs
+from orgservice.storage.tables import organizations
+from orgservice.storage.tables import roles
+from orgservice.storage.tables import workspaces
 
 _ACTIVE = OrganizationState.ACTIVE.value
 _BY_ID = select(organizations).where(organizations.c.id == bindparam("id"))
@@ -83,10 +91,7 @@ def claim_slug_statement(sql: Sql) -> Any:
     )
 
 
-class OrganizationRepository:
-    def __init__(self, sql: Sql) -> None:
-        self._sql = sql
-
+class OrganizationRepository(Repository):
     def create(self, new: NewOrganization) -> Organization | None:
         """Inserts an active organization with its built-in roles, its owner and its
         default workspace (so its counts start at one); None when the slug is taken."""
@@ -264,28 +269,14 @@ def _settings_values(settings: OrganizationSettings) -> dict[str, Any]:
 
 
 def to_organization(row: AnyRow) -> Organization:
-    o = row._mapping
-    return Organization(
-        id=o["id"],
-        slug=o["slug"],
-        name=o["name"],
-        description=o["description"],
-        labels=dict(o["labels"]),
-        personal=o["personal"],
-        state=OrganizationState(o["state"]),
-        member_count=o["member_count"],
-        workspace_count=o["workspace_count"],
-        create_time=o["create_time"],
-        update_time=o["update_time"],
-        delete_time=o["delete_time"],
-        purge_time=o["purge_time"],
-        etag=etag_of(o["id"], o["version"]),
-        settings=OrganizationSettings(
-            auto_join_role=o["auto_join_role"],
-            restrict_invitations_to_domains=o["restrict_invitations_to_domains"],
-            max_members=o["max_members"],
-            default_invitation_ttl=o["default_invitation_ttl"],
-        ),
-        public_metadata=dict(o["public_metadata"]),
-        private_metadata=dict(o["private_metadata"]),
+    columns = row._mapping
+    return from_row(
+        Organization,
+        row,
+        labels=dict(columns["labels"]),
+        state=OrganizationState(columns["state"]),
+        etag=etag_of(columns["id"], columns["version"]),
+        settings=from_row(OrganizationSettings, row),
+        public_metadata=dict(columns["public_metadata"]),
+        private_metadata=dict(columns["private_metadata"]),
     )

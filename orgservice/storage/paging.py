@@ -6,28 +6,30 @@ parameters for everything that varies, so a List RPC spends no time constructing
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
+from collections.abc import Mapping
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
+from typing import TypeVar
 
-from sqlalchemy import (
-    BindParameter,
-    ColumnElement,
-    Row,
-    Select,
-    bindparam,
-    func,
-    or_,
-    select,
-    tuple_,
-)
+from sqlalchemy import BindParameter
+from sqlalchemy import ColumnElement
+from sqlalchemy import Select
+from sqlalchemy import bindparam
+from sqlalchemy import func
+from sqlalchemy import or_
+from sqlalchemy import select
+from sqlalchemy import tuple_
 
-from orgservice.domain.models import Cursor, Page, PageRequest
+from orgservice.domain.models import Cursor
+from orgservice.domain.models import Page
+from orgservice.domain.models import PageRequest
+from orgservice.storage.rows import AnyRow
 from orgservice.storage.sql import Sql
 from orgservice.storage.tables import TIMESTAMP
 
 T = TypeVar("T")
-AnyRow = Row[*tuple[Any, ...]]
 
 
 class Pager:

@@ -13,20 +13,23 @@ when another replica is purging, this one leaves the work to it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
+from datetime import timedelta
 
-from sqlalchemy import and_, delete, func, or_, select
+from sqlalchemy import and_
+from sqlalchemy import delete
+from sqlalchemy import func
+from sqlalchemy import or_
+from sqlalchemy import select
 
 from orgservice.domain.budget import Budget
 from orgservice.domain.models import InvitationState
 from orgservice.storage.sql import Sql
-from orgservice.storage.tables import (
-    idempotency_keys,
-    invitations,
-    organization_slugs,
-    organizations,
-    verified_domains,
-)
+from orgservice.storage.tables import idempotency_keys
+from orgservice.storage.tables import invitations
+from orgservice.storage.tables import organization_slugs
+from orgservice.storage.tables import organizations
+from orgservice.storage.tables import verified_domains
 from orgservice.storage.unit_of_work import SqlDatabase
 
 IDEMPOTENCY_RETENTION = timedelta(hours=24)

@@ -5,13 +5,21 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import bindparam
+from sqlalchemy import delete
+from sqlalchemy import insert
+from sqlalchemy import select
+from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 
 from orgservice.domain.errors import RoleExists
-from orgservice.domain.models import Page, PageRequest, Role
-from orgservice.storage.paging import AnyRow, Pager
-from orgservice.storage.sql import Sql
+from orgservice.domain.models import Page
+from orgservice.domain.models import PageRequest
+from orgservice.domain.models import Role
+from orgservice.storage.paging import Pager
+from orgservice.storage.rows import AnyRow
+from orgservice.storage.rows import from_row
+from orgservice.storage.sql import Repository
 from orgservice.storage.tables import roles
 
 _ROLE = select(roles).where(
@@ -24,10 +32,7 @@ _PAGES = Pager(
 )
 
 
-class RoleRepository:
-    def __init__(self, sql: Sql) -> None:
-        self._sql = sql
-
+class RoleRepository(Repository):
     def add(
         self,
         organization_id: str,
@@ -106,11 +111,4 @@ def role_values(
 
 
 def _to_role(row: AnyRow) -> Role:
-    r = row._mapping
-    return Role(
-        organization_id=r["organization_id"],
-        name=r["name"],
-        description=r["description"],
-        permissions=tuple(r["permissions"]),
-        built_in=r["built_in"],
-    )
+    return from_row(Role, row, permissions=tuple(row._mapping["permissions"]))

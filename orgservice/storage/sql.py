@@ -8,23 +8,29 @@ budget is spent or the client has gone. Driver failures leave here as domain err
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
+from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import Connection, CursorResult, Engine, Executable, Table
+from sqlalchemy import Connection
+from sqlalchemy import CursorResult
+from sqlalchemy import Engine
+from sqlalchemy import Executable
+from sqlalchemy import Table
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError
 
-from orgservice.domain.budget import COMMIT_MARGIN_SECONDS, Budget, WouldBlock
+from orgservice.domain.budget import COMMIT_MARGIN_SECONDS
+from orgservice.domain.budget import Budget
+from orgservice.domain.budget import WouldBlock
 from orgservice.domain.errors import DatabaseUnavailable
-from orgservice.storage.database import (
-    SQLITE_MAX_BUSY_SECONDS,
-    StaleConnection,
-    failures,
-    translate,
-)
-from orgservice.storage.watchdog import Watch, Watchdog
+from orgservice.storage.database import SQLITE_MAX_BUSY_SECONDS
+from orgservice.storage.database import StaleConnection
+from orgservice.storage.database import failures
+from orgservice.storage.database import translate
+from orgservice.storage.watchdog import Watch
+from orgservice.storage.watchdog import Watchdog
 
 NOTIFY_CHANNEL = "orgservice_changes"
 _CHECKOUTS = "orgservice_checkouts"
@@ -180,3 +186,10 @@ def insert_if_absent(sql: Sql, table: Table, values: Mapping[str, Any]) -> bool:
     key = next(iter(table.primary_key.columns))
     statement = dialect_insert(table).values(**values).on_conflict_do_nothing().returning(key)
     return sql.execute(statement).first() is not None
+
+
+class Repository:
+    """Base of the repositories: statements over one unit of work's Sql."""
+
+    def __init__(self, sql: Sql) -> None:
+        self._sql = sql

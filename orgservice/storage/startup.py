@@ -6,11 +6,13 @@ from __future__ import annotations
 import logging
 import time
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
+from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from orgservice.storage import migrate
-from orgservice.storage.database import EngineOptions, create_database_engine
+from orgservice.storage.database import EngineOptions
+from orgservice.storage.database import create_database_engine
 
 log = logging.getLogger(__name__)
 

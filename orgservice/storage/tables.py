@@ -9,28 +9,27 @@ organizations.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import (
-    JSON,
-    BigInteger,
-    Boolean,
-    Column,
-    DateTime,
-    Dialect,
-    ForeignKey,
-    ForeignKeyConstraint,
-    Index,
-    Integer,
-    Interval,
-    MetaData,
-    String,
-    Table,
-    Text,
-    TypeDecorator,
-    text,
-)
+from sqlalchemy import JSON
+from sqlalchemy import BigInteger
+from sqlalchemy import Boolean
+from sqlalchemy import Column
+from sqlalchemy import DateTime
+from sqlalchemy import Dialect
+from sqlalchemy import ForeignKey
+from sqlalchemy import ForeignKeyConstraint
+from sqlalchemy import Index
+from sqlalchemy import Integer
+from sqlalchemy import Interval
+from sqlalchemy import MetaData
+from sqlalchemy import String
+from sqlalchemy import Table
+from sqlalchemy import Text
+from sqlalchemy import TypeDecorator
+from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import JSONB
 
 ID = String(36)
@@ -157,10 +156,7 @@ organizations = Table(
 
 def _organization_key() -> Column[str]:
     return Column(
-        "organization_id",
-        ID,
-        ForeignKey("organizations.id", ondelete="CASCADE"),
-        primary_key=True,
+        "organization_id", ID, ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True
     )
 
 

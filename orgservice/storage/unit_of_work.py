@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from collections.abc import Iterator
 from contextlib import contextmanager
 
 from sqlalchemy import Engine
 
 from orgservice.domain.budget import Budget
-from orgservice.domain.models import AccessRecord, Organization
+from orgservice.domain.models import AccessRecord
+from orgservice.domain.models import Organization
 from orgservice.storage.audit import AuditRepository
 from orgservice.storage.auto_joins import AutoJoinRepository
-from orgservice.storage.cache import MISSING, ReadCache
+from orgservice.storage.cache import MISSING
+from orgservice.storage.cache import ReadCache
 from orgservice.storage.domains import DomainRepository
 from orgservice.storage.feed import FeedRepository
 from orgservice.storage.idempotency import IdempotencyRepository
@@ -19,7 +22,8 @@ from orgservice.storage.invitations import InvitationRepository
 from orgservice.storage.memberships import MembershipRepository
 from orgservice.storage.organizations import OrganizationRepository
 from orgservice.storage.roles import RoleRepository
-from orgservice.storage.sql import Sql, count_checkouts
+from orgservice.storage.sql import Sql
+from orgservice.storage.sql import count_checkouts
 from orgservice.storage.users import UserRepository
 from orgservice.storage.watchdog import Watchdog
 from orgservice.storage.workspaces import WorkspaceRepository

@@ -4,14 +4,20 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import bindparam
+from sqlalchemy import func
+from sqlalchemy import select
+from sqlalchemy import update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from orgservice.domain.models import Identity, User, UserRef
+from orgservice.domain.models import Identity
+from orgservice.domain.models import User
+from orgservice.domain.models import UserRef
 from orgservice.domain.validation import new_id
 from orgservice.storage.member_search import MemberSearchIndex
-from orgservice.storage.paging import AnyRow
+from orgservice.storage.rows import AnyRow
+from orgservice.storage.rows import from_row
 from orgservice.storage.sql import Sql
 from orgservice.storage.tables import users
 
@@ -94,12 +100,12 @@ class UserRepository:
 
 def _profile_changed(row: AnyRow, identity: Identity) -> bool:
     m = row._mapping
-    return (
-        m["u_username"],
-        m["u_email"],
-        m["u_email_verified"],
-        m["u_display_name"],
-    ) != (identity.username, identity.email, identity.email_verified, identity.display_name)
+    return (m["u_username"], m["u_email"], m["u_email_verified"], m["u_display_name"]) != (
+        identity.username,
+        identity.email,
+        identity.email_verified,
+        identity.display_name,
+    )
 
 
 def _searchable(row: AnyRow) -> tuple[str, str, str]:
@@ -114,12 +120,4 @@ def _searchable_claims(identity: Identity) -> tuple[str, str, str]:
 
 def to_user(row: AnyRow) -> User:
     """The user in a row selected with USER_COLUMNS."""
-    m = row._mapping
-    return User(
-        id=m["u_id"],
-        subject=m["u_subject"],
-        username=m["u_username"],
-        email=m["u_email"],
-        display_name=m["u_display_name"],
-        create_time=m["u_create_time"],
-    )
+    return from_row(User, row, prefix="u_")

@@ -5,21 +5,32 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, exists, select, update
+from sqlalchemy import bindparam
+from sqlalchemy import delete
+from sqlalchemy import exists
+from sqlalchemy import select
+from sqlalchemy import update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
 from orgservice.domain.errors import SlugTaken
-from orgservice.domain.models import Page, PageRequest, Workspace, WorkspaceFields
-from orgservice.storage.organizations import OrganizationRepository, etag_of
-from orgservice.storage.paging import AnyRow, Pager, contains_pattern, name_or_slug_contains
+from orgservice.domain.models import Page
+from orgservice.domain.models import PageRequest
+from orgservice.domain.models import Workspace
+from orgservice.domain.models import WorkspaceFields
+from orgservice.storage.organizations import OrganizationRepository
+from orgservice.storage.organizations import etag_of
+from orgservice.storage.paging import Pager
+from orgservice.storage.paging import contains_pattern
+from orgservice.storage.paging import name_or_slug_contains
+from orgservice.storage.rows import AnyRow
+from orgservice.storage.rows import from_row
 from orgservice.storage.sql import Sql
 from orgservice.storage.tables import workspaces
 
 _WORKSPACE = select(workspaces).where(
-    workspaces.c.organization_id == bindparam("organization_id"),
-    workspaces.c.id == bindparam("id"),
+    workspaces.c.organization_id == bindparam("organization_id"), workspaces.c.id == bindparam("id")
 )
 
 
@@ -126,8 +137,7 @@ class WorkspaceRepository:
             self._sql.execute(
                 update(workspaces)
                 .where(
-                    workspaces.c.organization_id == organization_id,
-                    workspaces.c.id == workspace_id,
+                    workspaces.c.organization_id == organization_id, workspaces.c.id == workspace_id
                 )
                 .values(version=workspaces.c.version + 1, update_time=now, **values)
             )
@@ -144,14 +154,5 @@ class WorkspaceRepository:
 
 
 def _to_workspace(row: AnyRow) -> Workspace:
-    w = row._mapping
-    return Workspace(
-        id=w["id"],
-        organization_id=w["organization_id"],
-        slug=w["slug"],
-        name=w["name"],
-        description=w["description"],
-        create_time=w["create_time"],
-        update_time=w["update_time"],
-        etag=etag_of(w["id"], w["version"]),
-    )
+    columns = row._mapping
+    return from_row(Workspace, row, etag=etag_of(columns["id"], columns["version"]))

@@ -15,16 +15,15 @@ from collections.abc import Callable
 from typing import Any
 
 import grpc
-from prometheus_client import (
-    REGISTRY,
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    multiprocess,
-    start_http_server,
-)
-from sqlalchemy import Engine, event
+from prometheus_client import REGISTRY
+from prometheus_client import CollectorRegistry
+from prometheus_client import Counter
+from prometheus_client import Gauge
+from prometheus_client import Histogram
+from prometheus_client import multiprocess
+from prometheus_client import start_http_server
+from sqlalchemy import Engine
+from sqlalchemy import event
 
 from orgservice.config import ConfigurationError
 
@@ -45,9 +44,7 @@ class Metrics:
             (*_GRPC_LABELS, "grpc_code"),
         )
         self.handling_seconds = Histogram(
-            "grpc_server_handling_seconds",
-            "Time the server took to complete RPCs.",
-            _GRPC_LABELS,
+            "grpc_server_handling_seconds", "Time the server took to complete RPCs.", _GRPC_LABELS
         )
         # With several workers: up only if every worker reaches the database.
         self.database_up = Gauge(

@@ -18,12 +18,10 @@ from opentelemetry.instrumentation.grpc import aio_server_interceptor
 from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import (
-    BatchSpanProcessor,
-    ConsoleSpanExporter,
-    SimpleSpanProcessor,
-    SpanExporter,
-)
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.export import ConsoleSpanExporter
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export import SpanExporter
 from sqlalchemy import Engine
 
 DEFAULTS = {"OTEL_TRACES_EXPORTER": "none", "OTEL_SERVICE_NAME": "orgservice"}
@@ -57,8 +55,7 @@ class Tracing:
         if self._provider is None:
             return []
         interceptor: aio.ServerInterceptor = aio_server_interceptor(  # type: ignore[no-untyped-call]
-            tracer_provider=self._provider,
-            filter_=lambda details: not untraced(details.method),
+            tracer_provider=self._provider, filter_=lambda details: not untraced(details.method)
         )
         return [interceptor]
 

@@ -48,11 +48,7 @@ GIT_IDENTITY = (
 
 def git(repo: Path, *args: str) -> None:
     subprocess.run(
-        ["git", *GIT_IDENTITY, *args],
-        cwd=repo,
-        check=True,
-        capture_output=True,
-        timeout=TIMEOUT,
+        ["git", *GIT_IDENTITY, *args], cwd=repo, check=True, capture_output=True, timeout=TIMEOUT
     )
 
 

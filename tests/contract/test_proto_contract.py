@@ -6,13 +6,16 @@ reason of the error catalogue under the code it is sent with."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
+from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
 from google.api import field_behavior_pb2 as fb
-from google.protobuf.descriptor import Descriptor, FieldDescriptor
-from orgs.v1 import organization_service_pb2, resources_pb2
+from google.protobuf.descriptor import Descriptor
+from google.protobuf.descriptor import FieldDescriptor
+from orgs.v1 import organization_service_pb2
+from orgs.v1 import resources_pb2
 
 from orgservice.api.errors import STATUS_CODES
 from orgservice.domain import errors

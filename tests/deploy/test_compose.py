@@ -8,7 +8,8 @@ import pytest
 import yaml
 from sqlalchemy.engine import make_url
 
-from tests.deploy.conftest import DEPLOY, SERVICE
+from tests.deploy.conftest import DEPLOY
+from tests.deploy.conftest import SERVICE
 
 COMPOSE: dict[str, Any] = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
 SERVICES: dict[str, Any] = COMPOSE["services"]

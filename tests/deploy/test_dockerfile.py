@@ -14,7 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.deploy.conftest import ROOT, files_under, outside_this_venv, run
+from tests.deploy.conftest import ROOT
+from tests.deploy.conftest import files_under
+from tests.deploy.conftest import outside_this_venv
+from tests.deploy.conftest import run
 
 BUILD_TIMEOUT = 300.0  # seconds; pip may fetch setuptools for the isolated build
 

@@ -11,7 +11,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from tests.deploy.conftest import DEPLOY, SERVICE
+from tests.deploy.conftest import DEPLOY
+from tests.deploy.conftest import SERVICE
 
 MANIFESTS = sorted((DEPLOY / "kubernetes").glob("*.yaml"))
 # Native gRPC probes are GA since 1.27; the oldest release still supported and the newest.
@@ -69,14 +70,7 @@ def test_validation_rejects_a_misspelt_field() -> None:
 
 def test_the_expected_objects_are_there() -> None:
     kinds = sorted(document["kind"] for path in MANIFESTS for document in documents(path))
-    assert kinds == [
-        "ConfigMap",
-        "Deployment",
-        "Job",
-        "PodDisruptionBudget",
-        "Service",
-        "Service",
-    ]
+    assert kinds == ["ConfigMap", "Deployment", "Job", "PodDisruptionBudget", "Service", "Service"]
 
 
 def test_probes_use_grpc_health_liveness_and_readiness_names() -> None:

@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from collections.abc import Iterator
 from concurrent import futures
 from typing import Any
 
@@ -16,7 +17,8 @@ from orgs.v1 import organization_service_pb2 as rpc
 from orgs.v1 import organization_service_pb2_grpc as rpc_grpc
 from orgs.v1 import resources_pb2
 
-from tests.deploy.conftest import DEPLOY, SERVICE
+from tests.deploy.conftest import DEPLOY
+from tests.deploy.conftest import SERVICE
 from tests.e2e.conftest import ServiceProcess
 
 SERVICE_CONFIG = (DEPLOY / "service-config.json").read_text()

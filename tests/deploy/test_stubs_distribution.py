@@ -16,7 +16,11 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.version import Version
 
-from tests.deploy.conftest import DEPLOY, ROOT, files_under, outside_this_venv, run
+from tests.deploy.conftest import DEPLOY
+from tests.deploy.conftest import ROOT
+from tests.deploy.conftest import files_under
+from tests.deploy.conftest import outside_this_venv
+from tests.deploy.conftest import run
 from tests.e2e.conftest import ServiceProcess
 
 GENERATED = ROOT / "generated"

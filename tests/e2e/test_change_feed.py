@@ -30,9 +30,17 @@ from sqlalchemy import Engine
 
 from orgservice import devkeys
 from orgservice.storage.database import create_database_engine
-from tests.conftest import BACKENDS, Client, new_postgres_database
-from tests.e2e.conftest import GRPCURL, SERVICE, ServiceProcess, StartService
-from tests.feed_support import Received, Watcher, audit_log, commit_order
+from tests.conftest import BACKENDS
+from tests.conftest import Client
+from tests.conftest import new_postgres_database
+from tests.e2e.conftest import GRPCURL
+from tests.e2e.conftest import SERVICE
+from tests.e2e.conftest import ServiceProcess
+from tests.e2e.conftest import StartService
+from tests.feed_support import Received
+from tests.feed_support import Watcher
+from tests.feed_support import audit_log
+from tests.feed_support import commit_order
 
 Code = grpc.StatusCode
 DELIVERY_SECONDS = 1.0

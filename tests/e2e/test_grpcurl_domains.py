@@ -12,7 +12,10 @@ from pathlib import Path
 import grpc
 import pytest
 
-from tests.e2e.conftest import ServiceProcess, free_port, orgservice, service_env
+from tests.e2e.conftest import ServiceProcess
+from tests.e2e.conftest import free_port
+from tests.e2e.conftest import orgservice
+from tests.e2e.conftest import service_env
 from tests.support.dns_server import LocalDnsServer
 
 

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import datetime
+from datetime import timedelta
 
 import grpc
 import pytest
 
-from tests.e2e.conftest import SERVICE, ServiceProcess, grpcurl_list
+from tests.e2e.conftest import SERVICE
+from tests.e2e.conftest import ServiceProcess
+from tests.e2e.conftest import grpcurl_list
 
 
 @pytest.fixture(scope="module")

@@ -15,11 +15,19 @@ from dataclasses import dataclass
 import grpc
 import psycopg
 import pytest
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2
+from grpc_health.v1 import health_pb2_grpc
 
-from tests.conftest import BACKENDS, POSTGRES_ADMIN_URL, new_postgres_database
-from tests.e2e.conftest import SERVICE, HealthProbe, StartService, health_command, wait_until
-from tests.e2e.prometheus import scrape_when, value
+from tests.conftest import BACKENDS
+from tests.conftest import POSTGRES_ADMIN_URL
+from tests.conftest import new_postgres_database
+from tests.e2e.conftest import SERVICE
+from tests.e2e.conftest import HealthProbe
+from tests.e2e.conftest import StartService
+from tests.e2e.conftest import health_command
+from tests.e2e.conftest import wait_until
+from tests.e2e.prometheus import scrape_when
+from tests.e2e.prometheus import value
 from tests.support.processes import free_port
 
 LIVENESS = ""

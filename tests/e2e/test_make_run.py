@@ -12,7 +12,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.e2e.conftest import CALL_TIMEOUT, SERVICE, StartService, grpcurl
+from tests.e2e.conftest import CALL_TIMEOUT
+from tests.e2e.conftest import SERVICE
+from tests.e2e.conftest import StartService
+from tests.e2e.conftest import grpcurl
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent

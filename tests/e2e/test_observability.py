@@ -9,28 +9,32 @@ import re
 import secrets
 import socket
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2
+from grpc_health.v1 import health_pb2_grpc
 from orgs.v1 import organization_service_pb2 as rpc
 from orgs.v1 import organization_service_pb2_grpc as rpc_grpc
 
-from tests.e2e.conftest import (
-    SERVICE,
-    ServiceProcess,
-    StartService,
-    grpcurl_list,
-    orgservice,
-    service_env,
-    wait_until,
-)
-from tests.e2e.prometheus import Samples, scrape, scrape_when, value
-from tests.support.processes import free_port, port_is_open
+from tests.e2e.conftest import SERVICE
+from tests.e2e.conftest import ServiceProcess
+from tests.e2e.conftest import StartService
+from tests.e2e.conftest import grpcurl_list
+from tests.e2e.conftest import orgservice
+from tests.e2e.conftest import service_env
+from tests.e2e.conftest import wait_until
+from tests.e2e.prometheus import Samples
+from tests.e2e.prometheus import scrape
+from tests.e2e.prometheus import scrape_when
+from tests.e2e.prometheus import value
+from tests.support.processes import free_port
+from tests.support.processes import port_is_open
 
 CALL_TIMEOUT = 10.0
 OK, NOT_FOUND, UNAUTHENTICATED = (

@@ -13,15 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import (
-    SHUTDOWN_GRACE,
-    StartService,
-    free_port,
-    grpcurl,
-    orgservice,
-    service_env,
-    wait_until,
-)
+from tests.e2e.conftest import SHUTDOWN_GRACE
+from tests.e2e.conftest import StartService
+from tests.e2e.conftest import free_port
+from tests.e2e.conftest import grpcurl
+from tests.e2e.conftest import orgservice
+from tests.e2e.conftest import service_env
+from tests.e2e.conftest import wait_until
 from tests.support.processes import port_is_open
 
 linux_only = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")

@@ -18,11 +18,13 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import cached_property, partial
+from functools import cached_property
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -35,10 +37,16 @@ from sqlalchemy.engine import make_url
 
 from orgservice import devkeys
 from orgservice.storage.retention import PURGE_LOCK_KEY
-from tests.conftest import BACKENDS, Client, new_postgres_database
-from tests.e2e.conftest import ServiceProcess, wait_until
-from tests.faults.conftest import Outcome, attempt, summary
-from tests.support.pgbouncer import PgBouncer, direct_url_for
+from tests.conftest import BACKENDS
+from tests.conftest import Client
+from tests.conftest import new_postgres_database
+from tests.e2e.conftest import ServiceProcess
+from tests.e2e.conftest import wait_until
+from tests.faults.conftest import Outcome
+from tests.faults.conftest import attempt
+from tests.faults.conftest import summary
+from tests.support.pgbouncer import PgBouncer
+from tests.support.pgbouncer import direct_url_for
 
 pytestmark = pytest.mark.postgres_only
 
@@ -287,9 +295,7 @@ def remove_member(client: Client, organization_id: str, user_id: str) -> Any:
 OWNER_RACE_ROUNDS = 30
 
 
-def test_two_owners_removing_each_other_on_different_replicas_leave_one(
-    replicas: Replicas,
-) -> None:
+def test_two_owners_removing_each_other_on_different_replicas_leave_one(replicas: Replicas) -> None:
     a, b = replicas.user(), replicas.user()
     a_id, b_id = a.user_id, b.user_id
     platform = replicas.platform()

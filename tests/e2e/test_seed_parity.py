@@ -14,7 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import CALL_TIMEOUT, GRPCURL, ServiceProcess
+from tests.e2e.conftest import CALL_TIMEOUT
+from tests.e2e.conftest import GRPCURL
+from tests.e2e.conftest import ServiceProcess
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "seed-parity.md"
 

@@ -12,20 +12,21 @@ from pathlib import Path
 import grpc
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from cryptography.x509.oid import ExtendedKeyUsageOID
+from cryptography.x509.oid import NameOID
+from grpc_health.v1 import health_pb2
+from grpc_health.v1 import health_pb2_grpc
 from orgs.v1 import organization_service_pb2 as rpc
 from orgs.v1 import organization_service_pb2_grpc as rpc_grpc
 
-from tests.e2e.conftest import (
-    SERVICE,
-    HealthProbe,
-    ServiceProcess,
-    StartService,
-    health_command,
-)
+from tests.e2e.conftest import SERVICE
+from tests.e2e.conftest import HealthProbe
+from tests.e2e.conftest import ServiceProcess
+from tests.e2e.conftest import StartService
+from tests.e2e.conftest import health_command
 from tests.support.processes import free_port
 
 CALL_TIMEOUT = 10.0
@@ -155,9 +156,7 @@ def secure_channel(
 ) -> grpc.Channel:
     private_key, chain = client.credentials() if client else (None, None)
     credentials = grpc.ssl_channel_credentials(
-        root_certificates=pki.ca.cert.read_bytes(),
-        private_key=private_key,
-        certificate_chain=chain,
+        root_certificates=pki.ca.cert.read_bytes(), private_key=private_key, certificate_chain=chain
     )
     # A channel of its own connection: each one performs its own handshake.
     options = [("grpc.use_local_subchannel_pool", 1)]

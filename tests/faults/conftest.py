@@ -13,8 +13,10 @@ import subprocess
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from collections.abc import Iterator
+from dataclasses import dataclass
+from dataclasses import field
 from pathlib import Path
 from typing import Any
 
@@ -24,14 +26,18 @@ import pytest
 from google.protobuf import field_mask_pb2
 from google.protobuf.message import Message
 from google.rpc import error_details_pb2
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2
+from grpc_health.v1 import health_pb2_grpc
 from grpc_status import rpc_status
 from orgs.v1 import organization_service_pb2 as rpc
 from orgs.v1 import organization_service_pb2_grpc as rpc_grpc
 from orgs.v1 import resources_pb2
 
-from tests.e2e.conftest import SERVICE, HealthProbe, ServiceProcess
-from tests.support.pgcluster import PgCluster, StopMode
+from tests.e2e.conftest import SERVICE
+from tests.e2e.conftest import HealthProbe
+from tests.e2e.conftest import ServiceProcess
+from tests.support.pgcluster import PgCluster
+from tests.support.pgcluster import StopMode
 from tests.support.processes import poll
 
 LIVENESS = ""

@@ -16,24 +16,26 @@ from google.protobuf.message import Message
 from orgs.v1 import organization_service_pb2 as rpc
 from orgs.v1 import resources_pb2
 
-from tests.e2e.conftest import ServiceProcess, orgservice, service_env
-from tests.faults.conftest import (
-    Caller,
-    FaultDatabase,
-    Findings,
-    Outcome,
-    Serve,
-    Served,
-    create_org,
-    excerpt,
-    frozen,
-    get_org,
-    rename_org,
-    stopped,
-    summary,
-)
-from tests.support.pgcluster import PgCluster, StopMode
-from tests.support.processes import free_port, poll
+from tests.e2e.conftest import ServiceProcess
+from tests.e2e.conftest import orgservice
+from tests.e2e.conftest import service_env
+from tests.faults.conftest import Caller
+from tests.faults.conftest import FaultDatabase
+from tests.faults.conftest import Findings
+from tests.faults.conftest import Outcome
+from tests.faults.conftest import Serve
+from tests.faults.conftest import Served
+from tests.faults.conftest import create_org
+from tests.faults.conftest import excerpt
+from tests.faults.conftest import frozen
+from tests.faults.conftest import get_org
+from tests.faults.conftest import rename_org
+from tests.faults.conftest import stopped
+from tests.faults.conftest import summary
+from tests.support.pgcluster import PgCluster
+from tests.support.pgcluster import StopMode
+from tests.support.processes import free_port
+from tests.support.processes import poll
 
 pytestmark = [pytest.mark.faults, pytest.mark.postgres_only]
 

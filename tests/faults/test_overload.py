@@ -10,17 +10,15 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2
 
-from tests.faults.conftest import (
-    LIVENESS,
-    READINESS,
-    FaultDatabase,
-    Findings,
-    Serve,
-    get_org,
-    rename_org,
-    summary,
-    wait_for_lock_waiters,
-)
+from tests.faults.conftest import LIVENESS
+from tests.faults.conftest import READINESS
+from tests.faults.conftest import FaultDatabase
+from tests.faults.conftest import Findings
+from tests.faults.conftest import Serve
+from tests.faults.conftest import get_org
+from tests.faults.conftest import rename_org
+from tests.faults.conftest import summary
+from tests.faults.conftest import wait_for_lock_waiters
 
 pytestmark = [pytest.mark.faults, pytest.mark.postgres_only]
 

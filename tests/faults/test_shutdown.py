@@ -10,27 +10,26 @@ from __future__ import annotations
 
 import signal
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
+from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 import pytest
 
-from tests.faults.conftest import (
-    FaultDatabase,
-    Findings,
-    Outcome,
-    Sample,
-    Serve,
-    Served,
-    create_org,
-    excerpt,
-    exit_after,
-    frozen,
-    get_org,
-    summary,
-    wait_for_lock_waiters,
-    wait_until_time,
-)
+from tests.faults.conftest import FaultDatabase
+from tests.faults.conftest import Findings
+from tests.faults.conftest import Outcome
+from tests.faults.conftest import Sample
+from tests.faults.conftest import Serve
+from tests.faults.conftest import Served
+from tests.faults.conftest import create_org
+from tests.faults.conftest import excerpt
+from tests.faults.conftest import exit_after
+from tests.faults.conftest import frozen
+from tests.faults.conftest import get_org
+from tests.faults.conftest import summary
+from tests.faults.conftest import wait_for_lock_waiters
+from tests.faults.conftest import wait_until_time
 from tests.support.pgcluster import PgCluster
 
 pytestmark = [pytest.mark.faults, pytest.mark.postgres_only]

@@ -22,9 +22,15 @@ import pytest
 from orgs.v1 import organization_service_pb2 as rpc
 
 from tests.e2e.conftest import ServiceProcess
-from tests.faults.conftest import Caller, Findings, Outcome, excerpt, summary
+from tests.faults.conftest import Caller
+from tests.faults.conftest import Findings
+from tests.faults.conftest import Outcome
+from tests.faults.conftest import excerpt
+from tests.faults.conftest import summary
 from tests.support.fixtures import new_cluster
-from tests.support.pgcluster import HOST, SUPERUSER, PgCluster
+from tests.support.pgcluster import HOST
+from tests.support.pgcluster import SUPERUSER
+from tests.support.pgcluster import PgCluster
 
 pytestmark = [pytest.mark.faults, pytest.mark.postgres_only]
 
@@ -188,8 +194,7 @@ def test_switchover_to_the_promoted_standby(
     findings.expect_within(to_success, RECOVERY_LIMIT, "first success after promotion", figures)
     late_failures = [c.outcome for c in failed if first_success and c.started > first_success.ended]
     findings.expect(
-        not late_failures,
-        f"calls failed after the first success:\n{summary(late_failures[:12])}",
+        not late_failures, f"calls failed after the first success:\n{summary(late_failures[:12])}"
     )
     findings.expect(service.process.poll() is None, "the service exited; it must keep running")
     findings.assert_none()

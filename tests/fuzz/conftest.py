@@ -14,14 +14,20 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
-from hypothesis import HealthCheck, Phase, settings
+from hypothesis import HealthCheck
+from hypothesis import Phase
+from hypothesis import settings
 from hypothesis.database import DirectoryBasedExampleDatabase
 from orgs.v1 import organization_service_pb2 as rpc
 from orgs.v1 import resources_pb2 as pb
 
 from tests.conftest import Api
-from tests.fuzz.harness import SERVICE, Caller, ServerLog, health_statuses
-from tests.fuzz.strategies import RealValues, RequestStrategies
+from tests.fuzz.harness import SERVICE
+from tests.fuzz.harness import Caller
+from tests.fuzz.harness import ServerLog
+from tests.fuzz.harness import health_statuses
+from tests.fuzz.strategies import RealValues
+from tests.fuzz.strategies import RequestStrategies
 
 EXAMPLES_VARIABLE = "ORGSERVICE_FUZZ_EXAMPLES"
 CI_EXAMPLES_PER_RPC = 8

@@ -5,16 +5,20 @@ from __future__ import annotations
 
 import logging
 import traceback
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
+from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import grpc
 from google.protobuf import message_factory
-from google.protobuf.descriptor import FieldDescriptor, MethodDescriptor
-from google.protobuf.message import DecodeError, Message
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.descriptor import MethodDescriptor
+from google.protobuf.message import DecodeError
+from google.protobuf.message import Message
+from grpc_health.v1 import health_pb2
+from grpc_health.v1 import health_pb2_grpc
 from orgs.v1 import organization_service_pb2 as rpc
 
 SERVICE = rpc.DESCRIPTOR.services_by_name["OrganizationService"]

@@ -11,14 +11,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.fuzz.conftest import World
-from tests.fuzz.harness import (
-    METHODS,
-    ServerLog,
-    call,
-    contract_violations,
-    parsed_request,
-    strings_in,
-)
+from tests.fuzz.harness import METHODS
+from tests.fuzz.harness import ServerLog
+from tests.fuzz.harness import call
+from tests.fuzz.harness import contract_violations
+from tests.fuzz.harness import parsed_request
+from tests.fuzz.harness import strings_in
 from tests.fuzz.strategies import raw_payloads
 
 

@@ -11,7 +11,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.fuzz.conftest import World
-from tests.fuzz.harness import METHODS, ServerLog, call, contract_violations, strings_in
+from tests.fuzz.harness import METHODS
+from tests.fuzz.harness import ServerLog
+from tests.fuzz.harness import call
+from tests.fuzz.harness import contract_violations
+from tests.fuzz.harness import strings_in
 
 
 @pytest.mark.parametrize("method", METHODS, ids=lambda method: method.name)

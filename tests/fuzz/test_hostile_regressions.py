@@ -24,17 +24,17 @@ from orgs.v1 import organization_service_pb2 as rpc
 from orgs.v1 import resources_pb2 as pb
 
 from tests.conftest import Api
-from tests.fuzz.conftest import Resources, World, build_world
-from tests.fuzz.harness import (
-    METHODS,
-    SERVICE,
-    Outcome,
-    call,
-    contract_violations,
-    parsed_request,
-    response_class,
-    strings_in,
-)
+from tests.fuzz.conftest import Resources
+from tests.fuzz.conftest import World
+from tests.fuzz.conftest import build_world
+from tests.fuzz.harness import METHODS
+from tests.fuzz.harness import SERVICE
+from tests.fuzz.harness import Outcome
+from tests.fuzz.harness import call
+from tests.fuzz.harness import contract_violations
+from tests.fuzz.harness import parsed_request
+from tests.fuzz.harness import response_class
+from tests.fuzz.harness import strings_in
 
 Code = grpc.StatusCode
 INVALID = Code.INVALID_ARGUMENT
@@ -161,9 +161,7 @@ def test_invalid_utf8_in_a_string_field_is_invalid_argument(world: World) -> Non
     Case(
         "CreateInvitation.role-nul",
         lambda r: rpc.CreateInvitationRequest(
-            organization_id=r.organization.id,
-            email=f"{_unique('nul')}@example.com",
-            role="\x00",
+            organization_id=r.organization.id, email=f"{_unique('nul')}@example.com", role="\x00"
         ),
     ),
     Case("CreateOrganization.name-nul", lambda r: rpc.CreateOrganizationRequest(name="a\x00b")),
@@ -532,8 +530,7 @@ def test_errors_echo_at_most_64_characters_of_a_value(world: World, case: Case) 
         ),
     ),
     Case(
-        "UpdateRole.150-empty-permissions",
-        lambda r: ROLE_PERMISSIONS["UpdateRole"](r, [""] * 150),
+        "UpdateRole.150-empty-permissions", lambda r: ROLE_PERMISSIONS["UpdateRole"](r, [""] * 150)
     ),
     Case(
         "CreateOrganization.130-bad-label-keys",

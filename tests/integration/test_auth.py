@@ -18,8 +18,10 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from collections.abc import Iterator
+from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -27,15 +29,24 @@ import grpc
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from grpc_health.v1 import health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import rsa
+from grpc_health.v1 import health_pb2
+from grpc_health.v1 import health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2
+from grpc_reflection.v1alpha import reflection_pb2_grpc
 from orgs.v1 import organization_service_pb2 as rpc
 
 from orgservice.api import auth
 from orgservice.config import ConfigurationError
-from orgservice.server import SERVICE_NAME, OrgServer, build_verifier
-from tests.conftest import Api, Client, failure, settings_for, start_api
+from orgservice.server import SERVICE_NAME
+from orgservice.server import OrgServer
+from orgservice.server import build_verifier
+from tests.conftest import Api
+from tests.conftest import Client
+from tests.conftest import failure
+from tests.conftest import settings_for
+from tests.conftest import start_api
 
 GENERIC_MESSAGE = "missing or invalid bearer token"
 ISSUER = "https://issuer.example.test"

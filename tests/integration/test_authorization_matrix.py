@@ -20,8 +20,11 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from dataclasses import replace
+from datetime import UTC
+from datetime import datetime
+from datetime import timedelta
 from typing import Any
 
 import grpc
@@ -33,7 +36,9 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from orgs.v1 import organization_service_pb2 as rpc
 from orgs.v1 import resources_pb2 as pb
 
-from tests.conftest import Api, Client, failure
+from tests.conftest import Api
+from tests.conftest import Client
+from tests.conftest import failure
 
 Code = grpc.StatusCode
 AUTHORIZATION_ERRORS = {Code.NOT_FOUND, Code.PERMISSION_DENIED}

@@ -12,8 +12,14 @@ from google.protobuf.duration_pb2 import Duration
 from orgs.v1 import organization_service_pb2 as rpc
 from orgs.v1 import resources_pb2 as pb
 
-from tests.conftest import Api, RpcFailure, failure
-from tests.integration.test_invitations import Org, accept, invitee, new_email, new_org
+from tests.conftest import Api
+from tests.conftest import RpcFailure
+from tests.conftest import failure
+from tests.integration.test_invitations import Org
+from tests.integration.test_invitations import accept
+from tests.integration.test_invitations import invitee
+from tests.integration.test_invitations import new_email
+from tests.integration.test_invitations import new_org
 
 Code = grpc.StatusCode
 

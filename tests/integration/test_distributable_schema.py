@@ -27,7 +27,8 @@ import psycopg
 import pytest
 
 from orgservice.storage.startup import prepare_database
-from tests.conftest import BACKENDS, new_postgres_database
+from tests.conftest import BACKENDS
+from tests.conftest import new_postgres_database
 from tests.support.pgbouncer import direct_url_for
 
 pytestmark = pytest.mark.postgres_only
@@ -185,10 +186,7 @@ def migrated() -> Iterator[str]:
 
 def problems_with(conninfo: str, ddl: str = "") -> list[str]:
     """The schema's problems after `ddl`, which is rolled back afterwards."""
-    with (
-        psycopg.connect(conninfo, autocommit=True) as conn,
-        conn.transaction(force_rollback=True),
-    ):
+    with psycopg.connect(conninfo, autocommit=True) as conn, conn.transaction(force_rollback=True):
         if ddl:
             conn.execute(ddl)
         return problems_of(Schema.read(conn))

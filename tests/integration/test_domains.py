@@ -9,10 +9,13 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC
+from datetime import datetime
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,16 +26,20 @@ from orgs.v1 import resources_pb2 as pb
 from sqlalchemy import text
 
 from orgservice.storage.retention import purge
-from tests.conftest import Api, Client, failure, settings_for, start_api
-from tests.support.dns_server import Failure, LocalDnsServer
-from tests.support.domains import (
-    create_domain,
-    new_domain,
-    publish_challenge,
-    verified_domain,
-    verify_domain,
-)
-from tests.support.processes import free_port, poll
+from tests.conftest import Api
+from tests.conftest import Client
+from tests.conftest import failure
+from tests.conftest import settings_for
+from tests.conftest import start_api
+from tests.support.dns_server import Failure
+from tests.support.dns_server import LocalDnsServer
+from tests.support.domains import create_domain
+from tests.support.domains import new_domain
+from tests.support.domains import publish_challenge
+from tests.support.domains import verified_domain
+from tests.support.domains import verify_domain
+from tests.support.processes import free_port
+from tests.support.processes import poll
 from tests.support.rpc_outcomes import outcome
 
 Code = grpc.StatusCode

@@ -12,7 +12,8 @@ import threading
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import Any
+from typing import TypeVar
 
 import grpc
 import pytest
@@ -21,7 +22,8 @@ from grpc_status import rpc_status
 from orgs.v1 import organization_service_pb2 as rpc
 from orgs.v1 import resources_pb2 as pb
 
-from tests.conftest import Api, Client
+from tests.conftest import Api
+from tests.conftest import Client
 
 T = TypeVar("T")
 

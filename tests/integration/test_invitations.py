@@ -23,7 +23,9 @@ from orgs.v1 import organization_service_pb2 as rpc
 from orgs.v1 import resources_pb2 as pb
 from sqlalchemy import text
 
-from tests.conftest import Api, Client, failure
+from tests.conftest import Api
+from tests.conftest import Client
+from tests.conftest import failure
 
 Code = grpc.StatusCode
 PENDING = pb.INVITATION_STATE_PENDING
@@ -153,8 +155,7 @@ def my_invitations(client: Client) -> list[pb.Invitation]:
 
 def update(client: Client, invitation_id: str, paths: list[str], **fields: Any) -> pb.Invitation:
     request = rpc.UpdateInvitationRequest(
-        invitation=pb.Invitation(id=invitation_id, **fields),
-        update_mask=FieldMask(paths=paths),
+        invitation=pb.Invitation(id=invitation_id, **fields), update_mask=FieldMask(paths=paths)
     )
     return client.UpdateInvitation(request).invitation
 

@@ -7,18 +7,24 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC
+from datetime import datetime
 
 import grpc
 import pytest
 from alembic import command
 from orgs.v1 import organization_service_pb2 as rpc
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
+from sqlalchemy import text
 
 from benchmarks.member_search import compare
-from orgservice.storage import member_search, migrate
+from orgservice.storage import member_search
+from orgservice.storage import migrate
 from orgservice.storage.database import create_database_engine
-from tests.conftest import Api, Client, failure, new_postgres_database
+from tests.conftest import Api
+from tests.conftest import Client
+from tests.conftest import failure
+from tests.conftest import new_postgres_database
 
 Code = grpc.StatusCode
 
@@ -175,9 +181,7 @@ def test_blank_query_lists_everyone(directory: Directory) -> None:
     assert total == len(everyone) == len(Directory.PEOPLE) + 1
 
 
-def test_members_who_leave_are_not_found_and_found_again_when_back(
-    directory: Directory,
-) -> None:
+def test_members_who_leave_are_not_found_and_found_again_when_back(directory: Directory) -> None:
     alice = directory.clients["alice"]
     alice_id = alice.user_id
     alice.RemoveMember(rpc.RemoveMemberRequest(organization_id=directory.id, user_id=alice_id))

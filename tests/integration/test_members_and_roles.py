@@ -19,7 +19,9 @@ from orgs.v1 import organization_service_pb2 as rpc
 from orgs.v1 import resources_pb2 as pb
 from sqlalchemy import text
 
-from tests.conftest import Api, Client, failure
+from tests.conftest import Api
+from tests.conftest import Client
+from tests.conftest import failure
 
 Code = grpc.StatusCode
 
@@ -184,8 +186,7 @@ def workspace_ids(api: Api, organization_id: str) -> list[str]:
     """Workspace ids straight from the server's database (no workspace RPCs yet)."""
     with api.server.database.engine.connect() as connection:
         rows = connection.execute(
-            text("SELECT id FROM workspaces WHERE organization_id = :org"),
-            {"org": organization_id},
+            text("SELECT id FROM workspaces WHERE organization_id = :org"), {"org": organization_id}
         )
         return [str(row[0]) for row in rows]
 

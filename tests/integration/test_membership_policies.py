@@ -22,9 +22,12 @@ from google.protobuf.field_mask_pb2 import FieldMask
 from orgs.v1 import organization_service_pb2 as rpc
 from orgs.v1 import resources_pb2 as pb
 
-from tests.conftest import Api, Client, failure
+from tests.conftest import Api
+from tests.conftest import Client
+from tests.conftest import failure
 from tests.support.dns_server import LocalDnsServer
-from tests.support.domains import new_domain, verified_domain
+from tests.support.domains import new_domain
+from tests.support.domains import verified_domain
 from tests.support.rpc_outcomes import outcome
 
 Code = grpc.StatusCode
@@ -44,8 +47,7 @@ class Org:
 
     def update(self, paths: list[str], by: Client | None = None, **fields: Any) -> pb.Organization:
         request = rpc.UpdateOrganizationRequest(
-            organization=pb.Organization(id=self.id, **fields),
-            update_mask=FieldMask(paths=paths),
+            organization=pb.Organization(id=self.id, **fields), update_mask=FieldMask(paths=paths)
         )
         return (by or self.owner).UpdateOrganization(request).organization
 

@@ -11,7 +11,9 @@ import hashlib
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC
+from datetime import datetime
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +29,16 @@ from orgs.v1 import resources_pb2 as pb
 
 from orgservice.storage import migrate
 from orgservice.storage.database import create_database_engine
-from orgservice.storage.tables import ID, JSONDocument, UTCDateTime, metadata
-from tests.conftest import BACKENDS, Api, failure, new_postgres_database, settings_for, start_api
+from orgservice.storage.tables import ID
+from orgservice.storage.tables import JSONDocument
+from orgservice.storage.tables import UTCDateTime
+from orgservice.storage.tables import metadata
+from tests.conftest import BACKENDS
+from tests.conftest import Api
+from tests.conftest import failure
+from tests.conftest import new_postgres_database
+from tests.conftest import settings_for
+from tests.conftest import start_api
 
 Code = grpc.StatusCode
 
@@ -365,8 +375,7 @@ def test_upgrade_keeps_release_1_data_and_adds_the_defaults(
         assert (full.code, full.reason) == (Code.FAILED_PRECONDITION, "MEMBER_LIMIT_REACHED")
         alice.UpdateOrganization(
             rpc.UpdateOrganizationRequest(
-                organization=pb.Organization(id=ids["org"]),
-                update_mask={"paths": ["settings"]},
+                organization=pb.Organization(id=ids["org"]), update_mask={"paths": ["settings"]}
             )
         )
         assert erin.AcceptInvitation(accept).member.role == "auditor"

@@ -11,7 +11,8 @@ import threading
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import Any
+from typing import TypeVar
 
 import grpc
 import pytest
@@ -19,7 +20,9 @@ from google.protobuf.field_mask_pb2 import FieldMask
 from orgs.v1 import organization_service_pb2 as rpc
 from orgs.v1 import resources_pb2 as pb
 
-from tests.conftest import Api, Client, failure
+from tests.conftest import Api
+from tests.conftest import Client
+from tests.conftest import failure
 
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
 T = TypeVar("T")

@@ -11,11 +11,14 @@ from typing import Any
 import grpc
 import pytest
 from google.protobuf.field_mask_pb2 import FieldMask
-from google.protobuf.struct_pb2 import Struct, Value
+from google.protobuf.struct_pb2 import Struct
+from google.protobuf.struct_pb2 import Value
 from orgs.v1 import organization_service_pb2 as rpc
 from orgs.v1 import resources_pb2 as pb
 
-from tests.conftest import Api, Client, failure
+from tests.conftest import Api
+from tests.conftest import Client
+from tests.conftest import failure
 
 Code = grpc.StatusCode
 LIMIT = 8 * 1024

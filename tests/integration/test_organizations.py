@@ -11,7 +11,9 @@ import json
 import re
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC
+from datetime import datetime
+from datetime import timedelta
 from typing import Any
 
 import grpc
@@ -20,7 +22,9 @@ from google.protobuf.field_mask_pb2 import FieldMask
 from orgs.v1 import organization_service_pb2 as rpc
 from orgs.v1 import resources_pb2 as pb
 
-from tests.conftest import Api, Client, failure
+from tests.conftest import Api
+from tests.conftest import Client
+from tests.conftest import failure
 
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
 ACTIVE = pb.ORGANIZATION_STATE_ACTIVE
@@ -162,16 +166,7 @@ def test_same_name_twice_gets_a_second_slug_with_a_suffix(api: Api) -> None:
     assert {first.slug, second.slug} - {"acme-inc"}
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
-        "x" * 200,
-        "日本語の組織",
-        "!!",
-        "a",
-        "-- weird --- name --",
-    ],
-)
+@pytest.mark.parametrize("name", ["x" * 200, "日本語の組織", "!!", "a", "-- weird --- name --"])
 def test_derived_slugs_are_always_valid(api: Api, name: str) -> None:
     organization = api.client().create_org(name)
     assert SLUG_RE.match(organization.slug), organization.slug
@@ -1099,8 +1094,7 @@ def test_organizations_of_a_member_are_listed_and_counted(api: Api) -> None:
 
 
 @pytest.mark.parametrize(
-    ("role", "may_update"),
-    [("viewer", False), ("developer", False), ("admin", True)],
+    ("role", "may_update"), [("viewer", False), ("developer", False), ("admin", True)]
 )
 def test_only_admins_and_owners_may_update(api: Api, role: str, may_update: bool) -> None:
     owner, member = api.client(), api.client()

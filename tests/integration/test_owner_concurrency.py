@@ -30,7 +30,8 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 from orgs.v1 import organization_service_pb2 as rpc
 
-from tests.conftest import Api, Client
+from tests.conftest import Api
+from tests.conftest import Client
 
 pytestmark = pytest.mark.postgres_only
 

@@ -14,8 +14,11 @@ import grpc
 import pytest
 from orgs.v1 import organization_service_pb2 as rpc
 
-from tests.conftest import Api, Client, failure
-from tests.integration.test_owner_concurrency import Result, race
+from tests.conftest import Api
+from tests.conftest import Client
+from tests.conftest import failure
+from tests.integration.test_owner_concurrency import Result
+from tests.integration.test_owner_concurrency import race
 
 Code = grpc.StatusCode
 RACE_ROUNDS = 60

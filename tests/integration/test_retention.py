@@ -9,7 +9,9 @@ import subprocess
 import sys
 import threading
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC
+from datetime import datetime
+from datetime import timedelta
 from typing import Any
 
 import grpc
@@ -18,8 +20,10 @@ import pytest
 from orgs.v1 import organization_service_pb2 as rpc
 from sqlalchemy import text
 
-from orgservice.storage.retention import PURGE_LOCK_KEY, purge
-from tests.conftest import Api, failure
+from orgservice.storage.retention import PURGE_LOCK_KEY
+from orgservice.storage.retention import purge
+from tests.conftest import Api
+from tests.conftest import failure
 
 Code = grpc.StatusCode
 TENANT_TABLES = ("roles", "memberships", "workspaces", "invitations", "audit_events")

@@ -17,15 +17,19 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from collections.abc import Iterator
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any
+from typing import TypeVar
 
 import pytest
 from orgs.v1 import organization_service_pb2 as rpc
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine
+from sqlalchemy import event
 
-from tests.conftest import Api, Client
+from tests.conftest import Api
+from tests.conftest import Client
 from tests.support.domains import new_domain
 
 T = TypeVar("T")
@@ -108,14 +112,8 @@ def test_list_members_costs_the_same_for_any_page_size_or_size(
         "60 members, page_size 1": (lambda: list_members(owner, large_org.id, 1), 1),
         "60 members, page_size 50": (lambda: list_members(owner, large_org.id, 50), 50),
         "60 members, page_size 1000": (lambda: list_members(owner, large_org.id, 1000), 60),
-        "60 members, second page": (
-            lambda: list_members(owner, large_org.id, 1, second_page),
-            1,
-        ),
-        "2 members, page_size 50": (
-            lambda: list_members(small_org.owner, small_org.id, 50),
-            2,
-        ),
+        "60 members, second page": (lambda: list_members(owner, large_org.id, 1, second_page), 1),
+        "2 members, page_size 50": (lambda: list_members(small_org.owner, small_org.id, 50), 2),
     }
     counts = {}
     for name, (call, size) in calls.items():
@@ -135,10 +133,7 @@ def check(
 ) -> Any:
     return client.CheckPermission(
         rpc.CheckPermissionRequest(
-            organization_id=org_id,
-            permission=permission,
-            user_id=user_id,
-            consistency=consistency,
+            organization_id=org_id, permission=permission, user_id=user_id, consistency=consistency
         )
     )
 

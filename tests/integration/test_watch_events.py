@@ -17,8 +17,14 @@ import pytest
 from orgs.v1 import organization_service_pb2 as rpc
 from sqlalchemy import text
 
-from tests.conftest import Api, Client, settings_for, start_api
-from tests.feed_support import WAIT_SECONDS, Watcher, audit_log, commit_order
+from tests.conftest import Api
+from tests.conftest import Client
+from tests.conftest import settings_for
+from tests.conftest import start_api
+from tests.feed_support import WAIT_SECONDS
+from tests.feed_support import Watcher
+from tests.feed_support import audit_log
+from tests.feed_support import commit_order
 
 Code = grpc.StatusCode
 # New events reach a watcher within this (API.md, "Change feed").
@@ -255,9 +261,7 @@ def small_api(database_url: str, dev_key_file: Path) -> Iterator[Api]:
     yield from start_api(settings_for(database_url, dev_key_file, threads=4, max_streams=3))
 
 
-def test_streams_count_against_max_streams_and_never_starve_unary_calls(
-    small_api: Api,
-) -> None:
+def test_streams_count_against_max_streams_and_never_starve_unary_calls(small_api: Api) -> None:
     owner = small_api.client()
     organization_id = owner.create_org().id
     watchers = [watching(small_api, owner, organization_id) for _ in range(3)]

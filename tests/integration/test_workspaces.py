@@ -16,7 +16,9 @@ from google.protobuf.field_mask_pb2 import FieldMask
 from orgs.v1 import organization_service_pb2 as rpc
 from orgs.v1 import resources_pb2 as pb
 
-from tests.conftest import Api, Client, failure
+from tests.conftest import Api
+from tests.conftest import Client
+from tests.conftest import failure
 
 Code = grpc.StatusCode
 

@@ -14,8 +14,14 @@ import time
 from collections import Counter
 from typing import Any
 
-from dnslib import QTYPE, RCODE, RR, TXT, DNSError, DNSRecord
-from dnslib.server import DNSLogger, DNSServer
+from dnslib import QTYPE
+from dnslib import RCODE
+from dnslib import RR
+from dnslib import TXT
+from dnslib import DNSError
+from dnslib import DNSRecord
+from dnslib.server import DNSLogger
+from dnslib.server import DNSServer
 
 
 class Failure(enum.Enum):

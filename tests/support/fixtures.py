@@ -10,9 +10,13 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy.engine import make_url
 
-from tests.conftest import BACKENDS, POSTGRES_ADMIN_URL, _postgres_unavailable
+from tests.conftest import BACKENDS
+from tests.conftest import POSTGRES_ADMIN_URL
+from tests.conftest import _postgres_unavailable
 from tests.support.dns_server import LocalDnsServer
-from tests.support.pgbouncer import PgBouncer, close_shared_pgbouncers, shared_pgbouncer
+from tests.support.pgbouncer import PgBouncer
+from tests.support.pgbouncer import close_shared_pgbouncers
+from tests.support.pgbouncer import shared_pgbouncer
 from tests.support.pgcluster import PgCluster
 from tests.support.processes import ToolUnavailableError
 

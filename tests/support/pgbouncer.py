@@ -14,15 +14,13 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
-from tests.support.processes import (
-    free_port,
-    owned_temp_dir,
-    poll,
-    port_is_open,
-    remove_tree,
-    require_binary,
-    run_as_service_user,
-)
+from tests.support.processes import free_port
+from tests.support.processes import owned_temp_dir
+from tests.support.processes import poll
+from tests.support.processes import port_is_open
+from tests.support.processes import remove_tree
+from tests.support.processes import require_binary
+from tests.support.processes import run_as_service_user
 
 HOST = "127.0.0.1"
 START_TIMEOUT = 15.0

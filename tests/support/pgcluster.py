@@ -14,7 +14,8 @@ import signal
 import subprocess
 import weakref
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field
 from pathlib import Path
 from typing import Literal
 
@@ -22,17 +23,15 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import TupleRow
 
-from tests.support.processes import (
-    ToolUnavailableError,
-    children_of,
-    free_port,
-    is_gone,
-    owned_temp_dir,
-    poll,
-    process_state,
-    remove_tree,
-    run_as_service_user,
-)
+from tests.support.processes import ToolUnavailableError
+from tests.support.processes import children_of
+from tests.support.processes import free_port
+from tests.support.processes import is_gone
+from tests.support.processes import owned_temp_dir
+from tests.support.processes import poll
+from tests.support.processes import process_state
+from tests.support.processes import remove_tree
+from tests.support.processes import run_as_service_user
 
 HOST = "127.0.0.1"
 SUPERUSER = "postgres"  # the database role initdb creates (not the OS user)

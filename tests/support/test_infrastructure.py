@@ -11,9 +11,11 @@ import psycopg
 import pytest
 from psycopg.rows import TupleRow
 
-from tests.support.pgbouncer import PgBouncer, direct_url_for
+from tests.support.pgbouncer import PgBouncer
+from tests.support.pgbouncer import direct_url_for
 from tests.support.pgcluster import PgCluster
-from tests.support.processes import is_gone, poll
+from tests.support.processes import is_gone
+from tests.support.processes import poll
 
 pytestmark = pytest.mark.postgres_only
 

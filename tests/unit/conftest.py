@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.unit.world import Cast, World
+from tests.unit.world import Cast
+from tests.unit.world import World
 
 
 @pytest.fixture

@@ -21,40 +21,51 @@ flag in `snapshot_modes` instead).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable
+from collections.abc import Collection
+from collections.abc import Iterable
+from collections.abc import Iterator
+from collections.abc import Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field, fields, replace
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from dataclasses import field
+from dataclasses import fields
+from dataclasses import replace
+from datetime import datetime
+from datetime import timedelta
 from typing import TypeVar
 
-from orgservice.domain.budget import COMMIT_MARGIN_SECONDS, Budget, WouldBlock
-from orgservice.domain.errors import InvitationPending, RoleExists, SlugTaken
-from orgservice.domain.models import (
-    AccessRecord,
-    AuditEvent,
-    Cursor,
-    Domain,
-    DomainState,
-    Identity,
-    Invitation,
-    InvitationState,
-    Member,
-    Membership,
-    NewOrganization,
-    Organization,
-    OrganizationFields,
-    OrganizationQuery,
-    OrganizationState,
-    Page,
-    PageRequest,
-    PriorRequest,
-    Role,
-    User,
-    UserRef,
-    Workspace,
-    WorkspaceFields,
-)
-from orgservice.domain.permissions import BUILT_IN_ROLES, OWNER
+from orgservice.domain.budget import COMMIT_MARGIN_SECONDS
+from orgservice.domain.budget import Budget
+from orgservice.domain.budget import WouldBlock
+from orgservice.domain.errors import InvitationPending
+from orgservice.domain.errors import RoleExists
+from orgservice.domain.errors import SlugTaken
+from orgservice.domain.models import AccessRecord
+from orgservice.domain.models import AuditEvent
+from orgservice.domain.models import Cursor
+from orgservice.domain.models import Domain
+from orgservice.domain.models import DomainState
+from orgservice.domain.models import Identity
+from orgservice.domain.models import Invitation
+from orgservice.domain.models import InvitationState
+from orgservice.domain.models import Member
+from orgservice.domain.models import Membership
+from orgservice.domain.models import NewOrganization
+from orgservice.domain.models import Organization
+from orgservice.domain.models import OrganizationFields
+from orgservice.domain.models import OrganizationQuery
+from orgservice.domain.models import OrganizationState
+from orgservice.domain.models import Page
+from orgservice.domain.models import PageRequest
+from orgservice.domain.models import PriorRequest
+from orgservice.domain.models import Role
+from orgservice.domain.models import User
+from orgservice.domain.models import UserRef
+from orgservice.domain.models import Workspace
+from orgservice.domain.models import WorkspaceFields
+from orgservice.domain.permissions import BUILT_IN_ROLES
+from orgservice.domain.permissions import OWNER
 from orgservice.domain.search import member_terms
 from orgservice.domain.validation import new_id
 from orgservice.service import ports
@@ -666,38 +677,15 @@ class FakeWorkspaces(_Repository):
 
 
 class FakeInvitations(_Repository):
-    def add(
-        self,
-        *,
-        organization_id: str,
-        invitation_id: str,
-        email: str,
-        role: str,
-        inviter_user_id: str,
-        token_hash: str,
-        now: datetime,
-        expire_time: datetime,
-    ) -> None:
+    def add(self, invitation: Invitation, token_hash: str) -> None:
         tables = self._s.writing()
-        if self._stored_pending(tables, organization_id, email) is not None:
+        if self._stored_pending(tables, invitation.organization_id, invitation.email) is not None:
             raise InvitationPending()
-        if invitation_id in tables.invitations:
-            raise ConstraintViolation(f"duplicate invitation {invitation_id}")
-        tables.organization_row(organization_id)
-        tables.invitations[invitation_id] = InvitationRow(
-            Invitation(
-                id=invitation_id,
-                organization_id=organization_id,
-                email=email,
-                role=role,
-                state=InvitationState.PENDING,
-                inviter_user_id=inviter_user_id,
-                create_time=now,
-                update_time=now,
-                expire_time=expire_time,
-            ),
-            token_hash,
-        )
+        if invitation.id in tables.invitations:
+            raise ConstraintViolation(f"duplicate invitation {invitation.id}")
+        tables.organization_row(invitation.organization_id)
+        pending = replace(invitation, state=InvitationState.PENDING)
+        tables.invitations[invitation.id] = InvitationRow(pending, token_hash)
 
     def get(self, invitation_id: str, now: datetime) -> Invitation | None:
         row = self._s.tables.invitations.get(invitation_id)
@@ -720,11 +708,7 @@ class FakeInvitations(_Repository):
         return row.at(now) if row else None
 
     def find_page(
-        self,
-        organization_id: str,
-        state: InvitationState | None,
-        now: datetime,
-        page: PageRequest,
+        self, organization_id: str, state: InvitationState | None, now: datetime, page: PageRequest
     ) -> Page[Invitation]:
         return self._page(
             lambda i: i.organization_id == organization_id and state in (None, i.state), now, page
@@ -803,33 +787,12 @@ class FakeInvitations(_Repository):
 
 
 class FakeAudit(_Repository):
-    def record(
-        self,
-        *,
-        organization_id: str,
-        actor_user_id: str,
-        action: str,
-        target_type: str,
-        target_id: str,
-        now: datetime,
-        details: Mapping[str, str] | None = None,
-    ) -> None:
+    def record(self, event: AuditEvent) -> None:
         tables = self._s.writing()
-        row = tables.organization_row(organization_id)
+        row = tables.organization_row(event.organization_id)
         seq = row.event_seq + 1
-        tables.organizations[organization_id] = replace(row, event_seq=seq)
-        event = AuditEvent(
-            id=new_id(),
-            organization_id=organization_id,
-            actor_user_id=actor_user_id,
-            action=action,
-            target_type=target_type,
-            target_id=target_id,
-            details=dict(details or {}),
-            create_time=now,
-            seq=seq,
-        )
-        tables.audit[event.id] = event
+        tables.organizations[event.organization_id] = replace(row, event_seq=seq)
+        tables.audit[event.id] = replace(event, details=dict(event.details), seq=seq)
 
     def find_page(self, organization_id: str, action: str, page: PageRequest) -> Page[AuditEvent]:
         return page_of(
@@ -950,25 +913,15 @@ class FakeAutoJoins(_Repository):
 
 class FakeIdempotency(_Repository):
     def claim(
-        self,
-        *,
-        user_id: str,
-        request_id: str,
-        operation: str,
-        request_hash: str,
-        resource_id: str,
-        now: datetime,
-        not_before: datetime,
+        self, user_id: str, request_id: str, request: PriorRequest, now: datetime, since: datetime
     ) -> PriorRequest | None:
         tables = self._s.writing()
         if user_id not in tables.users:
             raise ConstraintViolation(f"no user {user_id}")
         existing = tables.idempotency.get((user_id, request_id))
-        if existing is not None and existing.create_time >= not_before:
+        if existing is not None and existing.create_time >= since:
             return existing.prior
-        tables.idempotency[user_id, request_id] = IdempotencyRow(
-            PriorRequest(operation, request_hash, resource_id), now
-        )
+        tables.idempotency[user_id, request_id] = IdempotencyRow(request, now)
         return None
 
 

@@ -5,17 +5,19 @@ from __future__ import annotations
 
 import pytest
 
-from orgservice.domain.authorization import (
-    Access,
-    Requirement,
-    Verdict,
-    decide,
-    to_change,
-    to_read,
-)
-from orgservice.domain.errors import OrganizationDeleted, OrganizationNotFound, PermissionDenied
-from orgservice.domain.models import AccessRecord, OrganizationState
-from orgservice.domain.permissions import BUILT_IN_ROLES, CUSTOM_ROLE_PERMISSIONS
+from orgservice.domain.authorization import Access
+from orgservice.domain.authorization import Requirement
+from orgservice.domain.authorization import Verdict
+from orgservice.domain.authorization import decide
+from orgservice.domain.authorization import to_change
+from orgservice.domain.authorization import to_read
+from orgservice.domain.errors import OrganizationDeleted
+from orgservice.domain.errors import OrganizationNotFound
+from orgservice.domain.errors import PermissionDenied
+from orgservice.domain.models import AccessRecord
+from orgservice.domain.models import OrganizationState
+from orgservice.domain.permissions import BUILT_IN_ROLES
+from orgservice.domain.permissions import CUSTOM_ROLE_PERMISSIONS
 
 ORG = "5b0f0b58-0c9b-4d0f-9c3a-2d1d3c4b5a69"
 ACTIVE, DELETED = OrganizationState.ACTIVE, OrganizationState.DELETED

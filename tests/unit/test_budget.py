@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from orgservice.domain.budget import COMMIT_MARGIN_SECONDS, Budget, unlimited
+from orgservice.domain.budget import COMMIT_MARGIN_SECONDS
+from orgservice.domain.budget import Budget
+from orgservice.domain.budget import unlimited
 from orgservice.domain.errors import CallDeadlineExceeded
 
 

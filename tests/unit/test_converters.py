@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC
+from datetime import datetime
+from datetime import timedelta
+from datetime import timezone
 
 import pytest
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 from orgs.v1 import resources_pb2 as pb
 
-from orgservice.api.converters import invitation_state, timestamp, to_datetime, to_timedelta
+from orgservice.api.converters import invitation_state
+from orgservice.api.converters import timestamp
+from orgservice.api.converters import to_datetime
+from orgservice.api.converters import to_timedelta
 from orgservice.domain.errors import InvalidArgument
 from orgservice.domain.models import InvitationState
 

@@ -11,15 +11,15 @@ import pytest
 
 from orgservice.domain.budget import Budget
 from orgservice.domain.errors import Unavailable
-from orgservice.domain.models import (
-    Call,
-    DomainState,
-    OrganizationFields,
-    OrganizationSettings,
-    SettingsChanges,
-)
+from orgservice.domain.models import Call
+from orgservice.domain.models import DomainState
+from orgservice.domain.models import OrganizationFields
+from orgservice.domain.models import OrganizationSettings
+from orgservice.domain.models import SettingsChanges
 from orgservice.service.domains import DNS_TIMEOUT_SECONDS
-from tests.unit.world import Cast, World, failure
+from tests.unit.world import Cast
+from tests.unit.world import World
+from tests.unit.world import failure
 
 
 def claim(world: World, cast: Cast, name: str = "example.com") -> str:

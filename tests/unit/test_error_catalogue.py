@@ -9,25 +9,22 @@ from collections import defaultdict
 
 import grpc
 import pytest
-from google.rpc import error_details_pb2, status_pb2
+from google.rpc import error_details_pb2
+from google.rpc import status_pb2
 
-from orgservice.api.errors import (
-    MAX_DETAIL_BYTES,
-    MAX_MESSAGE_BYTES,
-    STATUS_CODES,
-    code_for,
-    status_for,
-)
+from orgservice.api.errors import MAX_DETAIL_BYTES
+from orgservice.api.errors import MAX_MESSAGE_BYTES
+from orgservice.api.errors import STATUS_CODES
+from orgservice.api.errors import code_for
+from orgservice.api.errors import status_for
 from orgservice.domain import errors
-from orgservice.domain.errors import (
-    MAX_QUOTED_CHARACTERS,
-    DomainError,
-    FieldViolation,
-    InvalidArgument,
-    Violations,
-    catalogue,
-    quoted,
-)
+from orgservice.domain.errors import MAX_QUOTED_CHARACTERS
+from orgservice.domain.errors import DomainError
+from orgservice.domain.errors import FieldViolation
+from orgservice.domain.errors import InvalidArgument
+from orgservice.domain.errors import Violations
+from orgservice.domain.errors import catalogue
+from orgservice.domain.errors import quoted
 from orgservice.storage.database import StaleConnection  # joins the catalogue, as in the server
 
 CLASSES = list(catalogue())

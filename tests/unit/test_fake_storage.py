@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from orgservice.domain.budget import Budget, WouldBlock, unlimited
+from orgservice.domain.budget import Budget
+from orgservice.domain.budget import WouldBlock
+from orgservice.domain.budget import unlimited
 from orgservice.domain.errors import CallDeadlineExceeded
-from orgservice.domain.models import Identity, WorkspaceFields
-from tests.unit.fake_storage import ConstraintViolation, FakeDatabase
-from tests.unit.world import T0, Cast, World
+from orgservice.domain.models import Identity
+from orgservice.domain.models import WorkspaceFields
+from tests.unit.fake_storage import ConstraintViolation
+from tests.unit.fake_storage import FakeDatabase
+from tests.unit.world import T0
+from tests.unit.world import Cast
+from tests.unit.world import World
 
 
 def test_nothing_is_published_without_commit() -> None:

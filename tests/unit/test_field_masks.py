@@ -6,7 +6,9 @@ import pytest
 from google.protobuf.field_mask_pb2 import FieldMask
 from orgs.v1 import resources_pb2 as pb
 
-from orgservice.api.field_masks import MAX_PATHS, changes, paths_to_update
+from orgservice.api.field_masks import MAX_PATHS
+from orgservice.api.field_masks import changes
+from orgservice.api.field_masks import paths_to_update
 from orgservice.api.organizations import MUTABLE_FIELDS
 from orgservice.domain.errors import InvalidArgument
 

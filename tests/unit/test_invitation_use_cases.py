@@ -9,13 +9,20 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
+from datetime import timedelta
 
 import pytest
 
-from orgservice.domain.models import Invitation, InvitationState, PageRequest
-from orgservice.service.invitations import DEFAULT_TTL, MAX_TTL, InvitationChanges
-from tests.unit.world import Cast, World, failure
+from orgservice.domain.models import Invitation
+from orgservice.domain.models import InvitationState
+from orgservice.domain.models import PageRequest
+from orgservice.service.invitations import DEFAULT_TTL
+from orgservice.service.invitations import MAX_TTL
+from orgservice.service.invitations import InvitationChanges
+from tests.unit.world import Cast
+from tests.unit.world import World
+from tests.unit.world import failure
 
 EMAIL = "invitee@example.com"
 

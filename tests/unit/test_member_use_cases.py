@@ -5,21 +5,24 @@ from __future__ import annotations
 
 import pytest
 
-from orgservice.domain.models import Call, PageRequest, UserRef
-from orgservice.domain.permissions import (
-    MEMBERS_ADD,
-    MEMBERS_LIST,
-    MEMBERS_UPDATE,
-    ORGANIZATIONS_GET,
-    ROLES_CREATE,
-    ROLES_LIST,
-    ROLES_UPDATE,
-    WORKSPACES_GET,
-    WORKSPACES_LIST,
-)
+from orgservice.domain.models import Call
+from orgservice.domain.models import PageRequest
+from orgservice.domain.models import UserRef
+from orgservice.domain.permissions import MEMBERS_ADD
+from orgservice.domain.permissions import MEMBERS_LIST
+from orgservice.domain.permissions import MEMBERS_UPDATE
+from orgservice.domain.permissions import ORGANIZATIONS_GET
+from orgservice.domain.permissions import ROLES_CREATE
+from orgservice.domain.permissions import ROLES_LIST
+from orgservice.domain.permissions import ROLES_UPDATE
+from orgservice.domain.permissions import WORKSPACES_GET
+from orgservice.domain.permissions import WORKSPACES_LIST
 from orgservice.service.invitations import InvitationChanges
 from orgservice.service.roles import RoleChanges
-from tests.unit.world import Cast, World, failure, pages
+from tests.unit.world import Cast
+from tests.unit.world import World
+from tests.unit.world import failure
+from tests.unit.world import pages
 
 VIEWER_PERMISSIONS = [ORGANIZATIONS_GET, MEMBERS_LIST, WORKSPACES_LIST, WORKSPACES_GET, ROLES_LIST]
 

@@ -9,20 +9,24 @@ from datetime import timedelta
 
 import pytest
 
-from orgservice.domain.budget import Budget, WouldBlock, unlimited
-from orgservice.domain.models import (
-    Call,
-    Identity,
-    OrganizationFields,
-    OrganizationState,
-    PageRequest,
-    UserRef,
-    WorkspaceFields,
-)
+from orgservice.domain.budget import Budget
+from orgservice.domain.budget import WouldBlock
+from orgservice.domain.budget import unlimited
+from orgservice.domain.models import Call
+from orgservice.domain.models import Identity
+from orgservice.domain.models import OrganizationFields
+from orgservice.domain.models import OrganizationState
+from orgservice.domain.models import PageRequest
+from orgservice.domain.models import UserRef
+from orgservice.domain.models import WorkspaceFields
 from orgservice.domain.validation import SLUG_PATTERN
 from orgservice.service.identity import IdentityService
 from orgservice.service.organizations import PURGE_AFTER
-from tests.unit.world import T0, Cast, World, failure, pages
+from tests.unit.world import T0
+from tests.unit.world import Cast
+from tests.unit.world import World
+from tests.unit.world import failure
+from tests.unit.world import pages
 
 
 def organization_ids(world: World) -> set[str]:

@@ -7,21 +7,24 @@ import base64
 import hashlib
 import hmac
 import json
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC
+from datetime import datetime
+from datetime import timedelta
+from datetime import timezone
 
 import pytest
 from orgs.v1 import organization_service_pb2 as rpc
 
-from orgservice.api.page_tokens import (
-    DEFAULT_PAGE_SIZE,
-    MAX_PAGE_SIZE,
-    PageTokens,
-    page_size,
-    request_binding,
-)
+from orgservice.api.page_tokens import DEFAULT_PAGE_SIZE
+from orgservice.api.page_tokens import MAX_PAGE_SIZE
+from orgservice.api.page_tokens import PageTokens
+from orgservice.api.page_tokens import page_size
+from orgservice.api.page_tokens import request_binding
 from orgservice.domain.errors import InvalidArgument
 from orgservice.domain.models import Cursor
-from tests.unit.world import Cast, World, failure
+from tests.unit.world import Cast
+from tests.unit.world import World
+from tests.unit.world import failure
 
 SECRET = b"page-token-secret"
 TOKENS = PageTokens(SECRET)

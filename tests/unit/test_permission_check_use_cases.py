@@ -9,9 +9,12 @@ import uuid
 import pytest
 from orgs.v1 import organization_service_pb2 as rpc
 
-from orgservice.domain.models import Call, WorkspaceFields
+from orgservice.domain.models import Call
+from orgservice.domain.models import WorkspaceFields
 from orgservice.service.permission_checks import PermissionCheck
-from tests.unit.world import Cast, World, failure
+from tests.unit.world import Cast
+from tests.unit.world import World
+from tests.unit.world import failure
 
 
 def check(

@@ -7,8 +7,11 @@ from dataclasses import replace
 
 import pytest
 
-from orgservice.domain.models import AccessRecord, Organization, OrganizationState
-from orgservice.storage.cache import MISSING, ReadCache
+from orgservice.domain.models import AccessRecord
+from orgservice.domain.models import Organization
+from orgservice.domain.models import OrganizationState
+from orgservice.storage.cache import MISSING
+from orgservice.storage.cache import ReadCache
 from tests.unit.world import T0
 
 

@@ -9,10 +9,13 @@ from datetime import timedelta
 
 import pytest
 
-from orgservice.domain.models import PageRequest, WorkspaceFields
+from orgservice.domain.models import PageRequest
+from orgservice.domain.models import WorkspaceFields
 from orgservice.domain.permissions import OWNER_ONLY_PERMISSIONS
 from orgservice.service.roles import RoleChanges
-from tests.unit.world import Cast, World, failure
+from tests.unit.world import Cast
+from tests.unit.world import World
+from tests.unit.world import failure
 
 
 def workspace_count(world: World, cast: Cast) -> int:

@@ -8,26 +8,26 @@ from collections.abc import Callable
 
 import pytest
 
-from orgservice.domain.errors import DomainError, InvalidArgument, Violations
-from orgservice.domain.validation import (
-    MAX_DESCRIPTION_LENGTH,
-    MAX_LABELS,
-    MAX_NAME_LENGTH,
-    MAX_SEARCH_LENGTH,
-    SLUG_PATTERN,
-    canonical_uuid,
-    check_description,
-    check_labels,
-    check_slug,
-    clean_name,
-    clean_named_fields,
-    has_control_characters,
-    normalized_email,
-    normalized_request_id,
-    search_text,
-    slugify,
-    with_suffix,
-)
+from orgservice.domain.errors import DomainError
+from orgservice.domain.errors import InvalidArgument
+from orgservice.domain.errors import Violations
+from orgservice.domain.validation import MAX_DESCRIPTION_LENGTH
+from orgservice.domain.validation import MAX_LABELS
+from orgservice.domain.validation import MAX_NAME_LENGTH
+from orgservice.domain.validation import MAX_SEARCH_LENGTH
+from orgservice.domain.validation import SLUG_PATTERN
+from orgservice.domain.validation import canonical_uuid
+from orgservice.domain.validation import check_description
+from orgservice.domain.validation import check_labels
+from orgservice.domain.validation import check_slug
+from orgservice.domain.validation import clean_name
+from orgservice.domain.validation import clean_named_fields
+from orgservice.domain.validation import has_control_characters
+from orgservice.domain.validation import normalized_email
+from orgservice.domain.validation import normalized_request_id
+from orgservice.domain.validation import search_text
+from orgservice.domain.validation import slugify
+from orgservice.domain.validation import with_suffix
 from orgservice.service.organizations import slug_candidates
 
 UUID = "0f8fad5b-d9cb-469f-a165-70867728950e"
@@ -63,8 +63,7 @@ def test_slugify_lowercases_and_joins_words(name: str, slug: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "name",
-    ["", "a", "ab", "-", "日本語の組織", "Организация", "🙂🙂🙂", "a!", " \t\n", "é"],
+    "name", ["", "a", "ab", "-", "日本語の組織", "Организация", "🙂🙂🙂", "a!", " \t\n", "é"]
 )
 def test_slugify_pads_short_or_non_latin_names_with_a_random_suffix(name: str) -> None:
     slug = slugify(name)

@@ -21,7 +21,9 @@ from orgs.v1 import resources_pb2 as pb
 
 from orgservice.api.errors import code_for
 from orgservice.domain.models import Call
-from tests.unit.world import Cast, World, failure
+from tests.unit.world import Cast
+from tests.unit.world import World
+from tests.unit.world import failure
 
 BAD_REQUEST_ID = "{0f8fad5b-d9cb-469f-a165-70867728950e}"
 

@@ -6,8 +6,11 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from datetime import UTC
+from datetime import datetime
+from datetime import timedelta
+from typing import Any
+from typing import TypeVar
 
 import pytest
 
@@ -18,16 +21,14 @@ from orgservice.api.rpc_base import Feed
 from orgservice.api.servicer import OrganizationServicer
 from orgservice.domain.budget import unlimited
 from orgservice.domain.errors import DomainError
-from orgservice.domain.models import (
-    Call,
-    Cursor,
-    Identity,
-    Organization,
-    OrganizationFields,
-    Page,
-    PageRequest,
-    UserRef,
-)
+from orgservice.domain.models import Call
+from orgservice.domain.models import Cursor
+from orgservice.domain.models import Identity
+from orgservice.domain.models import Organization
+from orgservice.domain.models import OrganizationFields
+from orgservice.domain.models import Page
+from orgservice.domain.models import PageRequest
+from orgservice.domain.models import UserRef
 from orgservice.service.registry import Services
 from tests.unit.fake_resolver import FakeTxtResolver
 from tests.unit.fake_storage import FakeDatabase

@@ -1,11 +1,13 @@
 """Alembic environment: runs on the connection orgservice.storage.migrate hands over."""
 
-from typing import Any, Literal
+from typing import Any
+from typing import Literal
 
 from alembic import context
 from alembic.autogenerate.api import AutogenContext
 
-from orgservice.storage.tables import UTCDateTime, metadata
+from orgservice.storage.tables import UTCDateTime
+from orgservice.storage.tables import metadata
 
 
 def render_item(type_: str, obj: Any, autogen_context: AutogenContext) -> str | Literal[False]:
