@@ -26,11 +26,11 @@ class AuditRpcs(RpcBase):
         page, watch_from = self._services.audit.list(
             call, request.organization_id, self._page(request, call), action=request.action
         )
-        return rpc.ListAuditEventsResponse(
-            events=[converters.audit_event(e) for e in page.items],
-            watch_cursor=self._feed.cursors.encode(watch_from),
-            **self._paging(request, call, page),
+        response = self._listed(
+            rpc.ListAuditEventsResponse, request, call, page, events=converters.fill_audit_event
         )
+        response.watch_cursor = self._feed.cursors.encode(watch_from)
+        return response
 
     async def WatchEvents(
         self, request: rpc.WatchEventsRequest, stream: Stream

@@ -84,7 +84,7 @@ class InvitationRpcs(RpcBase):
             state=lambda: converters.invitation_state(request.state),
         )
         return self._listed(
-            rpc.ListInvitationsResponse, request, call, page, invitations=converters.invitation
+            rpc.ListInvitationsResponse, request, call, page, invitations=converters.fill_invitation
         )
 
     def GetInvitation(
@@ -133,5 +133,9 @@ class InvitationRpcs(RpcBase):
     ) -> rpc.ListMyInvitationsResponse:
         page = self._services.invitations.list_mine(call, self._page(request, call))
         return self._listed(
-            rpc.ListMyInvitationsResponse, request, call, page, invitations=converters.invitation
+            rpc.ListMyInvitationsResponse,
+            request,
+            call,
+            page,
+            invitations=converters.fill_invitation,
         )

@@ -6,11 +6,13 @@ from orgs.v1 import organization_service_pb2 as rpc
 
 from orgservice.api import converters
 from orgservice.api.rpc_base import RpcBase
+from orgservice.api.rpc_base import answers_from_memory
 from orgservice.domain.models import Call
 from orgservice.domain.models import UserRef
 
 
 class MemberRpcs(RpcBase):
+    @answers_from_memory
     def ListMembers(self, request: rpc.ListMembersRequest, call: Call) -> rpc.ListMembersResponse:
         page = self._services.members.list(
             call,
@@ -19,7 +21,9 @@ class MemberRpcs(RpcBase):
             role=request.role,
             query=request.query,
         )
-        return self._listed(rpc.ListMembersResponse, request, call, page, members=converters.member)
+        return self._listed(
+            rpc.ListMembersResponse, request, call, page, members=converters.fill_member
+        )
 
     def AddMember(self, request: rpc.AddMemberRequest, call: Call) -> rpc.AddMemberResponse:
         user = UserRef(user_id=request.user_id, username=request.username, email=request.email)

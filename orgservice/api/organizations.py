@@ -86,7 +86,9 @@ class OrganizationRpcs(RpcBase):
         organization = self._services.organizations.get(
             call, organization_id=request.organization_id, slug=request.slug
         )
-        return rpc.GetOrganizationResponse(organization=converters.organization(organization))
+        response = rpc.GetOrganizationResponse()
+        converters.fill_organization(response.organization, organization)
+        return response
 
     def ListOrganizations(
         self, request: rpc.ListOrganizationsRequest, call: Call
@@ -103,7 +105,7 @@ class OrganizationRpcs(RpcBase):
             request,
             call,
             page,
-            organizations=converters.organization,
+            organizations=converters.fill_organization,
         )
 
     def UpdateOrganization(

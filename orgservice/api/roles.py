@@ -24,7 +24,7 @@ def _changes(resource: pb.Role, paths: set[str]) -> RoleChanges:
 class RoleRpcs(RpcBase):
     def ListRoles(self, request: rpc.ListRolesRequest, call: Call) -> rpc.ListRolesResponse:
         page = self._services.roles.list(call, request.organization_id, self._page(request, call))
-        return self._listed(rpc.ListRolesResponse, request, call, page, roles=converters.role)
+        return self._listed(rpc.ListRolesResponse, request, call, page, roles=converters.fill_role)
 
     def CreateRole(self, request: rpc.CreateRoleRequest, call: Call) -> rpc.CreateRoleResponse:
         role = self._services.roles.create(

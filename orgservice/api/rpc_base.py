@@ -72,14 +72,17 @@ class RpcBase:
         request: Message,
         call: Call,
         page: Page[Any],
-        **items: Callable[[Any], Message],
+        **items: Callable[[Any, Any], None],
     ) -> R:
-        """A List response: `items` names its repeated field and how to convert each item
-        of `page` into it; next_page_token and total_size follow from the page."""
-        [(field, convert)] = items.items()
-        return response(
-            **{field: [convert(item) for item in page.items]}, **self._paging(request, call, page)
-        )
+        """A List response: `items` names its repeated field and the converter that fills
+        one element from an item of `page`; next_page_token and total_size follow from
+        the page."""
+        [(field, fill)] = items.items()
+        listed = response(**self._paging(request, call, page))
+        add = getattr(listed, field).add
+        for item in page.items:
+            fill(add(), item)
+        return listed
 
     def _paging(self, request: Message, call: Call, page: Page[Any]) -> dict[str, Any]:
         """next_page_token and total_size for a List response."""

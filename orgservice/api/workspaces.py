@@ -49,7 +49,7 @@ class WorkspaceRpcs(RpcBase):
             call, request.organization_id, self._page(request, call), name_filter=request.filter
         )
         return self._listed(
-            rpc.ListWorkspacesResponse, request, call, page, workspaces=converters.workspace
+            rpc.ListWorkspacesResponse, request, call, page, workspaces=converters.fill_workspace
         )
 
     def UpdateWorkspace(

@@ -107,9 +107,11 @@ class MemberService(UseCases):
             folded = fold(search_text("query", query))
             organization = uow.organization(organization_id)
             total = organization.member_count if organization else 0
-            return uow.memberships.find_page(
-                organization_id, role, page(), total=total, query=folded
-            )
+            if folded:
+                return uow.memberships.find_page(
+                    organization_id, role, page(), total=total, query=folded
+                )
+            return uow.member_page(organization_id, role, page(), total=total)
 
     def add(self, call: Call, organization_id: str, user: UserRef, role_name: str) -> Member:
         with self._database.transaction(call.budget) as uow:

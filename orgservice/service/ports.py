@@ -215,6 +215,12 @@ class UnitOfWork(Protocol):
     def invitations(self) -> Invitations: ...
     @property
     def memberships(self) -> Memberships: ...
+    def member_page(
+        self, organization_id: str, role: str, page: PageRequest, *, total: int | None
+    ) -> Page[Member]:
+        """A page of the organization's members (of `role` when set; no search), from
+        the read cache when the unit of work may use it."""
+
     def organization(self, organization_id: str) -> Organization | None:
         """The organization, from the read cache when the unit of work may use it."""
 

@@ -1,4 +1,5 @@
-"""The per-process read cache: organizations and who holds which role in them.
+"""The per-process read cache: organizations, who holds which role in them, and the
+pages of their member lists.
 
 Reads (Get/List RPCs, CheckPermission) may answer from here for up to `ttl` seconds.
 Every committed change drops its organization at once in the process that made it and,
@@ -16,28 +17,34 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from collections.abc import Hashable
 from dataclasses import dataclass
 from dataclasses import field
 
 from orgservice.domain.models import AccessRecord
+from orgservice.domain.models import Member
 from orgservice.domain.models import Organization
+from orgservice.domain.models import Page
 
 DEFAULT_MAX_ORGANIZATIONS = 100_000
 _MAX_MEMBERS_PER_ORGANIZATION = 10_000
+# Member pages are the bulky entries (about 1 KB a member): their own LRU bounds them.
+DEFAULT_MAX_MEMBER_PAGES = 2_000
 
 
-class _Missing:
+class Missing:
     pass
 
 
-MISSING = _Missing()
+MISSING = Missing()
 
 
 @dataclass
 class _Entry:
-    organization: Organization | _Missing | None = MISSING
+    organization: Organization | Missing | None = MISSING
     organization_time: float = 0.0
     access: dict[str, tuple[float, AccessRecord | None]] = field(default_factory=dict)
+    member_pages: set[Hashable] = field(default_factory=set)  # keys into ReadCache._pages
 
 
 class ReadCache:
@@ -46,6 +53,7 @@ class ReadCache:
         ttl: float,
         *,
         max_organizations: int = DEFAULT_MAX_ORGANIZATIONS,
+        max_member_pages: int = DEFAULT_MAX_MEMBER_PAGES,
         clock: Callable[[], float] = time.monotonic,
         on_lookup: Callable[[bool], None] | None = None,
     ) -> None:
@@ -53,7 +61,9 @@ class ReadCache:
         self._max = max_organizations
         self._clock = clock
         self._on_lookup = on_lookup
+        self._max_pages = max_member_pages
         self._entries: OrderedDict[str, _Entry] = OrderedDict()
+        self._pages: OrderedDict[tuple[str, Hashable], tuple[float, Page[Member]]] = OrderedDict()
         # slug -> organization id; trusted only while that organization's cached entry
         # still has the slug, so it needs no invalidation of its own.
         self._slugs: dict[str, str] = {}
@@ -70,7 +80,7 @@ class ReadCache:
         """Take before reading the database; pass to `store_*`."""
         return self._invalidations
 
-    def access(self, organization_id: str, user_id: str) -> AccessRecord | _Missing | None:
+    def access(self, organization_id: str, user_id: str) -> AccessRecord | Missing | None:
         with self._lock:
             entry = self._entries.get(organization_id)
             found = entry.access.get(user_id) if entry else None
@@ -80,7 +90,7 @@ class ReadCache:
         self._count(fresh)
         return found[1] if fresh and found is not None else MISSING
 
-    def organization(self, organization_id: str) -> Organization | _Missing | None:
+    def organization(self, organization_id: str) -> Organization | Missing | None:
         with self._lock:
             entry = self._entries.get(organization_id)
             fresh = (
@@ -92,6 +102,17 @@ class ReadCache:
                 self._entries.move_to_end(organization_id)
         self._count(fresh)
         return entry.organization if fresh and entry is not None else MISSING
+
+    def member_page(self, organization_id: str, key: Hashable) -> Page[Member] | Missing:
+        """A page of the organization's members; `key` says which (filter, position,
+        size)."""
+        with self._lock:
+            found = self._pages.get((organization_id, key))
+            fresh = found is not None and self._clock() - found[0] < self.ttl
+            if fresh:
+                self._pages.move_to_end((organization_id, key))
+        self._count(fresh)
+        return found[1] if fresh and found is not None else MISSING
 
     def organization_id_for_slug(self, slug: str) -> str | None:
         organization_id = self._slugs.get(slug)
@@ -123,11 +144,27 @@ class ReadCache:
                         self._slugs.clear()
                     self._slugs[organization.slug] = organization_id
 
+    def store_member_page(
+        self, ticket: int, organization_id: str, key: Hashable, page: Page[Member]
+    ) -> None:
+        with self._lock:
+            entry = self._entry_to_store(ticket, organization_id)
+            if entry is None:
+                return
+            entry.member_pages.add(key)
+            self._pages[organization_id, key] = (self._clock(), page)
+            self._pages.move_to_end((organization_id, key))
+            while len(self._pages) > self._max_pages:
+                (evicted_organization, evicted_key), _ = self._pages.popitem(last=False)
+                owner = self._entries.get(evicted_organization)
+                if owner is not None:
+                    owner.member_pages.discard(evicted_key)
+
     def invalidate(self, organization_id: str) -> None:
         with self._lock:
             self._invalidations += 1
             self._invalidated_at[organization_id] = self._invalidations
-            self._entries.pop(organization_id, None)
+            self._drop_entry(organization_id)
             if len(self._invalidated_at) > self._max:
                 self._forget_old_invalidations()
 
@@ -137,6 +174,7 @@ class ReadCache:
             self._everything_invalidated_at = self._invalidations
             self._invalidated_at.clear()
             self._entries.clear()
+            self._pages.clear()
             self._slugs.clear()
 
     def _entry_to_store(self, ticket: int, organization_id: str) -> _Entry | None:
@@ -148,10 +186,16 @@ class ReadCache:
         if entry is None:
             entry = self._entries[organization_id] = _Entry()
             if len(self._entries) > self._max:
-                self._entries.popitem(last=False)
+                self._drop_entry(next(iter(self._entries)))
         else:
             self._entries.move_to_end(organization_id)
         return entry
+
+    def _drop_entry(self, organization_id: str) -> None:
+        entry = self._entries.pop(organization_id, None)
+        if entry is not None:
+            for key in entry.member_pages:
+                self._pages.pop((organization_id, key), None)
 
     def _forget_old_invalidations(self) -> None:
         # A loader that started before every remembered invalidation is refused as a

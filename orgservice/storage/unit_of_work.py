@@ -10,10 +10,13 @@ from sqlalchemy import Engine
 
 from orgservice.domain.budget import Budget
 from orgservice.domain.models import AccessRecord
+from orgservice.domain.models import Member
 from orgservice.domain.models import Organization
+from orgservice.domain.models import Page
+from orgservice.domain.models import PageRequest
 from orgservice.storage.audit import AuditRepository
 from orgservice.storage.auto_joins import AutoJoinRepository
-from orgservice.storage.cache import MISSING
+from orgservice.storage.cache import Missing
 from orgservice.storage.cache import ReadCache
 from orgservice.storage.domains import DomainRepository
 from orgservice.storage.feed import FeedRepository
@@ -57,8 +60,8 @@ class SqlUnitOfWork:
         if lock or self._cache is None:
             return self.memberships.access(organization_id, user_id, lock=lock)
         cached = self._cache.access(organization_id, user_id)
-        if cached is not MISSING:
-            return cached  # type: ignore[return-value]
+        if not isinstance(cached, Missing):
+            return cached
         ticket = self._cache.ticket()
         record = self.memberships.access(organization_id, user_id)
         self._cache.store_access(ticket, organization_id, user_id, record)
@@ -68,12 +71,28 @@ class SqlUnitOfWork:
         if self._cache is None:
             return self.organizations.get(organization_id)
         cached = self._cache.organization(organization_id)
-        if cached is not MISSING:
-            return cached  # type: ignore[return-value]
+        if not isinstance(cached, Missing):
+            return cached
         ticket = self._cache.ticket()
         organization = self.organizations.get(organization_id)
         self._cache.store_organization(ticket, organization_id, organization)
         return organization
+
+    def member_page(
+        self, organization_id: str, role: str, page: PageRequest, *, total: int | None
+    ) -> Page[Member]:
+        """A page of the organization's members, of one role when `role` is set
+        (MembershipRepository.find_page, without a search)."""
+        if self._cache is None:
+            return self.memberships.find_page(organization_id, role, page, total=total)
+        key = (role, page.limit, page.after)
+        cached = self._cache.member_page(organization_id, key)
+        if not isinstance(cached, Missing):
+            return cached
+        ticket = self._cache.ticket()
+        found = self.memberships.find_page(organization_id, role, page, total=total)
+        self._cache.store_member_page(ticket, organization_id, key, found)
+        return found
 
     def organization_seen_by(
         self, organization_id: str, user_id: str
@@ -83,8 +102,8 @@ class SqlUnitOfWork:
         if self._cache is not None:
             organization = self._cache.organization(organization_id)
             record = self._cache.access(organization_id, user_id)
-            if organization is not MISSING and record is not MISSING:
-                return organization, record  # type: ignore[return-value]
+            if not isinstance(organization, Missing) and not isinstance(record, Missing):
+                return organization, record
         ticket = self._cache.ticket() if self._cache is not None else 0
         found = self.memberships.organization_seen_by(organization_id, user_id)
         organization, record = found if found is not None else (None, None)

@@ -19,6 +19,7 @@ from orgservice.storage.member_search import MemberSearchIndex
 from orgservice.storage.rows import AnyRow
 from orgservice.storage.rows import from_row
 from orgservice.storage.sql import Sql
+from orgservice.storage.tables import memberships
 from orgservice.storage.tables import users
 
 # Selected beside other tables' columns (members), hence the prefix.
@@ -27,6 +28,9 @@ USER_COLUMNS = tuple(
     for name in ("id", "subject", "username", "email", "display_name", "create_time")
 )
 _BY_ID = select(*USER_COLUMNS).where(users.c.id == bindparam("id"))
+_ORGANIZATIONS_OF = select(memberships.c.organization_id).where(
+    memberships.c.user_id == bindparam("user_id")
+)
 _BY_SUBJECT = select(*USER_COLUMNS, users.c.email_verified.label("u_email_verified")).where(
     users.c.subject == bindparam("subject")
 )
@@ -92,8 +96,12 @@ class UserRepository:
                     update_time=now,
                 )
             )
+            user_id = row._mapping["u_id"]
             if _searchable(row) != _searchable_claims(identity):
-                self._search.reindex_user(row._mapping["u_id"], _searchable_claims(identity))
+                self._search.reindex_user(user_id, _searchable_claims(identity))
+            # Member lists show the profile: the user's organizations changed (caches).
+            for organization_id in self._sql.execute(_ORGANIZATIONS_OF, {"user_id": user_id}):
+                self._sql.touch(organization_id[0])
             row = self._sql.execute(_BY_SUBJECT, {"subject": identity.subject}).one()
         return to_user(row), created
 

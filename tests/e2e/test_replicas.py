@@ -67,6 +67,7 @@ class User:
     """One user's token, with a client on every replica."""
 
     def __init__(self, subject: str, token: str, channels: list[grpc.Channel]) -> None:
+        self.subject = subject
         self.clients = [Client(channel, token, subject) for channel in channels]
 
     def on(self, replica: int) -> Client:
@@ -92,8 +93,9 @@ class Replicas:
     def __len__(self) -> int:
         return len(self.services)
 
-    def user(self, **claims: Any) -> User:
-        subject = f"replica-user-{uuid.uuid4().hex[:10]}"
+    def user(self, subject: str = "", **claims: Any) -> User:
+        """A new user, or (given its subject) an existing one with a new token."""
+        subject = subject or f"replica-user-{uuid.uuid4().hex[:10]}"
         return User(
             subject, devkeys.mint_token(self._key, subject=subject, **claims), self.channels
         )
@@ -601,6 +603,51 @@ def test_caches_converge_at_once_through_notifications(replicas: Replicas) -> No
     figures = describe(rounds)
     print(f"\ncache convergence with notifications: {figures}")
     assert_converged(rounds, NOTIFIED_LIMIT, figures)
+
+
+def seconds_until_listed(
+    client: Client, organization_id: str, expected: dict[str, str], since: float
+) -> float | None:
+    """Repeats ListMembers until it shows `expected` (user id -> display name)."""
+    request = rpc.ListMembersRequest(organization_id=organization_id, page_size=50)
+    while time.monotonic() < since + CACHE_SECONDS + 2:
+        reply = client.ListMembers(request)
+        if {m.user.id: m.user.display_name for m in reply.members} == expected:
+            return time.monotonic() - since
+        time.sleep(0.01)
+    return None
+
+
+def test_cached_member_lists_converge_through_notifications(replicas: Replicas) -> None:
+    """A member list every replica has cached: a member added, then a member's new name
+    (from a newer token), both through replica 0."""
+    owner, member = replicas.user(name="Owner"), replicas.user(name="Before")
+    organization_id = owner.on(0).create_org().id
+    owner_id, member_id = owner.user_id, member.user_id
+    expected = {owner_id: "Owner"}
+    for client in owner.clients:  # every replica caches the list
+        assert seconds_until_listed(client, organization_id, expected, time.monotonic()) is not None
+    changes: dict[str, Callable[[], object]] = {
+        "member added": lambda: owner.on(0).AddMember(
+            rpc.AddMemberRequest(organization_id=organization_id, user_id=member_id, role="viewer")
+        ),
+        "member renamed": lambda: replicas.user(member.subject, name="After").on(0).user_id,
+    }
+    figures = {}
+    for what, change in changes.items():
+        change()
+        changed = time.monotonic()
+        expected[member_id] = "Before" if what == "member added" else "After"
+        at_once = owner.on(0).ListMembers(rpc.ListMembersRequest(organization_id=organization_id))
+        shown = {m.user.id: m.user.display_name for m in at_once.members}
+        assert shown == expected, f"{what}: the replica that made the change answered stale"
+        figures[what] = [
+            seconds_until_listed(owner.on(r), organization_id, expected, changed)
+            for r in replicas.others(0)
+        ]
+    print(f"\nmember lists converged on the other replicas after (s): {figures}")
+    for what, seconds in figures.items():
+        assert all(s is not None and s < NOTIFIED_LIMIT for s in seconds), f"{what}: {seconds}"
 
 
 def test_caches_converge_within_the_bound_without_notifications(

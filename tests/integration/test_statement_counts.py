@@ -5,7 +5,8 @@ in-process). Tests run one at a time, so everything the engine executes between 
 and the end of a call belongs to that call, except the health monitor's periodic ping,
 which runs on its own thread ("db-health") and is left out.
 
-- ListMembers costs the same whatever the page size or the number of members (no N+1).
+- ListMembers costs the same whatever the page size or the number of members (no N+1),
+  and nothing when the read cache holds the page.
 - CheckPermission and GetOrganization, the hot paths, read nothing from the database when
   the read cache knows the answer, and make one statement when it does not (or when the
   caller asks for a fully consistent answer).
@@ -101,13 +102,14 @@ def list_members(client: Client, org_id: str, page_size: int, token: str = "") -
 
 
 def test_list_members_costs_the_same_for_any_page_size_or_size(
-    counter: StatementCounter, large_org: Org, small_org: Org
+    api: Api, counter: StatementCounter, large_org: Org, small_org: Org
 ) -> None:
     owner = large_org.owner
     list_members(owner, large_org.id, 1)  # the caller is known from here on
     list_members(small_org.owner, small_org.id, 1)
     second_page = list_members(owner, large_org.id, 1).next_page_token
     assert second_page
+    api.server.cache.invalidate_all()
     calls = {  # name: (call, members on the page)
         "60 members, page_size 1": (lambda: list_members(owner, large_org.id, 1), 1),
         "60 members, page_size 50": (lambda: list_members(owner, large_org.id, 50), 50),
@@ -120,6 +122,9 @@ def test_list_members_costs_the_same_for_any_page_size_or_size(
         reply, statements = counter.run(call)
         assert len(reply.members) == size, name
         counts[name] = len(statements)
+        _, again = counter.run(call)
+        assert again == [], f"{name}: the cached page was read again"
+        api.server.cache.invalidate_all()  # the next page is read, whatever came before
     assert len(set(counts.values())) == 1, counts
     assert counts["60 members, page_size 1"] > 0  # the listener does see the server
 

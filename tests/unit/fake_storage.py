@@ -955,6 +955,11 @@ class FakeUnitOfWork:
             frozenset(role.role.permissions) if role else frozenset(),
         )
 
+    def member_page(
+        self, organization_id: str, role: str, page: PageRequest, *, total: int | None
+    ) -> Page[Member]:
+        return self.memberships.find_page(organization_id, role, page, total=total)
+
     def organization(self, organization_id: str) -> Organization | None:
         return self.organizations.get(organization_id)
 

@@ -13,7 +13,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from orgs.v1 import resources_pb2 as pb
 
 from orgservice.api.converters import invitation_state
-from orgservice.api.converters import timestamp
+from orgservice.api.converters import set_time
 from orgservice.api.converters import to_datetime
 from orgservice.api.converters import to_timedelta
 from orgservice.domain.errors import InvalidArgument
@@ -43,15 +43,17 @@ def reference(value: datetime) -> Timestamp:
     ],
 )
 def test_timestamps_are_exact_for_aware_datetimes(value: datetime) -> None:
-    converted = timestamp(value)
-    assert converted == reference(value)
-    assert converted is not None
-    assert 0 <= converted.nanos < 1_000_000_000
-    assert converted.ToDatetime(tzinfo=UTC) == value
+    converted = pb.User()
+    set_time(converted.create_time, value)
+    assert converted.create_time == reference(value)
+    assert 0 <= converted.create_time.nanos < 1_000_000_000
+    assert converted.create_time.ToDatetime(tzinfo=UTC) == value
 
 
-def test_a_missing_time_is_an_unset_timestamp() -> None:
-    assert timestamp(None) is None
+def test_a_missing_time_leaves_the_timestamp_unset() -> None:
+    converted = pb.User()
+    set_time(converted.create_time, None)
+    assert not converted.HasField("create_time")
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,6 @@
 """The read cache (storage/cache.py) on a clock the tests move: TTL, invalidation, the
-ticket that keeps a racing loader from storing stale state, and the LRU bound."""
+ticket that keeps a racing loader from storing stale state, and the LRU bounds (of
+organizations, and of member pages)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,11 @@ from dataclasses import replace
 import pytest
 
 from orgservice.domain.models import AccessRecord
+from orgservice.domain.models import Member
 from orgservice.domain.models import Organization
 from orgservice.domain.models import OrganizationState
+from orgservice.domain.models import Page
+from orgservice.domain.models import User
 from orgservice.storage.cache import MISSING
 from orgservice.storage.cache import ReadCache
 from tests.unit.world import T0
@@ -172,3 +176,55 @@ def test_lookups_are_counted(ticks: Ticks) -> None:
     cache.organization("o1")
     cache.access("o1", "alice")
     assert lookups == [False, True, True]
+
+
+# -- member pages ---------------------------------------------------------------------------
+
+
+def page(*user_ids: str) -> Page[Member]:
+    users = [User(u, f"sub-{u}", u, f"{u}@example.com", u.title(), T0) for u in user_ids]
+    return Page([Member("o1", user, "viewer", T0, T0) for user in users], len(users))
+
+
+FIRST = ("", 50, None)  # no role filter, page size 50, from the start
+
+
+def test_member_pages_are_fresh_for_the_ttl_and_dropped_with_their_organization(
+    cache: ReadCache, ticks: Ticks
+) -> None:
+    cache.store_member_page(cache.ticket(), "o1", FIRST, page("ann", "bob"))
+    cache.store_member_page(cache.ticket(), "o2", FIRST, page("cat"))
+    assert cache.member_page("o1", FIRST) == page("ann", "bob")
+    assert cache.member_page("o1", ("admin", 50, None)) is MISSING
+    cache.invalidate("o1")
+    assert cache.member_page("o1", FIRST) is MISSING
+    assert cache.member_page("o2", FIRST) == page("cat")
+    ticks.now += 5.0
+    assert cache.member_page("o2", FIRST) is MISSING
+
+
+def test_a_member_page_read_before_a_change_is_not_stored(cache: ReadCache) -> None:
+    ticket = cache.ticket()
+    cache.invalidate("o1")  # a change committed while the page was being read
+    cache.store_member_page(ticket, "o1", FIRST, page("ann"))
+    assert cache.member_page("o1", FIRST) is MISSING
+
+
+def test_member_pages_have_their_own_lru_bound(ticks: Ticks) -> None:
+    cache = ReadCache(5.0, max_member_pages=2, clock=ticks)
+    keys = [("", size, None) for size in (1, 2, 3)]
+    cache.store_member_page(cache.ticket(), "o1", keys[0], page("ann"))
+    cache.store_member_page(cache.ticket(), "o2", keys[1], page("bob"))
+    assert cache.member_page("o1", keys[0]) == page("ann")  # o2's page is now the oldest
+    cache.store_member_page(cache.ticket(), "o1", keys[2], page("cat"))
+    assert cache.member_page("o2", keys[1]) is MISSING
+    assert cache.member_page("o1", keys[0]) == page("ann")
+    cache.invalidate("o1")
+    assert cache.member_page("o1", keys[2]) is MISSING
+
+
+def test_an_evicted_organization_takes_its_member_pages_along(ticks: Ticks) -> None:
+    cache = ReadCache(5.0, max_organizations=1, clock=ticks)
+    cache.store_member_page(cache.ticket(), "o1", FIRST, page("ann"))
+    loaded(cache, "o2")
+    assert cache.member_page("o1", FIRST) is MISSING
