@@ -7,7 +7,6 @@ lock timeouts) and refuses to commit once it is spent.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 
@@ -23,6 +22,15 @@ class WouldBlock(Exception):
     """Raised instead of doing I/O under a budget that must not block (see `no_io`)."""
 
 
+class _Cancellation:
+    """Set once, read from any thread (a plain attribute: no one waits on it)."""
+
+    __slots__ = ("is_set",)
+
+    def __init__(self) -> None:
+        self.is_set = False
+
+
 class Budget:
     """A deadline on the monotonic clock plus a cancellation flag, safe across threads."""
 
@@ -32,7 +40,7 @@ class Budget:
         self._clock = clock
         self.deadline = clock() + seconds
         self.may_block = may_block
-        self._cancelled = threading.Event()
+        self._cancelled = _Cancellation()
 
     def remaining(self) -> float:
         """Seconds left, never negative."""
@@ -40,11 +48,11 @@ class Budget:
 
     def cancel(self) -> None:
         """The client went away: whatever the call still does is wasted."""
-        self._cancelled.set()
+        self._cancelled.is_set = True
 
     @property
     def cancelled(self) -> bool:
-        return self._cancelled.is_set()
+        return self._cancelled.is_set
 
     @property
     def spent(self) -> bool:

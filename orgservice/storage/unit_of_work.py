@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import cached_property
 
 from sqlalchemy import Engine
 
@@ -42,17 +43,52 @@ class SqlUnitOfWork:
     def __init__(self, sql: Sql, cache: ReadCache | None) -> None:
         self.sql = sql
         self._cache = cache
-        self.users = UserRepository(sql)
-        self.organizations = OrganizationRepository(sql)
-        self.memberships = MembershipRepository(sql, self.organizations)
-        self.roles = RoleRepository(sql)
-        self.workspaces = WorkspaceRepository(sql, self.organizations)
-        self.invitations = InvitationRepository(sql)
-        self.audit = AuditRepository(sql)
-        self.feed = FeedRepository(sql)
-        self.idempotency = IdempotencyRepository(sql)
-        self.domains = DomainRepository(sql)
-        self.auto_joins = AutoJoinRepository(sql)
+
+    # Built on first use: most units of work need one or two of them.
+
+    @cached_property
+    def users(self) -> UserRepository:
+        return UserRepository(self.sql)
+
+    @cached_property
+    def organizations(self) -> OrganizationRepository:
+        return OrganizationRepository(self.sql)
+
+    @cached_property
+    def memberships(self) -> MembershipRepository:
+        return MembershipRepository(self.sql, self.organizations)
+
+    @cached_property
+    def roles(self) -> RoleRepository:
+        return RoleRepository(self.sql)
+
+    @cached_property
+    def workspaces(self) -> WorkspaceRepository:
+        return WorkspaceRepository(self.sql, self.organizations)
+
+    @cached_property
+    def invitations(self) -> InvitationRepository:
+        return InvitationRepository(self.sql)
+
+    @cached_property
+    def audit(self) -> AuditRepository:
+        return AuditRepository(self.sql)
+
+    @cached_property
+    def feed(self) -> FeedRepository:
+        return FeedRepository(self.sql)
+
+    @cached_property
+    def idempotency(self) -> IdempotencyRepository:
+        return IdempotencyRepository(self.sql)
+
+    @cached_property
+    def domains(self) -> DomainRepository:
+        return DomainRepository(self.sql)
+
+    @cached_property
+    def auto_joins(self) -> AutoJoinRepository:
+        return AutoJoinRepository(self.sql)
 
     def access(
         self, organization_id: str, user_id: str, *, lock: bool = False
