@@ -39,38 +39,10 @@ from orgs.v1 import resources_pb2 as pb
 from tests.conftest import Api
 from tests.conftest import Client
 from tests.conftest import failure
+from tests.support.permissions import BUILT_IN
 
 Code = grpc.StatusCode
 AUTHORIZATION_ERRORS = {Code.NOT_FOUND, Code.PERMISSION_DENIED}
-
-# --- the contract's permission table (API.md, "Authorization") -------------------------
-
-_VIEWER = {"organizations.get", "members.list", "workspaces.list", "workspaces.get", "roles.list"}
-_DEVELOPER = _VIEWER | {"workspaces.create", "workspaces.update"}
-_ADMIN = _DEVELOPER | {
-    "organizations.update",
-    "members.add",
-    "members.update",
-    "members.remove",
-    "invitations.list",
-    "invitations.create",
-    "invitations.update",
-    "invitations.revoke",
-    "workspaces.delete",
-    "roles.create",
-    "roles.update",
-    "roles.delete",
-    "audit.list",
-    "domains.list",
-    "domains.manage",
-}
-_OWNER = _ADMIN | {"organizations.delete", "organizations.undelete"}
-ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
-    "owner": frozenset(_OWNER),
-    "admin": frozenset(_ADMIN),
-    "developer": frozenset(_DEVELOPER),
-    "viewer": frozenset(_VIEWER),
-}
 
 # Not a permission: TransferOwnership takes the owner role itself.
 OWNER_ROLE = "role:owner"
@@ -565,7 +537,7 @@ def holds(caller: str, permission: str | None) -> bool:
         return False
     if permission == OWNER_ROLE:
         return caller == "owner"
-    return permission is None or permission in ROLE_PERMISSIONS[caller]
+    return permission is None or permission in BUILT_IN[caller]
 
 
 def status_of(call: Callable[[], Any]) -> tuple[grpc.StatusCode, str]:

@@ -19,43 +19,18 @@ from orgs.v1 import organization_service_pb2 as rpc
 from orgs.v1 import resources_pb2 as pb
 from sqlalchemy import text
 
+from orgservice.domain.permissions import BUILT_IN_ROLES
+from orgservice.domain.permissions import VIEWER
 from tests.conftest import Api
 from tests.conftest import Client
 from tests.conftest import failure
+from tests.support.permissions import BUILT_IN
 
 Code = grpc.StatusCode
 
-# --- the contract's permission table (API.md, "Authorization") -------------------------
-
-_VIEWER = ("organizations.get", "members.list", "workspaces.list", "workspaces.get", "roles.list")
-_DEVELOPER = (*_VIEWER, "workspaces.create", "workspaces.update")
-_ADMIN = (
-    *_DEVELOPER,
-    "organizations.update",
-    "members.add",
-    "members.update",
-    "members.remove",
-    "invitations.list",
-    "invitations.create",
-    "invitations.update",
-    "invitations.revoke",
-    "workspaces.delete",
-    "roles.create",
-    "roles.update",
-    "roles.delete",
-    "audit.list",
-    # Release 2 ("Domains and membership policies"): owner and admin.
-    "domains.list",
-    "domains.manage",
-)
-_OWNER = (*_ADMIN, "organizations.delete", "organizations.undelete")
-BUILT_IN: dict[str, frozenset[str]] = {
-    "owner": frozenset(_OWNER),
-    "admin": frozenset(_ADMIN),
-    "developer": frozenset(_DEVELOPER),
-    "viewer": frozenset(_VIEWER),
-}
 ALL_PERMISSIONS = sorted(BUILT_IN["owner"])
+# Custom roles below hold what a viewer holds (so they may grant viewer) and one more.
+VIEWER_PERMISSIONS = next(role.permissions for role in BUILT_IN_ROLES if role.name == VIEWER)
 
 
 # --- helpers -------------------------------------------------------------------------
@@ -448,7 +423,9 @@ def test_create_role_is_idempotent_by_request_id(team: Team) -> None:
 
 
 def test_custom_role_cannot_grant_permissions_it_lacks(team: Team) -> None:
-    adder_role = create_role(team["owner"], team.id, f"adder-{tag()}", [*_VIEWER, "members.add"])
+    adder_role = create_role(
+        team["owner"], team.id, f"adder-{tag()}", [*VIEWER_PERMISSIONS, "members.add"]
+    )
     adder, _ = team.newcomer(adder_role.name)
     for escalation in ("admin", "owner", "developer"):
         outsider = team.api.client().user_id
@@ -462,7 +439,9 @@ def test_custom_role_cannot_grant_permissions_it_lacks(team: Team) -> None:
 
 
 def test_custom_role_cannot_create_a_role_with_permissions_it_lacks(team: Team) -> None:
-    maker_role = create_role(team["owner"], team.id, f"maker-{tag()}", [*_VIEWER, "roles.create"])
+    maker_role = create_role(
+        team["owner"], team.id, f"maker-{tag()}", [*VIEWER_PERMISSIONS, "roles.create"]
+    )
     maker, _ = team.newcomer(maker_role.name)
     result = failure(lambda: create_role(maker, team.id, f"x-{tag()}", ["members.add"]))
     assert result.code == Code.PERMISSION_DENIED
@@ -770,7 +749,9 @@ def test_changing_a_non_member_is_member_not_found(
 
 
 def test_custom_role_cannot_promote_a_member_beyond_its_permissions(team: Team) -> None:
-    updater = create_role(team["owner"], team.id, f"upd-{tag()}", [*_VIEWER, "members.update"])
+    updater = create_role(
+        team["owner"], team.id, f"upd-{tag()}", [*VIEWER_PERMISSIONS, "members.update"]
+    )
     client, _ = team.newcomer(updater.name)
     result = failure(lambda: set_role(client, team.id, team.ids["viewer"], "admin"))
     assert result.code == Code.PERMISSION_DENIED
@@ -779,7 +760,9 @@ def test_custom_role_cannot_promote_a_member_beyond_its_permissions(team: Team) 
 
 
 def test_custom_role_cannot_widen_a_role_beyond_its_permissions(team: Team) -> None:
-    editor = create_role(team["owner"], team.id, f"ed-{tag()}", [*_VIEWER, "roles.update"])
+    editor = create_role(
+        team["owner"], team.id, f"ed-{tag()}", [*VIEWER_PERMISSIONS, "roles.update"]
+    )
     target = create_role(team["owner"], team.id, f"tg-{tag()}", ["organizations.get"])
     client, _ = team.newcomer(editor.name)
 
