@@ -17,12 +17,12 @@ from orgs.v1 import organization_service_pb2 as rpc
 from tests.conftest import Api
 from tests.conftest import Client
 from tests.conftest import failure
-from tests.integration.test_owner_concurrency import Result
-from tests.integration.test_owner_concurrency import race
+from tests.support.races import results_together
+from tests.support.rpc_outcomes import OK
+from tests.support.rpc_outcomes import Result
 
 Code = grpc.StatusCode
 RACE_ROUNDS = 60
-OK = Result(Code.OK, "")
 
 
 def transfer(client: Client, organization_id: str, user_id: str) -> Any:
@@ -136,8 +136,8 @@ def test_owners_transferring_to_each_other_leave_exactly_one_owner(
         for round_ in range(RACE_ROUNDS):
             org_id = a.create_org().id
             add(a, org_id, b_id, "owner")
-            results = race(
-                pool, [partial(transfer, a, org_id, b_id), partial(transfer, b, org_id, a_id)]
+            results = results_together(
+                [partial(transfer, a, org_id, b_id), partial(transfer, b, org_id, a_id)], pool=pool
             )
             where = f"round {round_}: {results}"
             assert results == [OK, OK], where
@@ -161,8 +161,8 @@ def test_owners_transferring_to_different_members_both_succeed(
             add(a, org_id, b_id, "owner")
             add(a, org_id, x_id, "viewer")
             add(a, org_id, y_id, "developer")
-            results = race(
-                pool, [partial(transfer, a, org_id, x_id), partial(transfer, b, org_id, y_id)]
+            results = results_together(
+                [partial(transfer, a, org_id, x_id), partial(transfer, b, org_id, y_id)], pool=pool
             )
             where = f"round {round_}: {results}"
             assert results == [OK, OK], where
@@ -193,7 +193,9 @@ def test_a_transfer_racing_the_removal_of_its_target_ends_in_a_serial_outcome(
             removal = partial(
                 admin.RemoveMember, rpc.RemoveMemberRequest(organization_id=org_id, user_id=x_id)
             )
-            transferred, removed = race(pool, [partial(transfer, owner, org_id, x_id), removal])
+            transferred, removed = results_together(
+                [partial(transfer, owner, org_id, x_id), removal], pool=pool
+            )
             where = f"round {round_}: {transferred}, {removed}"
             if transferred == OK:
                 assert removed == Result(Code.PERMISSION_DENIED, "OWNER_REQUIRED"), where
