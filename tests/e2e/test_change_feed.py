@@ -37,10 +37,10 @@ from tests.e2e.conftest import GRPCURL
 from tests.e2e.conftest import SERVICE
 from tests.e2e.conftest import ServiceProcess
 from tests.e2e.conftest import StartService
-from tests.feed_support import Received
-from tests.feed_support import Watcher
-from tests.feed_support import audit_log
-from tests.feed_support import commit_order
+from tests.support.feed import Received
+from tests.support.feed import Watcher
+from tests.support.feed import audit_log
+from tests.support.feed import commit_order
 
 Code = grpc.StatusCode
 DELIVERY_SECONDS = 1.0

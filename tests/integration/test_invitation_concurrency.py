@@ -8,7 +8,6 @@ so only the race itself is concurrent.
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 import grpc
@@ -18,17 +17,12 @@ from orgs.v1 import resources_pb2 as pb
 
 from tests.conftest import Api
 from tests.conftest import Client
+from tests.support.clients import provisioned
+from tests.support.clients import tag
 from tests.support.races import responses_or_errors
 from tests.support.races import the_one_winner
 
 pytestmark = pytest.mark.postgres_only
-
-
-def provisioned(pg_api: Api, count: int) -> list[Client]:
-    clients = [pg_api.client() for _ in range(count)]
-    for client in clients:
-        client.GetCurrentUser(rpc.GetCurrentUserRequest())
-    return clients
 
 
 def organization(client: Client, organization_id: str) -> Any:
@@ -41,7 +35,7 @@ def test_fifty_concurrent_accepts_of_one_token_have_one_winner(pg_api: Api) -> N
     org = owner.create_org()
     created = owner.CreateInvitation(
         rpc.CreateInvitationRequest(
-            organization_id=org.id, email=f"{uuid.uuid4().hex[:10]}@example.com", role="viewer"
+            organization_id=org.id, email=f"{tag()}@example.com", role="viewer"
         )
     )
     users = provisioned(pg_api, 50)
@@ -73,7 +67,7 @@ def test_fifty_concurrent_accepts_of_one_token_have_one_winner(pg_api: Api) -> N
 def test_twenty_concurrent_invitations_for_one_email_have_one_winner(pg_api: Api) -> None:
     owner = pg_api.client()
     org = owner.create_org()
-    email = f"{uuid.uuid4().hex[:10]}@example.com"
+    email = f"{tag()}@example.com"
     request = rpc.CreateInvitationRequest(organization_id=org.id, email=email, role="developer")
 
     results = responses_or_errors([lambda: owner.CreateInvitation(request) for _ in range(20)])
@@ -90,7 +84,7 @@ def test_twenty_concurrent_invitations_for_one_email_have_one_winner(pg_api: Api
 def test_ten_concurrent_workspaces_with_one_slug_have_one_winner(pg_api: Api) -> None:
     owner = pg_api.client()
     org = owner.create_org()
-    slug = f"race-{uuid.uuid4().hex[:10]}"
+    slug = f"race-{tag()}"
 
     results = responses_or_errors(
         [

@@ -24,6 +24,10 @@ from orgservice.domain.permissions import VIEWER
 from tests.conftest import Api
 from tests.conftest import Client
 from tests.conftest import failure
+from tests.support.clients import Team
+from tests.support.clients import all_items
+from tests.support.clients import all_pages
+from tests.support.clients import tag
 from tests.support.permissions import BUILT_IN
 
 Code = grpc.StatusCode
@@ -36,47 +40,9 @@ VIEWER_PERMISSIONS = next(role.permissions for role in BUILT_IN_ROLES if role.na
 # --- helpers -------------------------------------------------------------------------
 
 
-def tag() -> str:
-    return uuid.uuid4().hex[:10]
-
-
-@dataclass
-class Team:
-    """An organization with one member of each built-in role (fresh users)."""
-
-    api: Api
-    org: pb.Organization
-    clients: dict[str, Client]
-    ids: dict[str, str]
-
-    @property
-    def id(self) -> str:
-        return str(self.org.id)
-
-    def __getitem__(self, role: str) -> Client:
-        return self.clients[role]
-
-    def newcomer(self, role: str, **claims: Any) -> tuple[Client, str]:
-        """A fresh user, added with `role` by the owner."""
-        client = self.api.client(**claims)
-        user_id = client.user_id
-        add(self["owner"], self.id, role, user_id=user_id)
-        return client, user_id
-
-
-def make_team(api: Api) -> Team:
-    owner = api.client()
-    org = owner.create_org()
-    clients, ids = {"owner": owner}, {"owner": owner.user_id}
-    team = Team(api, org, clients, ids)
-    for role in ("admin", "developer", "viewer"):
-        clients[role], ids[role] = team.newcomer(role)
-    return team
-
-
 @pytest.fixture
 def team(api: Api) -> Team:
-    return make_team(api)
+    return Team.new(api)
 
 
 def add(client: Client, organization_id: str, role: str, **user: str) -> pb.Member:
@@ -95,28 +61,13 @@ def remove(client: Client, organization_id: str, user_id: str) -> None:
     client.RemoveMember(rpc.RemoveMemberRequest(organization_id=organization_id, user_id=user_id))
 
 
-def all_pages(fetch: Callable[[str], Any], items: str) -> tuple[list[Any], list[Any]]:
-    """Every item of a list RPC following next_page_token, and every page's response."""
-    found: list[Any] = []
-    pages: list[Any] = []
-    token = ""
-    while True:
-        page = fetch(token)
-        pages.append(page)
-        found.extend(getattr(page, items))
-        token = page.next_page_token
-        if not token:
-            return found, pages
-
-
 def members(client: Client, organization_id: str, role: str = "") -> list[pb.Member]:
-    found, _ = all_pages(
+    return all_items(
         lambda token: client.ListMembers(
             rpc.ListMembersRequest(organization_id=organization_id, role=role, page_token=token)
         ),
         "members",
     )
-    return found
 
 
 def roles_of(members_: list[pb.Member]) -> dict[str, str]:
@@ -143,8 +94,11 @@ def check(client: Client, organization_id: str, permission: str, **fields: str) 
     )
 
 
-def events(client: Client, organization_id: str, action: str = "", page_size: int = 0) -> Any:
-    return all_pages(
+def events(
+    client: Client, organization_id: str, action: str = "", page_size: int = 0
+) -> tuple[list[pb.AuditEvent], list[rpc.ListAuditEventsResponse]]:
+    """Every matching event, and every page they came on."""
+    pages = all_pages(
         lambda token: client.ListAuditEvents(
             rpc.ListAuditEventsRequest(
                 organization_id=organization_id,
@@ -152,9 +106,9 @@ def events(client: Client, organization_id: str, action: str = "", page_size: in
                 page_size=page_size,
                 page_token=token,
             )
-        ),
-        "events",
+        )
     )
+    return [event for page in pages for event in page.events], pages
 
 
 def workspace_ids(api: Api, organization_id: str) -> list[str]:
@@ -192,12 +146,12 @@ def test_list_members_pages_without_duplicates(api: Api) -> None:
     for _ in range(6):
         joined.append(api.client().user_id)
         add(owner, org.id, "viewer", user_id=joined[-1])
-    found, pages = all_pages(
+    pages = all_pages(
         lambda token: owner.ListMembers(
             rpc.ListMembersRequest(organization_id=org.id, page_size=2, page_token=token)
-        ),
-        "members",
+        )
     )
+    found = [member for page in pages for member in page.members]
     assert [len(page.members) for page in pages] == [2, 2, 2, 1]
     assert {page.total_size for page in pages} == {7}
     assert [m.user.id for m in found] == joined  # in the order they joined, once each
@@ -618,7 +572,7 @@ class History:
 
 @pytest.fixture(scope="module")
 def history(api: Api) -> History:
-    team = make_team(api)
+    team = Team.new(api)
     owner, org_id = team["owner"], team.id
     ids = team.ids
     expected = [

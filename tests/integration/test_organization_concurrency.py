@@ -19,6 +19,8 @@ from orgs.v1 import resources_pb2 as pb
 
 from tests.conftest import Api
 from tests.conftest import Client
+from tests.support.clients import provisioned
+from tests.support.clients import tag
 from tests.support.races import responses_or_errors
 from tests.support.races import split
 from tests.support.races import the_one_winner
@@ -28,26 +30,14 @@ SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
 pytestmark = pytest.mark.postgres_only
 
 
-def tag() -> str:
-    return uuid.uuid4().hex[:10]
-
-
 def create(client: Client, **fields: Any) -> Callable[[], pb.Organization]:
     return lambda: client.CreateOrganization(rpc.CreateOrganizationRequest(**fields)).organization
-
-
-def provisioned(pg_api: Api) -> list[Client]:
-    """Fresh users, provisioned before a race so that only the race itself is concurrent."""
-    clients = [pg_api.client(), pg_api.client()]
-    for client in clients:
-        client.GetCurrentUser(rpc.GetCurrentUserRequest())
-    return clients
 
 
 @pytest.mark.parametrize("round_", range(20))
 def test_concurrent_creates_with_the_same_slug_have_one_winner(pg_api: Api, round_: int) -> None:
     slug = f"race-{round_}-{tag()}"
-    alice, bob = provisioned(pg_api)
+    alice, bob = provisioned(pg_api, 2)
 
     results = responses_or_errors(
         [create(alice, name="Alice", slug=slug), create(bob, name="Bob", slug=slug)]

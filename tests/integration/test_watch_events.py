@@ -21,10 +21,10 @@ from tests.conftest import Api
 from tests.conftest import Client
 from tests.conftest import settings_for
 from tests.conftest import start_api
-from tests.feed_support import WAIT_SECONDS
-from tests.feed_support import Watcher
-from tests.feed_support import audit_log
-from tests.feed_support import commit_order
+from tests.support.feed import WAIT_SECONDS
+from tests.support.feed import Watcher
+from tests.support.feed import audit_log
+from tests.support.feed import commit_order
 
 Code = grpc.StatusCode
 # New events reach a watcher within this (API.md, "Change feed").

@@ -16,6 +16,7 @@ from orgs.v1 import resources_pb2 as pb
 from sqlalchemy import Engine
 from sqlalchemy import text
 
+from tests.support.clients import all_items
 from tests.support.rpc_outcomes import error_reason
 
 WAIT_SECONDS = 15.0
@@ -110,18 +111,15 @@ class Watcher:
 
 def audit_log(client: Any, organization_id: str) -> dict[str, pb.AuditEvent]:
     """Every event of the organization as ListAuditEvents shows it, by id."""
-    events: dict[str, pb.AuditEvent] = {}
-    token = ""
-    while True:
-        page = client.ListAuditEvents(
+    events = all_items(
+        lambda token: client.ListAuditEvents(
             rpc.ListAuditEventsRequest(
                 organization_id=organization_id, page_size=1000, page_token=token
             )
-        )
-        events.update((event.id, event) for event in page.events)
-        token = page.next_page_token
-        if not token:
-            return events
+        ),
+        "events",
+    )
+    return {event.id: event for event in events}
 
 
 def commit_order(engine: Engine, organization_id: str) -> list[str]:
