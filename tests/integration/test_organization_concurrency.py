@@ -6,7 +6,6 @@ so that they reach the server at the same time.
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -21,11 +20,10 @@ from tests.conftest import Api
 from tests.conftest import Client
 from tests.support.clients import provisioned
 from tests.support.clients import tag
+from tests.support.organizations import SLUG_RE
 from tests.support.races import responses_or_errors
 from tests.support.races import split
 from tests.support.races import the_one_winner
-
-SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
 
 pytestmark = pytest.mark.postgres_only
 
