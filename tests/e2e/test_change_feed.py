@@ -33,6 +33,7 @@ from orgservice.storage.database import create_database_engine
 from tests.conftest import BACKENDS
 from tests.conftest import Client
 from tests.conftest import new_postgres_database
+from tests.conftest import require_postgres_tests
 from tests.e2e.conftest import GRPCURL
 from tests.e2e.conftest import SERVICE
 from tests.e2e.conftest import ServiceProcess
@@ -97,8 +98,7 @@ def start_replicas(start_service: StartService, tmp_path: Path, database_url: st
 
 @pytest.fixture
 def postgres_replicas(start_service: StartService, tmp_path: Path) -> Iterator[Replicas]:
-    if "postgresql" not in BACKENDS:
-        pytest.skip("PostgreSQL tests not selected (ORGSERVICE_TEST_DATABASES)")
+    require_postgres_tests()
     with new_postgres_database() as url:
         replicas = start_replicas(start_service, tmp_path, url)
         try:

@@ -36,9 +36,9 @@ from sqlalchemy.engine import make_url
 
 from orgservice import devkeys
 from orgservice.storage.retention import PURGE_LOCK_KEY
-from tests.conftest import BACKENDS
 from tests.conftest import Client
 from tests.conftest import new_postgres_database
+from tests.conftest import require_postgres_tests
 from tests.e2e.conftest import ServiceProcess
 from tests.e2e.conftest import wait_until
 from tests.faults.conftest import Outcome
@@ -143,8 +143,7 @@ def running_replicas(
 @pytest.fixture(scope="module")
 def replica_database() -> Iterator[str]:
     """A new PostgreSQL database for this module (direct, not through PgBouncer)."""
-    if "postgresql" not in BACKENDS:
-        pytest.skip("PostgreSQL tests not selected (ORGSERVICE_TEST_DATABASES)")
+    require_postgres_tests()
     with new_postgres_database() as url:
         yield direct_url_for(url)
 

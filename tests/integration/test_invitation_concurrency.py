@@ -30,6 +30,12 @@ def organization(client: Client, organization_id: str) -> Any:
     return client.GetOrganization(request).organization
 
 
+def recorded(client: Client, organization_id: str, action: str) -> int:
+    """How many events of `action` the organization's audit log holds."""
+    request = rpc.ListAuditEventsRequest(organization_id=organization_id, action=action)
+    return len(client.ListAuditEvents(request).events)
+
+
 def test_fifty_concurrent_accepts_of_one_token_have_one_winner(pg_api: Api) -> None:
     owner = pg_api.client()
     org = owner.create_org()
@@ -58,10 +64,7 @@ def test_fifty_concurrent_accepts_of_one_token_have_one_winner(pg_api: Api) -> N
     assert joined == {winner.user.id}
     state = owner.GetInvitation(rpc.GetInvitationRequest(invitation_id=created.invitation.id))
     assert state.invitation.state == pb.INVITATION_STATE_ACCEPTED
-    accepted = owner.ListAuditEvents(
-        rpc.ListAuditEventsRequest(organization_id=org.id, action="invitation.accepted")
-    )
-    assert len(accepted.events) == 1
+    assert recorded(owner, org.id, "invitation.accepted") == 1
 
 
 def test_twenty_concurrent_invitations_for_one_email_have_one_winner(pg_api: Api) -> None:
@@ -75,10 +78,7 @@ def test_twenty_concurrent_invitations_for_one_email_have_one_winner(pg_api: Api
     winner = the_one_winner(results, grpc.StatusCode.ALREADY_EXISTS, "INVITATION_PENDING")
     listed = owner.ListInvitations(rpc.ListInvitationsRequest(organization_id=org.id))
     assert [i.id for i in listed.invitations] == [winner.invitation.id]
-    created = owner.ListAuditEvents(
-        rpc.ListAuditEventsRequest(organization_id=org.id, action="invitation.created")
-    )
-    assert len(created.events) == 1
+    assert recorded(owner, org.id, "invitation.created") == 1
 
 
 def test_ten_concurrent_workspaces_with_one_slug_have_one_winner(pg_api: Api) -> None:
