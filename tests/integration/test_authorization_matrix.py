@@ -116,45 +116,56 @@ class Case:
         return self.method
 
 
+def mask(*paths: str) -> FieldMask:
+    return FieldMask(paths=list(paths))
+
+
+def about_org(request: Callable[..., Message]) -> Callable[[Context], Message]:
+    """A request that names the organization and nothing else."""
+    return lambda c: request(organization_id=c.organization_id)
+
+
+def listing(method: str, permission: str) -> Case:
+    """A List RPC of the organization's things; a negative page size is invalid."""
+    request = getattr(rpc, f"{method}Request")
+    return Case(
+        method,
+        permission,
+        about_org(request),
+        mutates=False,
+        invalid=lambda c: request(organization_id=c.organization_id, page_size=-1),
+    )
+
+
 CASES: list[Case] = [
     Case(
-        "GetOrganization",
-        "organizations.get",
-        lambda c: rpc.GetOrganizationRequest(organization_id=c.organization_id),
-        mutates=False,
+        "GetOrganization", "organizations.get", about_org(rpc.GetOrganizationRequest), mutates=False
     ),
     Case(
         "UpdateOrganization",
         "organizations.update",
         lambda c: rpc.UpdateOrganizationRequest(
             organization=pb.Organization(id=c.organization_id, description=f"d {c.unique}"),
-            update_mask=FieldMask(paths=["description"]),
+            update_mask=mask("description"),
         ),
         mutates=True,
         invalid=lambda c: rpc.UpdateOrganizationRequest(
-            organization=pb.Organization(id=c.organization_id, name=" "),
-            update_mask=FieldMask(paths=["name"]),
+            organization=pb.Organization(id=c.organization_id, name=" "), update_mask=mask("name")
         ),
     ),
     Case(
         "DeleteOrganization",
         "organizations.delete",
-        lambda c: rpc.DeleteOrganizationRequest(organization_id=c.organization_id),
+        about_org(rpc.DeleteOrganizationRequest),
         mutates=True,
     ),
     Case(
         "UndeleteOrganization",
         "organizations.undelete",
-        lambda c: rpc.UndeleteOrganizationRequest(organization_id=c.organization_id),
+        about_org(rpc.UndeleteOrganizationRequest),
         mutates=True,
     ),
-    Case(
-        "ListMembers",
-        "members.list",
-        lambda c: rpc.ListMembersRequest(organization_id=c.organization_id),
-        mutates=False,
-        invalid=lambda c: rpc.ListMembersRequest(organization_id=c.organization_id, page_size=-1),
-    ),
+    listing("ListMembers", "members.list"),
     Case(
         "AddMember",
         "members.add",
@@ -188,15 +199,9 @@ CASES: list[Case] = [
             organization_id=c.organization_id, user_id=c.member_id
         ),
         mutates=True,
-        invalid=lambda c: rpc.TransferOwnershipRequest(organization_id=c.organization_id),
+        invalid=about_org(rpc.TransferOwnershipRequest),
     ),
-    Case(
-        "ListRoles",
-        "roles.list",
-        lambda c: rpc.ListRolesRequest(organization_id=c.organization_id),
-        mutates=False,
-        invalid=lambda c: rpc.ListRolesRequest(organization_id=c.organization_id, page_size=-1),
-    ),
+    listing("ListRoles", "roles.list"),
     Case(
         "CreateRole",
         "roles.create",
@@ -217,14 +222,14 @@ CASES: list[Case] = [
         "roles.update",
         lambda c: rpc.UpdateRoleRequest(
             role=pb.Role(organization_id=c.organization_id, name=c.role_name, description=c.unique),
-            update_mask=FieldMask(paths=["description"]),
+            update_mask=mask("description"),
         ),
         mutates=True,
         invalid=lambda c: rpc.UpdateRoleRequest(
             role=pb.Role(
                 organization_id=c.organization_id, name=c.role_name, permissions=["no.such"]
             ),
-            update_mask=FieldMask(paths=["permissions"]),
+            update_mask=mask("permissions"),
         ),
     ),
     Case(
@@ -244,15 +249,7 @@ CASES: list[Case] = [
             organization_id=c.organization_id, permission="no.such"
         ),
     ),
-    Case(
-        "ListAuditEvents",
-        "audit.list",
-        lambda c: rpc.ListAuditEventsRequest(organization_id=c.organization_id),
-        mutates=False,
-        invalid=lambda c: rpc.ListAuditEventsRequest(
-            organization_id=c.organization_id, page_size=-1
-        ),
-    ),
+    listing("ListAuditEvents", "audit.list"),
     Case(
         "WatchEvents",
         "audit.list",
@@ -289,15 +286,7 @@ CASES: list[Case] = [
             invitations=[rpc.BatchInvitation(email="not an email", role="viewer")],
         ),
     ),
-    Case(
-        "ListInvitations",
-        "invitations.list",
-        lambda c: rpc.ListInvitationsRequest(organization_id=c.organization_id),
-        mutates=False,
-        invalid=lambda c: rpc.ListInvitationsRequest(
-            organization_id=c.organization_id, page_size=-1
-        ),
-    ),
+    listing("ListInvitations", "invitations.list"),
     Case(
         "GetInvitation",
         "invitations.list",  # or being the invitee, which no caller here is
@@ -308,13 +297,12 @@ CASES: list[Case] = [
         "UpdateInvitation",
         "invitations.update",
         lambda c: rpc.UpdateInvitationRequest(
-            invitation=pb.Invitation(id=c.invitation_id, role="developer"),
-            update_mask=FieldMask(paths=["role"]),
+            invitation=pb.Invitation(id=c.invitation_id, role="developer"), update_mask=mask("role")
         ),
         mutates=True,
         invalid=lambda c: rpc.UpdateInvitationRequest(
             invitation=pb.Invitation(id=c.invitation_id, expire_time=in_days(31)),
-            update_mask=FieldMask(paths=["expire_time"]),
+            update_mask=mask("expire_time"),
         ),
     ),
     Case(
@@ -347,15 +335,7 @@ CASES: list[Case] = [
         ),
         mutates=False,
     ),
-    Case(
-        "ListWorkspaces",
-        "workspaces.list",
-        lambda c: rpc.ListWorkspacesRequest(organization_id=c.organization_id),
-        mutates=False,
-        invalid=lambda c: rpc.ListWorkspacesRequest(
-            organization_id=c.organization_id, page_size=-1
-        ),
-    ),
+    listing("ListWorkspaces", "workspaces.list"),
     Case(
         "UpdateWorkspace",
         "workspaces.update",
@@ -363,12 +343,12 @@ CASES: list[Case] = [
             workspace=pb.Workspace(
                 organization_id=c.organization_id, id=c.workspace_id, description=c.unique
             ),
-            update_mask=FieldMask(paths=["description"]),
+            update_mask=mask("description"),
         ),
         mutates=True,
         invalid=lambda c: rpc.UpdateWorkspaceRequest(
             workspace=pb.Workspace(organization_id=c.organization_id, id=c.workspace_id, name=""),
-            update_mask=FieldMask(paths=["name"]),
+            update_mask=mask("name"),
         ),
     ),
     Case(
@@ -400,12 +380,7 @@ CASES: list[Case] = [
         mutates=True,
         invalid=lambda c: rpc.VerifyDomainRequest(organization_id=c.organization_id, name=""),
     ),
-    Case(
-        "ListDomains",
-        "domains.list",
-        lambda c: rpc.ListDomainsRequest(organization_id=c.organization_id),
-        mutates=False,
-    ),
+    Case("ListDomains", "domains.list", about_org(rpc.ListDomainsRequest), mutates=False),
     Case(
         "DeleteDomain",
         "domains.manage",
