@@ -50,6 +50,12 @@ def _postgres_unavailable(reason: str) -> None:
     pytest.skip(f"PostgreSQL unavailable: {reason}")
 
 
+def require_postgres_tests() -> None:
+    """Skips the test unless PostgreSQL is among the selected backends."""
+    if "postgresql" not in BACKENDS:
+        pytest.skip("PostgreSQL tests not selected (ORGSERVICE_TEST_DATABASES)")
+
+
 @pytest.fixture(scope="session", params=BACKENDS)
 def database_url(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
@@ -65,8 +71,7 @@ def database_url(
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """A fresh PostgreSQL database for tests that need real row locks and concurrency."""
-    if "postgresql" not in BACKENDS:
-        pytest.skip("PostgreSQL tests not selected (ORGSERVICE_TEST_DATABASES)")
+    require_postgres_tests()
     with new_postgres_database() as url:
         yield url
 

@@ -33,14 +33,15 @@ from orgservice.storage.database import create_database_engine
 from tests.conftest import BACKENDS
 from tests.conftest import Client
 from tests.conftest import new_postgres_database
+from tests.conftest import require_postgres_tests
 from tests.e2e.conftest import GRPCURL
 from tests.e2e.conftest import SERVICE
 from tests.e2e.conftest import ServiceProcess
 from tests.e2e.conftest import StartService
-from tests.feed_support import Received
-from tests.feed_support import Watcher
-from tests.feed_support import audit_log
-from tests.feed_support import commit_order
+from tests.support.feed import Received
+from tests.support.feed import Watcher
+from tests.support.feed import audit_log
+from tests.support.feed import commit_order
 
 Code = grpc.StatusCode
 DELIVERY_SECONDS = 1.0
@@ -97,8 +98,7 @@ def start_replicas(start_service: StartService, tmp_path: Path, database_url: st
 
 @pytest.fixture
 def postgres_replicas(start_service: StartService, tmp_path: Path) -> Iterator[Replicas]:
-    if "postgresql" not in BACKENDS:
-        pytest.skip("PostgreSQL tests not selected (ORGSERVICE_TEST_DATABASES)")
+    require_postgres_tests()
     with new_postgres_database() as url:
         replicas = start_replicas(start_service, tmp_path, url)
         try:

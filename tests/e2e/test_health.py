@@ -18,9 +18,9 @@ import pytest
 from grpc_health.v1 import health_pb2
 from grpc_health.v1 import health_pb2_grpc
 
-from tests.conftest import BACKENDS
 from tests.conftest import POSTGRES_ADMIN_URL
 from tests.conftest import new_postgres_database
+from tests.conftest import require_postgres_tests
 from tests.e2e.conftest import SERVICE
 from tests.e2e.conftest import HealthProbe
 from tests.e2e.conftest import StartService
@@ -58,8 +58,7 @@ class FreshDatabase:
 @pytest.fixture
 def database() -> Iterator[FreshDatabase]:
     """A new PostgreSQL database of this test's own, dropped afterwards."""
-    if "postgresql" not in BACKENDS:
-        pytest.skip("PostgreSQL tests not selected (ORGSERVICE_TEST_DATABASES)")
+    require_postgres_tests()
     manager = new_postgres_database()
     with manager as url:
         yield FreshDatabase(url, manager.name)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import random
 import re
 import secrets
-import threading
 import time
 import uuid
 from collections import Counter
@@ -37,9 +36,9 @@ from sqlalchemy.engine import make_url
 
 from orgservice import devkeys
 from orgservice.storage.retention import PURGE_LOCK_KEY
-from tests.conftest import BACKENDS
 from tests.conftest import Client
 from tests.conftest import new_postgres_database
+from tests.conftest import require_postgres_tests
 from tests.e2e.conftest import ServiceProcess
 from tests.e2e.conftest import wait_until
 from tests.faults.conftest import Outcome
@@ -47,6 +46,7 @@ from tests.faults.conftest import attempt
 from tests.faults.conftest import summary
 from tests.support.pgbouncer import PgBouncer
 from tests.support.pgbouncer import direct_url_for
+from tests.support.races import run_together
 
 pytestmark = pytest.mark.postgres_only
 
@@ -145,8 +145,7 @@ def running_replicas(
 @pytest.fixture(scope="module")
 def replica_database() -> Iterator[str]:
     """A new PostgreSQL database for this module (direct, not through PgBouncer)."""
-    if "postgresql" not in BACKENDS:
-        pytest.skip("PostgreSQL tests not selected (ORGSERVICE_TEST_DATABASES)")
+    require_postgres_tests()
     with new_postgres_database() as url:
         yield direct_url_for(url)
 
@@ -169,16 +168,9 @@ def connect(database_url: str) -> psycopg.Connection[Any]:
     return psycopg.connect(libpq_url.render_as_string(hide_password=False), autocommit=True)
 
 
-def run_together(calls: list[Callable[[], Any]]) -> list[Outcome]:
-    """Runs the calls in threads released together; their outcomes in call order."""
-    barrier = threading.Barrier(len(calls))
-
-    def run(call: Callable[[], Any]) -> Outcome:
-        barrier.wait(timeout=30)
-        return attempt(call)
-
-    with ThreadPoolExecutor(len(calls)) as pool:
-        return list(pool.map(run, calls))
+def attempts_together(calls: list[Callable[[], Any]]) -> list[Outcome]:
+    """The calls run together; their outcomes in call order."""
+    return run_together([partial(attempt, call) for call in calls])
 
 
 def codes(outcomes: list[Outcome]) -> Counter[str]:
@@ -277,7 +269,9 @@ def test_a_create_retried_on_another_replica_returns_the_first_result(
     # The same request at the same moment on every replica: one organization.
     name = f"Raced {uuid.uuid4().hex[:8]}"
     raced = rpc.CreateOrganizationRequest(name=name, request_id=str(uuid.uuid4()))
-    outcomes = run_together([partial(client.CreateOrganization, raced) for client in owner.clients])
+    outcomes = attempts_together(
+        [partial(client.CreateOrganization, raced) for client in owner.clients]
+    )
     assert all(o.code == Code.OK for o in outcomes), summary(outcomes)
     assert len({o.response.organization.id for o in outcomes}) == 1
     with connect(replica_database) as conn:
@@ -308,7 +302,7 @@ def test_two_owners_removing_each_other_on_different_replicas_leave_one(replicas
             rpc.AddMemberRequest(organization_id=organization_id, user_id=b_id, role="owner")
         )
         on_a, on_b = random.sample(range(len(replicas)), 2)
-        outcomes = run_together(
+        outcomes = attempts_together(
             [
                 partial(remove_member, a.on(on_a), organization_id, b_id),
                 partial(remove_member, b.on(on_b), organization_id, a_id),
@@ -352,7 +346,9 @@ def test_concurrent_accepts_of_one_token_on_all_replicas_make_one_member(
             )
         )
         accept = rpc.AcceptInvitationRequest(token=invitation.token)
-        outcomes = run_together([partial(u.anywhere().AcceptInvitation, accept) for u in accepters])
+        outcomes = attempts_together(
+            [partial(u.anywhere().AcceptInvitation, accept) for u in accepters]
+        )
         where = f"round {round_}: {codes(outcomes)}"
         assert codes(outcomes) == {
             "OK": 1,

@@ -36,6 +36,23 @@ REFUSED_TIMEOUT = 5.0  # a refused handshake fails at once; this bounds the wait
 # -- certificates -------------------------------------------------------------------------------
 
 
+def key_usage(*allowed: str) -> x509.KeyUsage:
+    """A KeyUsage extension that allows the named uses and nothing else."""
+    uses = (
+        "digital_signature",
+        "content_commitment",
+        "key_encipherment",
+        "data_encipherment",
+        "key_agreement",
+        "key_cert_sign",
+        "crl_sign",
+        "encipher_only",
+        "decipher_only",
+    )
+    assert set(allowed) <= set(uses), allowed
+    return x509.KeyUsage(**{use: use in allowed for use in uses})
+
+
 @dataclass(frozen=True)
 class Identity:
     """A PEM certificate and its private key, written to files."""
@@ -58,18 +75,7 @@ class Authority:
             self._builder(self._name, self._key.public_key())
             .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
             .add_extension(
-                x509.KeyUsage(
-                    digital_signature=True,
-                    key_cert_sign=True,
-                    crl_sign=True,
-                    content_commitment=False,
-                    key_encipherment=False,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
-                critical=True,
+                key_usage("digital_signature", "key_cert_sign", "crl_sign"), critical=True
             )
             .sign(self._key, hashes.SHA256())
         )

@@ -25,10 +25,8 @@ import psycopg
 import pytest
 from google.protobuf import field_mask_pb2
 from google.protobuf.message import Message
-from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2
 from grpc_health.v1 import health_pb2_grpc
-from grpc_status import rpc_status
 from orgs.v1 import organization_service_pb2 as rpc
 from orgs.v1 import organization_service_pb2_grpc as rpc_grpc
 from orgs.v1 import resources_pb2
@@ -39,6 +37,7 @@ from tests.e2e.conftest import ServiceProcess
 from tests.support.pgcluster import PgCluster
 from tests.support.pgcluster import StopMode
 from tests.support.processes import poll
+from tests.support.rpc_outcomes import error_reason
 
 LIVENESS = ""
 READINESS = SERVICE
@@ -63,16 +62,6 @@ class Outcome:
         return f"{self.code.name}{reason} after {self.seconds:.2f}s{message}"
 
 
-def _reason(error: grpc.RpcError) -> str:
-    status = rpc_status.from_call(error)
-    for detail in status.details if status else []:
-        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-            info = error_details_pb2.ErrorInfo()
-            detail.Unpack(info)
-            return str(info.reason)
-    return ""
-
-
 def attempt(call: Callable[[], Any]) -> Outcome:
     """Runs one RPC and reports how it ended; never raises for RPC errors."""
     started = time.monotonic()
@@ -81,7 +70,7 @@ def attempt(call: Callable[[], Any]) -> Outcome:
     except grpc.RpcError as error:
         code = error.code()
         message = error.details() or ""
-        return Outcome(code, _reason(error), message, time.monotonic() - started)
+        return Outcome(code, error_reason(error), message, time.monotonic() - started)
     return Outcome(grpc.StatusCode.OK, "", "", time.monotonic() - started, response)
 
 

@@ -40,6 +40,24 @@ EXIT_MARGIN = 1.0  # on top of the contract's grace + 2 s
 SECOND_SIGNAL_LIMIT = 1.0  # "at once", with a margin
 
 
+def serve_with_grace(serve: Serve, grace: float) -> Served:
+    return serve(env={"ORGSERVICE_SHUTDOWN_GRACE": str(grace)})
+
+
+def exit_limit(grace: float) -> float:
+    """The contract's "within grace + 2 s", with a margin."""
+    return grace + 2 + EXIT_MARGIN
+
+
+def sigterm_then_a_new_call(served: Served, organization_id: str) -> tuple[float, Outcome]:
+    """Sends SIGTERM and, REFUSAL_LIMIT later, a new call (which must be refused): when
+    the signal went out, and how the call ended."""
+    signalled = time.monotonic()
+    served.service.process.send_signal(signal.SIGTERM)
+    wait_until_time(signalled + REFUSAL_LIMIT)
+    return signalled, served.caller("GetOrganization", get_org(organization_id), 5)
+
+
 def neither_serving(sample: Sample) -> bool:
     return sample.liveness != "SERVING" and sample.readiness != "SERVING"
 
@@ -75,7 +93,7 @@ def expect_exit(
 def test_sigterm_drains_the_calls_in_flight(serve: Serve, fault_db: FaultDatabase) -> None:
     findings = Findings()
     grace = 5.0
-    served = serve(env={"ORGSERVICE_SHUTDOWN_GRACE": str(grace)})
+    served = serve_with_grace(serve, grace)
     known = served.caller.create_org("Known")
 
     with ThreadPoolExecutor(IN_FLIGHT) as pool:
@@ -87,12 +105,9 @@ def test_sigterm_drains_the_calls_in_flight(serve: Serve, fault_db: FaultDatabas
             ]
             wait_for_lock_waiters(fault_db, 1)
             time.sleep(1.0)  # slow: lets the other creates reach the server
-            signalled = time.monotonic()
-            served.service.process.send_signal(signal.SIGTERM)
-            wait_until_time(signalled + REFUSAL_LIMIT)
-            new_call = served.caller("GetOrganization", get_org(known.id), 5)
+            signalled, new_call = sigterm_then_a_new_call(served, known.id)
         # The lock is gone: the calls in flight can finish within the grace period.
-        code, seconds = exit_after(served.service, signalled, grace + 2 + EXIT_MARGIN)
+        code, seconds = exit_after(served.service, signalled, exit_limit(grace))
         outcomes = [future.result() for future in creates]
 
     expect_refusing_at_once(findings, served, signalled, new_call)
@@ -108,7 +123,7 @@ def test_sigterm_drains_the_calls_in_flight(serve: Serve, fault_db: FaultDatabas
         created == succeeded,
         f"{created} organizations were created, but {succeeded} clients were told so",
     )
-    expect_exit(findings, served, code, seconds, grace + 2 + EXIT_MARGIN)
+    expect_exit(findings, served, code, seconds, exit_limit(grace))
     findings.assert_none()
 
 
@@ -129,22 +144,19 @@ def test_sigterm_exits_in_time_while_the_database_hangs(
 ) -> None:
     findings = Findings()
     grace = 2.0
-    served = serve(env={"ORGSERVICE_SHUTDOWN_GRACE": str(grace)})
+    served = serve_with_grace(serve, grace)
     organization = served.caller.create_org()
 
     with ThreadPoolExecutor(5) as pool:
         with frozen(own_postgres):
             in_flight = calls_hanging_on(pool, served, organization.id)
-            signalled = time.monotonic()
-            served.service.process.send_signal(signal.SIGTERM)
-            wait_until_time(signalled + REFUSAL_LIMIT)
-            new_call = served.caller("GetOrganization", get_org(organization.id), 5)
+            signalled, new_call = sigterm_then_a_new_call(served, organization.id)
             # slow: the grace period runs out while the database stays frozen
-            code, seconds = exit_after(served.service, signalled, grace + 2 + EXIT_MARGIN)
+            code, seconds = exit_after(served.service, signalled, exit_limit(grace))
         outcomes = [future.result() for future in in_flight]
 
     expect_refusing_at_once(findings, served, signalled, new_call)
-    expect_exit(findings, served, code, seconds, grace + 2 + EXIT_MARGIN)
+    expect_exit(findings, served, code, seconds, exit_limit(grace))
     findings.expect(
         not any(o.code in {grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN} for o in outcomes),
         f"calls cut off by the shutdown:\n{summary(outcomes)}",
@@ -154,7 +166,7 @@ def test_sigterm_exits_in_time_while_the_database_hangs(
 
 def test_second_sigterm_exits_1_at_once(serve: Serve, own_postgres: PgCluster) -> None:
     findings = Findings()
-    served = serve(env={"ORGSERVICE_SHUTDOWN_GRACE": "10"})  # only the 2nd signal ends it
+    served = serve_with_grace(serve, 10)  # only the 2nd signal ends it
     organization = served.caller.create_org()
 
     with ThreadPoolExecutor(5) as pool, frozen(own_postgres):

@@ -91,25 +91,24 @@ UNDECODABLE = {
 }
 
 
+@pytest.mark.parametrize(
+    ("authenticated", "expected"),
+    [
+        pytest.param(False, Code.UNAUTHENTICATED, id="unauthenticated-without-a-token"),
+        pytest.param(True, INVALID, id="invalid-argument-with-a-token"),
+    ],
+)
 @pytest.mark.parametrize("payload", UNDECODABLE.values(), ids=UNDECODABLE.keys())
 @pytest.mark.parametrize("method", METHODS, ids=lambda method: method.name)
-def test_undecodable_bytes_are_unauthenticated_without_a_token(
-    world: World, method: MethodDescriptor, payload: bytes
+def test_undecodable_bytes(
+    world: World, method: MethodDescriptor, payload: bytes, authenticated: bool, expected: Code
 ) -> None:
+    """The token is judged before the bytes are read."""
     assert parsed_request(method, payload) is None
-    for caller in world.unauthenticated:
+    callers = [world.caller("owner")] if authenticated else world.unauthenticated
+    for caller in callers:
         outcome = call(world.api.channel, method, payload, caller)
-        assert outcome.code == Code.UNAUTHENTICATED, f"{caller.name}: {outcome.describe()}"
-
-
-@pytest.mark.parametrize("payload", UNDECODABLE.values(), ids=UNDECODABLE.keys())
-@pytest.mark.parametrize("method", METHODS, ids=lambda method: method.name)
-def test_undecodable_bytes_are_invalid_argument_with_a_token(
-    world: World, method: MethodDescriptor, payload: bytes
-) -> None:
-    assert parsed_request(method, payload) is None
-    outcome = call(world.api.channel, method, payload, world.caller("owner"))
-    assert outcome.code == INVALID, outcome.describe()
+        assert outcome.code == expected, f"{caller.name}: {outcome.describe()}"
 
 
 def test_invalid_utf8_in_a_string_field_is_invalid_argument(world: World) -> None:

@@ -39,38 +39,10 @@ from orgs.v1 import resources_pb2 as pb
 from tests.conftest import Api
 from tests.conftest import Client
 from tests.conftest import failure
+from tests.support.permissions import BUILT_IN
 
 Code = grpc.StatusCode
 AUTHORIZATION_ERRORS = {Code.NOT_FOUND, Code.PERMISSION_DENIED}
-
-# --- the contract's permission table (API.md, "Authorization") -------------------------
-
-_VIEWER = {"organizations.get", "members.list", "workspaces.list", "workspaces.get", "roles.list"}
-_DEVELOPER = _VIEWER | {"workspaces.create", "workspaces.update"}
-_ADMIN = _DEVELOPER | {
-    "organizations.update",
-    "members.add",
-    "members.update",
-    "members.remove",
-    "invitations.list",
-    "invitations.create",
-    "invitations.update",
-    "invitations.revoke",
-    "workspaces.delete",
-    "roles.create",
-    "roles.update",
-    "roles.delete",
-    "audit.list",
-    "domains.list",
-    "domains.manage",
-}
-_OWNER = _ADMIN | {"organizations.delete", "organizations.undelete"}
-ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
-    "owner": frozenset(_OWNER),
-    "admin": frozenset(_ADMIN),
-    "developer": frozenset(_DEVELOPER),
-    "viewer": frozenset(_VIEWER),
-}
 
 # Not a permission: TransferOwnership takes the owner role itself.
 OWNER_ROLE = "role:owner"
@@ -144,45 +116,56 @@ class Case:
         return self.method
 
 
+def mask(*paths: str) -> FieldMask:
+    return FieldMask(paths=list(paths))
+
+
+def about_org(request: Callable[..., Message]) -> Callable[[Context], Message]:
+    """A request that names the organization and nothing else."""
+    return lambda c: request(organization_id=c.organization_id)
+
+
+def listing(method: str, permission: str) -> Case:
+    """A List RPC of the organization's things; a negative page size is invalid."""
+    request = getattr(rpc, f"{method}Request")
+    return Case(
+        method,
+        permission,
+        about_org(request),
+        mutates=False,
+        invalid=lambda c: request(organization_id=c.organization_id, page_size=-1),
+    )
+
+
 CASES: list[Case] = [
     Case(
-        "GetOrganization",
-        "organizations.get",
-        lambda c: rpc.GetOrganizationRequest(organization_id=c.organization_id),
-        mutates=False,
+        "GetOrganization", "organizations.get", about_org(rpc.GetOrganizationRequest), mutates=False
     ),
     Case(
         "UpdateOrganization",
         "organizations.update",
         lambda c: rpc.UpdateOrganizationRequest(
             organization=pb.Organization(id=c.organization_id, description=f"d {c.unique}"),
-            update_mask=FieldMask(paths=["description"]),
+            update_mask=mask("description"),
         ),
         mutates=True,
         invalid=lambda c: rpc.UpdateOrganizationRequest(
-            organization=pb.Organization(id=c.organization_id, name=" "),
-            update_mask=FieldMask(paths=["name"]),
+            organization=pb.Organization(id=c.organization_id, name=" "), update_mask=mask("name")
         ),
     ),
     Case(
         "DeleteOrganization",
         "organizations.delete",
-        lambda c: rpc.DeleteOrganizationRequest(organization_id=c.organization_id),
+        about_org(rpc.DeleteOrganizationRequest),
         mutates=True,
     ),
     Case(
         "UndeleteOrganization",
         "organizations.undelete",
-        lambda c: rpc.UndeleteOrganizationRequest(organization_id=c.organization_id),
+        about_org(rpc.UndeleteOrganizationRequest),
         mutates=True,
     ),
-    Case(
-        "ListMembers",
-        "members.list",
-        lambda c: rpc.ListMembersRequest(organization_id=c.organization_id),
-        mutates=False,
-        invalid=lambda c: rpc.ListMembersRequest(organization_id=c.organization_id, page_size=-1),
-    ),
+    listing("ListMembers", "members.list"),
     Case(
         "AddMember",
         "members.add",
@@ -216,15 +199,9 @@ CASES: list[Case] = [
             organization_id=c.organization_id, user_id=c.member_id
         ),
         mutates=True,
-        invalid=lambda c: rpc.TransferOwnershipRequest(organization_id=c.organization_id),
+        invalid=about_org(rpc.TransferOwnershipRequest),
     ),
-    Case(
-        "ListRoles",
-        "roles.list",
-        lambda c: rpc.ListRolesRequest(organization_id=c.organization_id),
-        mutates=False,
-        invalid=lambda c: rpc.ListRolesRequest(organization_id=c.organization_id, page_size=-1),
-    ),
+    listing("ListRoles", "roles.list"),
     Case(
         "CreateRole",
         "roles.create",
@@ -245,14 +222,14 @@ CASES: list[Case] = [
         "roles.update",
         lambda c: rpc.UpdateRoleRequest(
             role=pb.Role(organization_id=c.organization_id, name=c.role_name, description=c.unique),
-            update_mask=FieldMask(paths=["description"]),
+            update_mask=mask("description"),
         ),
         mutates=True,
         invalid=lambda c: rpc.UpdateRoleRequest(
             role=pb.Role(
                 organization_id=c.organization_id, name=c.role_name, permissions=["no.such"]
             ),
-            update_mask=FieldMask(paths=["permissions"]),
+            update_mask=mask("permissions"),
         ),
     ),
     Case(
@@ -272,15 +249,7 @@ CASES: list[Case] = [
             organization_id=c.organization_id, permission="no.such"
         ),
     ),
-    Case(
-        "ListAuditEvents",
-        "audit.list",
-        lambda c: rpc.ListAuditEventsRequest(organization_id=c.organization_id),
-        mutates=False,
-        invalid=lambda c: rpc.ListAuditEventsRequest(
-            organization_id=c.organization_id, page_size=-1
-        ),
-    ),
+    listing("ListAuditEvents", "audit.list"),
     Case(
         "WatchEvents",
         "audit.list",
@@ -317,15 +286,7 @@ CASES: list[Case] = [
             invitations=[rpc.BatchInvitation(email="not an email", role="viewer")],
         ),
     ),
-    Case(
-        "ListInvitations",
-        "invitations.list",
-        lambda c: rpc.ListInvitationsRequest(organization_id=c.organization_id),
-        mutates=False,
-        invalid=lambda c: rpc.ListInvitationsRequest(
-            organization_id=c.organization_id, page_size=-1
-        ),
-    ),
+    listing("ListInvitations", "invitations.list"),
     Case(
         "GetInvitation",
         "invitations.list",  # or being the invitee, which no caller here is
@@ -336,13 +297,12 @@ CASES: list[Case] = [
         "UpdateInvitation",
         "invitations.update",
         lambda c: rpc.UpdateInvitationRequest(
-            invitation=pb.Invitation(id=c.invitation_id, role="developer"),
-            update_mask=FieldMask(paths=["role"]),
+            invitation=pb.Invitation(id=c.invitation_id, role="developer"), update_mask=mask("role")
         ),
         mutates=True,
         invalid=lambda c: rpc.UpdateInvitationRequest(
             invitation=pb.Invitation(id=c.invitation_id, expire_time=in_days(31)),
-            update_mask=FieldMask(paths=["expire_time"]),
+            update_mask=mask("expire_time"),
         ),
     ),
     Case(
@@ -375,15 +335,7 @@ CASES: list[Case] = [
         ),
         mutates=False,
     ),
-    Case(
-        "ListWorkspaces",
-        "workspaces.list",
-        lambda c: rpc.ListWorkspacesRequest(organization_id=c.organization_id),
-        mutates=False,
-        invalid=lambda c: rpc.ListWorkspacesRequest(
-            organization_id=c.organization_id, page_size=-1
-        ),
-    ),
+    listing("ListWorkspaces", "workspaces.list"),
     Case(
         "UpdateWorkspace",
         "workspaces.update",
@@ -391,12 +343,12 @@ CASES: list[Case] = [
             workspace=pb.Workspace(
                 organization_id=c.organization_id, id=c.workspace_id, description=c.unique
             ),
-            update_mask=FieldMask(paths=["description"]),
+            update_mask=mask("description"),
         ),
         mutates=True,
         invalid=lambda c: rpc.UpdateWorkspaceRequest(
             workspace=pb.Workspace(organization_id=c.organization_id, id=c.workspace_id, name=""),
-            update_mask=FieldMask(paths=["name"]),
+            update_mask=mask("name"),
         ),
     ),
     Case(
@@ -428,12 +380,7 @@ CASES: list[Case] = [
         mutates=True,
         invalid=lambda c: rpc.VerifyDomainRequest(organization_id=c.organization_id, name=""),
     ),
-    Case(
-        "ListDomains",
-        "domains.list",
-        lambda c: rpc.ListDomainsRequest(organization_id=c.organization_id),
-        mutates=False,
-    ),
+    Case("ListDomains", "domains.list", about_org(rpc.ListDomainsRequest), mutates=False),
     Case(
         "DeleteDomain",
         "domains.manage",
@@ -565,7 +512,7 @@ def holds(caller: str, permission: str | None) -> bool:
         return False
     if permission == OWNER_ROLE:
         return caller == "owner"
-    return permission is None or permission in ROLE_PERMISSIONS[caller]
+    return permission is None or permission in BUILT_IN[caller]
 
 
 def status_of(call: Callable[[], Any]) -> tuple[grpc.StatusCode, str]:

@@ -15,11 +15,11 @@ from orgs.v1 import resources_pb2 as pb
 from tests.conftest import Api
 from tests.conftest import RpcFailure
 from tests.conftest import failure
-from tests.integration.test_invitations import Org
-from tests.integration.test_invitations import accept
-from tests.integration.test_invitations import invitee
-from tests.integration.test_invitations import new_email
-from tests.integration.test_invitations import new_org
+from tests.support.invitations import Org
+from tests.support.invitations import accept
+from tests.support.invitations import invitee
+from tests.support.invitations import new_email
+from tests.support.invitations import new_org
 
 Code = grpc.StatusCode
 

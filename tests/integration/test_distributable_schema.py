@@ -27,8 +27,8 @@ import psycopg
 import pytest
 
 from orgservice.storage.startup import prepare_database
-from tests.conftest import BACKENDS
 from tests.conftest import new_postgres_database
+from tests.conftest import require_postgres_tests
 from tests.support.pgbouncer import direct_url_for
 
 pytestmark = pytest.mark.postgres_only
@@ -176,8 +176,7 @@ def problems_of(schema: Schema) -> list[str]:
 @pytest.fixture(scope="module")
 def migrated() -> Iterator[str]:
     """libpq conninfo of a new, migrated database (direct, never through PgBouncer)."""
-    if "postgresql" not in BACKENDS:
-        pytest.skip("PostgreSQL tests not selected (ORGSERVICE_TEST_DATABASES)")
+    require_postgres_tests()
     with new_postgres_database() as url:
         direct = direct_url_for(url)
         prepare_database(direct)

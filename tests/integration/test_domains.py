@@ -5,10 +5,8 @@ PostgreSQL (`api`); verification races also across two replicas on PostgreSQL.""
 
 from __future__ import annotations
 
-import threading
 import time
 import uuid
-from collections import Counter
 from collections.abc import Callable
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -16,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC
 from datetime import datetime
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +39,7 @@ from tests.support.domains import verified_domain
 from tests.support.domains import verify_domain
 from tests.support.processes import free_port
 from tests.support.processes import poll
+from tests.support.races import outcomes_together
 from tests.support.rpc_outcomes import outcome
 
 Code = grpc.StatusCode
@@ -340,17 +340,6 @@ def test_a_deleted_organizations_verified_name_counts_until_purge(
     assert second.verify(name).state == pb.DOMAIN_STATE_VERIFIED
 
 
-def race_verifications(pool: ThreadPoolExecutor, orgs: list[Org], name: str) -> Counter[str]:
-    """Every organization verifies `name` at once; how many got which outcome."""
-    barrier = threading.Barrier(len(orgs))
-
-    def attempt(org: Org) -> str:
-        barrier.wait(timeout=30)
-        return outcome(lambda: org.verify(name))
-
-    return Counter(pool.map(attempt, orgs))
-
-
 def check_one_winner(
     orgs: list[Org], dns_server: LocalDnsServer, rounds: int, pool: ThreadPoolExecutor
 ) -> None:
@@ -363,7 +352,7 @@ def check_one_winner(
         records = [org.create(name).verification_record_value for org in orgs]
         record_name = f"_orgservice-challenge.{name}"
         dns_server.publish(record_name, *records, delay=0.2)
-        results = race_verifications(pool, orgs, name)
+        results = outcomes_together([partial(org.verify, name) for org in orgs], pool=pool)
         where = f"round {round_}: {results}"
         assert dns_server.queries[record_name] == len(orgs), where  # all raced to the end
         assert results == {"OK": 1, "ALREADY_EXISTS/DOMAIN_TAKEN": len(orgs) - 1}, where

@@ -8,68 +8,21 @@ so only the race itself is concurrent.
 
 from __future__ import annotations
 
-import threading
-import uuid
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
-from typing import TypeVar
 
 import grpc
 import pytest
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 from orgs.v1 import organization_service_pb2 as rpc
 from orgs.v1 import resources_pb2 as pb
 
 from tests.conftest import Api
 from tests.conftest import Client
-
-T = TypeVar("T")
+from tests.support.clients import provisioned
+from tests.support.clients import tag
+from tests.support.races import responses_or_errors
+from tests.support.races import the_one_winner
 
 pytestmark = pytest.mark.postgres_only
-
-
-def outcome(call: Callable[[], T]) -> T | grpc.RpcError:
-    try:
-        return call()
-    except grpc.RpcError as error:
-        return error
-
-
-def run_together(calls: list[Callable[[], T]]) -> list[T | grpc.RpcError]:
-    """Runs every call in its own thread, all released at once; results in call order."""
-    barrier = threading.Barrier(len(calls))
-
-    def run(call: Callable[[], T]) -> T | grpc.RpcError:
-        barrier.wait(timeout=30)
-        return outcome(call)
-
-    with ThreadPoolExecutor(max_workers=len(calls)) as pool:
-        return list(pool.map(run, calls))
-
-
-def split(results: list[Any]) -> tuple[list[Any], list[grpc.RpcError]]:
-    errors = [r for r in results if isinstance(r, grpc.RpcError)]
-    return [r for r in results if not isinstance(r, grpc.RpcError)], errors
-
-
-def code_and_reason(error: grpc.RpcError) -> tuple[grpc.StatusCode, str]:
-    status = rpc_status.from_call(error)  # type: ignore[arg-type]
-    reason = ""
-    for detail in status.details if status else []:
-        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-            info = error_details_pb2.ErrorInfo()
-            detail.Unpack(info)
-            reason = info.reason
-    return error.code(), reason  # type: ignore[attr-defined]
-
-
-def provisioned(pg_api: Api, count: int) -> list[Client]:
-    clients = [pg_api.client() for _ in range(count)]
-    for client in clients:
-        client.GetCurrentUser(rpc.GetCurrentUserRequest())
-    return clients
 
 
 def organization(client: Client, organization_id: str) -> Any:
@@ -77,18 +30,24 @@ def organization(client: Client, organization_id: str) -> Any:
     return client.GetOrganization(request).organization
 
 
+def recorded(client: Client, organization_id: str, action: str) -> int:
+    """How many events of `action` the organization's audit log holds."""
+    request = rpc.ListAuditEventsRequest(organization_id=organization_id, action=action)
+    return len(client.ListAuditEvents(request).events)
+
+
 def test_fifty_concurrent_accepts_of_one_token_have_one_winner(pg_api: Api) -> None:
     owner = pg_api.client()
     org = owner.create_org()
     created = owner.CreateInvitation(
         rpc.CreateInvitationRequest(
-            organization_id=org.id, email=f"{uuid.uuid4().hex[:10]}@example.com", role="viewer"
+            organization_id=org.id, email=f"{tag()}@example.com", role="viewer"
         )
     )
     users = provisioned(pg_api, 50)
     before = organization(owner, org.id).member_count
 
-    results = run_together(
+    results = responses_or_errors(
         [
             lambda user=user: (
                 user.AcceptInvitation(rpc.AcceptInvitationRequest(token=created.token)).member
@@ -97,54 +56,37 @@ def test_fifty_concurrent_accepts_of_one_token_have_one_winner(pg_api: Api) -> N
         ]
     )
 
-    winners, losers = split(results)
-    assert len(winners) == 1
-    assert len(losers) == 49
-    assert {code_and_reason(e) for e in losers} == {
-        (grpc.StatusCode.FAILED_PRECONDITION, "INVITATION_NOT_PENDING")
-    }
+    winner = the_one_winner(results, grpc.StatusCode.FAILED_PRECONDITION, "INVITATION_NOT_PENDING")
     assert organization(owner, org.id).member_count == before + 1
-    [winner] = winners
     assert winner.role == "viewer"
     members = owner.ListMembers(rpc.ListMembersRequest(organization_id=org.id)).members
     joined = {m.user.id for m in members} & {user.user_id for user in users}
     assert joined == {winner.user.id}
     state = owner.GetInvitation(rpc.GetInvitationRequest(invitation_id=created.invitation.id))
     assert state.invitation.state == pb.INVITATION_STATE_ACCEPTED
-    accepted = owner.ListAuditEvents(
-        rpc.ListAuditEventsRequest(organization_id=org.id, action="invitation.accepted")
-    )
-    assert len(accepted.events) == 1
+    assert recorded(owner, org.id, "invitation.accepted") == 1
 
 
 def test_twenty_concurrent_invitations_for_one_email_have_one_winner(pg_api: Api) -> None:
     owner = pg_api.client()
     org = owner.create_org()
-    email = f"{uuid.uuid4().hex[:10]}@example.com"
+    email = f"{tag()}@example.com"
     request = rpc.CreateInvitationRequest(organization_id=org.id, email=email, role="developer")
 
-    results = run_together([lambda: owner.CreateInvitation(request) for _ in range(20)])
+    results = responses_or_errors([lambda: owner.CreateInvitation(request) for _ in range(20)])
 
-    winners, losers = split(results)
-    assert len(winners) == 1
-    assert len(losers) == 19
-    assert {code_and_reason(e) for e in losers} == {
-        (grpc.StatusCode.ALREADY_EXISTS, "INVITATION_PENDING")
-    }
+    winner = the_one_winner(results, grpc.StatusCode.ALREADY_EXISTS, "INVITATION_PENDING")
     listed = owner.ListInvitations(rpc.ListInvitationsRequest(organization_id=org.id))
-    assert [i.id for i in listed.invitations] == [winners[0].invitation.id]
-    created = owner.ListAuditEvents(
-        rpc.ListAuditEventsRequest(organization_id=org.id, action="invitation.created")
-    )
-    assert len(created.events) == 1
+    assert [i.id for i in listed.invitations] == [winner.invitation.id]
+    assert recorded(owner, org.id, "invitation.created") == 1
 
 
 def test_ten_concurrent_workspaces_with_one_slug_have_one_winner(pg_api: Api) -> None:
     owner = pg_api.client()
     org = owner.create_org()
-    slug = f"race-{uuid.uuid4().hex[:10]}"
+    slug = f"race-{tag()}"
 
-    results = run_together(
+    results = responses_or_errors(
         [
             lambda n=n: (
                 owner.CreateWorkspace(
@@ -155,10 +97,7 @@ def test_ten_concurrent_workspaces_with_one_slug_have_one_winner(pg_api: Api) ->
         ]
     )
 
-    winners, losers = split(results)
-    assert len(winners) == 1
-    assert len(losers) == 9
-    assert {code_and_reason(e) for e in losers} == {(grpc.StatusCode.ALREADY_EXISTS, "SLUG_TAKEN")}
+    the_one_winner(results, grpc.StatusCode.ALREADY_EXISTS, "SLUG_TAKEN")
     listed = owner.ListWorkspaces(rpc.ListWorkspacesRequest(organization_id=org.id))
     assert sorted(w.slug for w in listed.workspaces) == sorted(["default", slug])
     assert organization(owner, org.id).workspace_count == 2

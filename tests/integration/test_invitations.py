@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import time
 import uuid
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -26,6 +25,11 @@ from sqlalchemy import text
 from tests.conftest import Api
 from tests.conftest import Client
 from tests.conftest import failure
+from tests.support.invitations import Org
+from tests.support.invitations import accept
+from tests.support.invitations import invitee
+from tests.support.invitations import new_email
+from tests.support.invitations import new_org
 
 Code = grpc.StatusCode
 PENDING = pb.INVITATION_STATE_PENDING
@@ -38,101 +42,9 @@ EXPIRED = pb.INVITATION_STATE_EXPIRED
 # --- helpers -------------------------------------------------------------------------
 
 
-def new_email() -> str:
-    return f"invitee-{uuid.uuid4().hex[:10]}@example.com"
-
-
-def invitee(api: Api, email: str, *, verified: bool = True) -> Client:
-    """A fresh user whose token carries `email` (verified or not)."""
-    return api.client(email=email, email_verified=verified)
-
-
-@dataclass
-class Org:
-    """A fresh organization with its owner and an admin."""
-
-    api: Api
-    org: pb.Organization
-    owner: Client
-    admin: Client
-
-    @property
-    def id(self) -> str:
-        return str(self.org.id)
-
-    def invite(
-        self,
-        email: str | None = None,
-        role: str = "developer",
-        *,
-        by: Client | None = None,
-        **fields: Any,
-    ) -> rpc.CreateInvitationResponse:
-        request = rpc.CreateInvitationRequest(
-            organization_id=self.id, email=email or new_email(), role=role, **fields
-        )
-        return (by or self.admin).CreateInvitation(request)
-
-    def get(self, invitation_id: str, by: Client | None = None) -> pb.Invitation:
-        request = rpc.GetInvitationRequest(invitation_id=invitation_id)
-        return (by or self.admin).GetInvitation(request).invitation
-
-    def list(self, state: int = 0) -> list[pb.Invitation]:
-        found: list[pb.Invitation] = []
-        token = ""
-        while True:
-            page = self.admin.ListInvitations(
-                rpc.ListInvitationsRequest(organization_id=self.id, state=state, page_token=token)
-            )
-            found.extend(page.invitations)
-            token = page.next_page_token
-            if not token:
-                return found
-
-    def listed_ids(self, state: int = 0) -> list[str]:
-        return [i.id for i in self.list(state)]
-
-    def members(self) -> dict[str, str]:
-        """user id -> role."""
-        response = self.owner.ListMembers(
-            rpc.ListMembersRequest(organization_id=self.id, page_size=1000)
-        )
-        return {m.user.id: m.role for m in response.members}
-
-    def events(self, action: str = "") -> list[pb.AuditEvent]:
-        found: list[pb.AuditEvent] = []
-        token = ""
-        while True:
-            page = self.owner.ListAuditEvents(
-                rpc.ListAuditEventsRequest(organization_id=self.id, action=action, page_token=token)
-            )
-            found.extend(page.events)
-            token = page.next_page_token
-            if not token:
-                return found
-
-    def member_count(self) -> int:
-        request = rpc.GetOrganizationRequest(organization_id=self.id)
-        return int(self.owner.GetOrganization(request).organization.member_count)
-
-
 @pytest.fixture
 def org(api: Api) -> Org:
     return new_org(api)
-
-
-def new_org(api: Api) -> Org:
-    owner = api.client()
-    organization = owner.create_org()
-    admin = api.client()
-    owner.AddMember(
-        rpc.AddMemberRequest(organization_id=organization.id, user_id=admin.user_id, role="admin")
-    )
-    return Org(api, organization, owner, admin)
-
-
-def accept(client: Client, **by: str) -> pb.Member:
-    return client.AcceptInvitation(rpc.AcceptInvitationRequest(**by)).member
 
 
 def decline(client: Client, **by: str) -> pb.Invitation:

@@ -19,89 +19,30 @@ from orgs.v1 import organization_service_pb2 as rpc
 from orgs.v1 import resources_pb2 as pb
 from sqlalchemy import text
 
+from orgservice.domain.permissions import BUILT_IN_ROLES
+from orgservice.domain.permissions import VIEWER
 from tests.conftest import Api
 from tests.conftest import Client
 from tests.conftest import failure
+from tests.support.clients import Team
+from tests.support.clients import all_items
+from tests.support.clients import all_pages
+from tests.support.clients import tag
+from tests.support.permissions import BUILT_IN
 
 Code = grpc.StatusCode
 
-# --- the contract's permission table (API.md, "Authorization") -------------------------
-
-_VIEWER = ("organizations.get", "members.list", "workspaces.list", "workspaces.get", "roles.list")
-_DEVELOPER = (*_VIEWER, "workspaces.create", "workspaces.update")
-_ADMIN = (
-    *_DEVELOPER,
-    "organizations.update",
-    "members.add",
-    "members.update",
-    "members.remove",
-    "invitations.list",
-    "invitations.create",
-    "invitations.update",
-    "invitations.revoke",
-    "workspaces.delete",
-    "roles.create",
-    "roles.update",
-    "roles.delete",
-    "audit.list",
-    # Release 2 ("Domains and membership policies"): owner and admin.
-    "domains.list",
-    "domains.manage",
-)
-_OWNER = (*_ADMIN, "organizations.delete", "organizations.undelete")
-BUILT_IN: dict[str, frozenset[str]] = {
-    "owner": frozenset(_OWNER),
-    "admin": frozenset(_ADMIN),
-    "developer": frozenset(_DEVELOPER),
-    "viewer": frozenset(_VIEWER),
-}
 ALL_PERMISSIONS = sorted(BUILT_IN["owner"])
+# Custom roles below hold what a viewer holds (so they may grant viewer) and one more.
+VIEWER_PERMISSIONS = next(role.permissions for role in BUILT_IN_ROLES if role.name == VIEWER)
 
 
 # --- helpers -------------------------------------------------------------------------
 
 
-def tag() -> str:
-    return uuid.uuid4().hex[:10]
-
-
-@dataclass
-class Team:
-    """An organization with one member of each built-in role (fresh users)."""
-
-    api: Api
-    org: pb.Organization
-    clients: dict[str, Client]
-    ids: dict[str, str]
-
-    @property
-    def id(self) -> str:
-        return str(self.org.id)
-
-    def __getitem__(self, role: str) -> Client:
-        return self.clients[role]
-
-    def newcomer(self, role: str, **claims: Any) -> tuple[Client, str]:
-        """A fresh user, added with `role` by the owner."""
-        client = self.api.client(**claims)
-        user_id = client.user_id
-        add(self["owner"], self.id, role, user_id=user_id)
-        return client, user_id
-
-
-def make_team(api: Api) -> Team:
-    owner = api.client()
-    org = owner.create_org()
-    clients, ids = {"owner": owner}, {"owner": owner.user_id}
-    team = Team(api, org, clients, ids)
-    for role in ("admin", "developer", "viewer"):
-        clients[role], ids[role] = team.newcomer(role)
-    return team
-
-
 @pytest.fixture
 def team(api: Api) -> Team:
-    return make_team(api)
+    return Team.new(api)
 
 
 def add(client: Client, organization_id: str, role: str, **user: str) -> pb.Member:
@@ -120,28 +61,13 @@ def remove(client: Client, organization_id: str, user_id: str) -> None:
     client.RemoveMember(rpc.RemoveMemberRequest(organization_id=organization_id, user_id=user_id))
 
 
-def all_pages(fetch: Callable[[str], Any], items: str) -> tuple[list[Any], list[Any]]:
-    """Every item of a list RPC following next_page_token, and every page's response."""
-    found: list[Any] = []
-    pages: list[Any] = []
-    token = ""
-    while True:
-        page = fetch(token)
-        pages.append(page)
-        found.extend(getattr(page, items))
-        token = page.next_page_token
-        if not token:
-            return found, pages
-
-
 def members(client: Client, organization_id: str, role: str = "") -> list[pb.Member]:
-    found, _ = all_pages(
+    return all_items(
         lambda token: client.ListMembers(
             rpc.ListMembersRequest(organization_id=organization_id, role=role, page_token=token)
         ),
         "members",
     )
-    return found
 
 
 def roles_of(members_: list[pb.Member]) -> dict[str, str]:
@@ -168,8 +94,11 @@ def check(client: Client, organization_id: str, permission: str, **fields: str) 
     )
 
 
-def events(client: Client, organization_id: str, action: str = "", page_size: int = 0) -> Any:
-    return all_pages(
+def events(
+    client: Client, organization_id: str, action: str = "", page_size: int = 0
+) -> tuple[list[pb.AuditEvent], list[rpc.ListAuditEventsResponse]]:
+    """Every matching event, and every page they came on."""
+    pages = all_pages(
         lambda token: client.ListAuditEvents(
             rpc.ListAuditEventsRequest(
                 organization_id=organization_id,
@@ -177,9 +106,9 @@ def events(client: Client, organization_id: str, action: str = "", page_size: in
                 page_size=page_size,
                 page_token=token,
             )
-        ),
-        "events",
+        )
     )
+    return [event for page in pages for event in page.events], pages
 
 
 def workspace_ids(api: Api, organization_id: str) -> list[str]:
@@ -217,12 +146,12 @@ def test_list_members_pages_without_duplicates(api: Api) -> None:
     for _ in range(6):
         joined.append(api.client().user_id)
         add(owner, org.id, "viewer", user_id=joined[-1])
-    found, pages = all_pages(
+    pages = all_pages(
         lambda token: owner.ListMembers(
             rpc.ListMembersRequest(organization_id=org.id, page_size=2, page_token=token)
-        ),
-        "members",
+        )
     )
+    found = [member for page in pages for member in page.members]
     assert [len(page.members) for page in pages] == [2, 2, 2, 1]
     assert {page.total_size for page in pages} == {7}
     assert [m.user.id for m in found] == joined  # in the order they joined, once each
@@ -448,7 +377,9 @@ def test_create_role_is_idempotent_by_request_id(team: Team) -> None:
 
 
 def test_custom_role_cannot_grant_permissions_it_lacks(team: Team) -> None:
-    adder_role = create_role(team["owner"], team.id, f"adder-{tag()}", [*_VIEWER, "members.add"])
+    adder_role = create_role(
+        team["owner"], team.id, f"adder-{tag()}", [*VIEWER_PERMISSIONS, "members.add"]
+    )
     adder, _ = team.newcomer(adder_role.name)
     for escalation in ("admin", "owner", "developer"):
         outsider = team.api.client().user_id
@@ -462,7 +393,9 @@ def test_custom_role_cannot_grant_permissions_it_lacks(team: Team) -> None:
 
 
 def test_custom_role_cannot_create_a_role_with_permissions_it_lacks(team: Team) -> None:
-    maker_role = create_role(team["owner"], team.id, f"maker-{tag()}", [*_VIEWER, "roles.create"])
+    maker_role = create_role(
+        team["owner"], team.id, f"maker-{tag()}", [*VIEWER_PERMISSIONS, "roles.create"]
+    )
     maker, _ = team.newcomer(maker_role.name)
     result = failure(lambda: create_role(maker, team.id, f"x-{tag()}", ["members.add"]))
     assert result.code == Code.PERMISSION_DENIED
@@ -639,7 +572,7 @@ class History:
 
 @pytest.fixture(scope="module")
 def history(api: Api) -> History:
-    team = make_team(api)
+    team = Team.new(api)
     owner, org_id = team["owner"], team.id
     ids = team.ids
     expected = [
@@ -770,7 +703,9 @@ def test_changing_a_non_member_is_member_not_found(
 
 
 def test_custom_role_cannot_promote_a_member_beyond_its_permissions(team: Team) -> None:
-    updater = create_role(team["owner"], team.id, f"upd-{tag()}", [*_VIEWER, "members.update"])
+    updater = create_role(
+        team["owner"], team.id, f"upd-{tag()}", [*VIEWER_PERMISSIONS, "members.update"]
+    )
     client, _ = team.newcomer(updater.name)
     result = failure(lambda: set_role(client, team.id, team.ids["viewer"], "admin"))
     assert result.code == Code.PERMISSION_DENIED
@@ -779,7 +714,9 @@ def test_custom_role_cannot_promote_a_member_beyond_its_permissions(team: Team) 
 
 
 def test_custom_role_cannot_widen_a_role_beyond_its_permissions(team: Team) -> None:
-    editor = create_role(team["owner"], team.id, f"ed-{tag()}", [*_VIEWER, "roles.update"])
+    editor = create_role(
+        team["owner"], team.id, f"ed-{tag()}", [*VIEWER_PERMISSIONS, "roles.update"]
+    )
     target = create_role(team["owner"], team.id, f"tg-{tag()}", ["organizations.get"])
     client, _ = team.newcomer(editor.name)
 

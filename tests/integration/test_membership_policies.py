@@ -6,11 +6,8 @@ replicas on PostgreSQL."""
 
 from __future__ import annotations
 
-import threading
 import uuid
-from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -28,7 +25,7 @@ from tests.conftest import failure
 from tests.support.dns_server import LocalDnsServer
 from tests.support.domains import new_domain
 from tests.support.domains import verified_domain
-from tests.support.rpc_outcomes import outcome
+from tests.support.races import outcomes_together
 
 Code = grpc.StatusCode
 
@@ -368,17 +365,6 @@ def invitee_email(client: Client) -> str:
     return str(client.GetCurrentUser(rpc.GetCurrentUserRequest()).user.email)
 
 
-def race(calls: list[Callable[[], Any]]) -> Counter[str]:
-    barrier = threading.Barrier(len(calls))
-
-    def run(call: Callable[[], Any]) -> str:
-        barrier.wait(timeout=60)
-        return outcome(call)
-
-    with ThreadPoolExecutor(len(calls)) as pool:
-        return Counter(pool.map(run, calls))
-
-
 @pytest.mark.postgres_only
 def test_fifty_concurrent_joins_into_ten_free_seats(
     pg_api: Api, pg_api_peer: Api, dns_server: LocalDnsServer
@@ -418,7 +404,7 @@ def test_fifty_concurrent_joins_into_ten_free_seats(
         assert org.id not in memberships(user)
     org.set(max_members=11)
 
-    outcomes = race(calls)
+    outcomes = outcomes_together(calls, timeout=60)
     members = org.members()
     assert len(members) == 11, outcomes
     assert org.get().member_count == 11

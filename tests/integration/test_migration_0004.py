@@ -39,31 +39,16 @@ from tests.conftest import failure
 from tests.conftest import new_postgres_database
 from tests.conftest import settings_for
 from tests.conftest import start_api
+from tests.support.permissions import CONTRACT_ROLES
+from tests.support.permissions import DOMAIN_PERMISSIONS
 
 Code = grpc.StatusCode
 
-# Release 1's built-in roles (API.md, "Authorization").
-VIEWER = ["organizations.get", "members.list", "workspaces.list", "workspaces.get", "roles.list"]
-DEVELOPER = [*VIEWER, "workspaces.create", "workspaces.update"]
-ADMIN = [
-    *DEVELOPER,
-    "organizations.update",
-    "members.add",
-    "members.update",
-    "members.remove",
-    "invitations.list",
-    "invitations.create",
-    "invitations.update",
-    "invitations.revoke",
-    "workspaces.delete",
-    "roles.create",
-    "roles.update",
-    "roles.delete",
-    "audit.list",
-]
-OWNER = [*ADMIN, "organizations.delete", "organizations.undelete"]
-RELEASE_1_ROLES = {"owner": OWNER, "admin": ADMIN, "developer": DEVELOPER, "viewer": VIEWER}
-DOMAIN_PERMISSIONS = {"domains.list", "domains.manage"}
+# Release 1's built-in roles: the contract's, before release 2 added the domain permissions.
+RELEASE_1_ROLES = {
+    role: [permission for permission in permissions if permission not in DOMAIN_PERMISSIONS]
+    for role, permissions in CONTRACT_ROLES.items()
+}
 INVITATION_TOKEN = "release-1-invitation-token"
 
 
@@ -336,10 +321,10 @@ def test_upgrade_keeps_release_1_data_and_adds_the_defaults(
     assert organization["default_invitation_ttl"] is None
     assert (organization["member_count"], organization["version"]) == (3, 3)
     permissions = role_permissions(url, ids["org"])
-    assert permissions["owner"] == set(OWNER) | DOMAIN_PERMISSIONS
-    assert permissions["admin"] == set(ADMIN) | DOMAIN_PERMISSIONS
-    assert permissions["developer"] == set(DEVELOPER)
-    assert permissions["viewer"] == set(VIEWER)
+    assert permissions["owner"] == set(RELEASE_1_ROLES["owner"]) | DOMAIN_PERMISSIONS
+    assert permissions["admin"] == set(RELEASE_1_ROLES["admin"]) | DOMAIN_PERMISSIONS
+    assert permissions["developer"] == set(RELEASE_1_ROLES["developer"])
+    assert permissions["viewer"] == set(RELEASE_1_ROLES["viewer"])
     assert permissions["auditor"] == {"organizations.get", "audit.list"}  # custom: untouched
     assert stored(url, "SELECT count(*) AS n FROM domains")[0]["n"] == 0
 

@@ -6,13 +6,9 @@ so that they reach the server at the same time.
 
 from __future__ import annotations
 
-import re
-import threading
 import uuid
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
-from typing import TypeVar
 
 import grpc
 import pytest
@@ -22,81 +18,34 @@ from orgs.v1 import resources_pb2 as pb
 
 from tests.conftest import Api
 from tests.conftest import Client
-from tests.conftest import failure
-
-SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
-T = TypeVar("T")
+from tests.support.clients import provisioned
+from tests.support.clients import tag
+from tests.support.organizations import SLUG_RE
+from tests.support.races import responses_or_errors
+from tests.support.races import split
+from tests.support.races import the_one_winner
 
 pytestmark = pytest.mark.postgres_only
-
-
-def tag() -> str:
-    return uuid.uuid4().hex[:10]
-
-
-def outcome(call: Callable[[], T]) -> T | grpc.RpcError:
-    """The call's result, or the gRPC error it raised."""
-    try:
-        return call()
-    except grpc.RpcError as error:
-        return error
-
-
-def run_together(calls: list[Callable[[], T]]) -> list[T | grpc.RpcError]:
-    """Runs every call in its own thread, all released at once; results in call order."""
-    barrier = threading.Barrier(len(calls))
-
-    def run(call: Callable[[], T]) -> T | grpc.RpcError:
-        barrier.wait(timeout=30)
-        return outcome(call)
-
-    with ThreadPoolExecutor(max_workers=len(calls)) as pool:
-        return list(pool.map(run, calls))
-
-
-def successes(results: list[Any]) -> list[Any]:
-    return [r for r in results if not isinstance(r, grpc.RpcError)]
-
-
-def errors(results: list[Any]) -> list[grpc.RpcError]:
-    return [r for r in results if isinstance(r, grpc.RpcError)]
-
-
-def reraise(error: grpc.RpcError) -> None:
-    raise error
 
 
 def create(client: Client, **fields: Any) -> Callable[[], pb.Organization]:
     return lambda: client.CreateOrganization(rpc.CreateOrganizationRequest(**fields)).organization
 
 
-def provisioned(pg_api: Api) -> list[Client]:
-    """Fresh users, provisioned before a race so that only the race itself is concurrent."""
-    clients = [pg_api.client(), pg_api.client()]
-    for client in clients:
-        client.GetCurrentUser(rpc.GetCurrentUserRequest())
-    return clients
-
-
 @pytest.mark.parametrize("round_", range(20))
 def test_concurrent_creates_with_the_same_slug_have_one_winner(pg_api: Api, round_: int) -> None:
     slug = f"race-{round_}-{tag()}"
-    alice, bob = provisioned(pg_api)
+    alice, bob = provisioned(pg_api, 2)
 
-    results = run_together(
+    results = responses_or_errors(
         [create(alice, name="Alice", slug=slug), create(bob, name="Bob", slug=slug)]
     )
 
-    won = successes(results)
-    lost = errors(results)
-    assert len(won) == 1, results
-    assert len(lost) == 1, results
-    assert won[0].slug == slug
-    rejected = failure(lambda: reraise(lost[0]))
-    assert (rejected.code, rejected.reason) == (grpc.StatusCode.ALREADY_EXISTS, "SLUG_TAKEN")
+    won = the_one_winner(results, grpc.StatusCode.ALREADY_EXISTS, "SLUG_TAKEN")
+    assert won.slug == slug
     platform = pg_api.platform()
     found = platform.GetOrganization(rpc.GetOrganizationRequest(slug=slug)).organization
-    assert found.id == won[0].id
+    assert found.id == won.id
     assert found.member_count == 1
     assert found.workspace_count == 1
 
@@ -105,11 +54,12 @@ def test_concurrent_first_calls_provision_exactly_once(pg_api: Api) -> None:
     subject = f"racer-{tag()}"
     clients = [pg_api.client(subject, name="Racer") for _ in range(10)]
 
-    results = run_together(
+    results = responses_or_errors(
         [lambda c=c: c.GetCurrentUser(rpc.GetCurrentUserRequest()) for c in clients]
     )
 
-    assert not errors(results), errors(results)
+    _, errors = split(results)
+    assert not errors, errors
     assert len({reply.user.id for reply in results}) == 1
     listed = clients[0].ListOrganizations(rpc.ListOrganizationsRequest())
     assert listed.total_size == 1
@@ -127,9 +77,12 @@ def test_concurrent_creates_with_the_same_request_id_create_once(pg_api: Api) ->
     name = f"Idempotent race {tag()}"
     request_id = str(uuid.uuid4())
 
-    results = run_together([create(alice, name=name, request_id=request_id) for _ in range(10)])
+    results = responses_or_errors(
+        [create(alice, name=name, request_id=request_id) for _ in range(10)]
+    )
 
-    assert not errors(results), errors(results)
+    _, errors = split(results)
+    assert not errors, errors
     assert len({organization.id for organization in results}) == 1
     listed = alice.ListOrganizations(rpc.ListOrganizationsRequest(filter=name))
     assert listed.total_size == 1
@@ -141,9 +94,10 @@ def test_concurrent_creates_with_the_same_name_get_distinct_slugs(pg_api: Api) -
     alice.GetCurrentUser(rpc.GetCurrentUserRequest())
     name = f"Crowded {tag()}"
 
-    results = run_together([create(alice, name=name) for _ in range(10)])
+    results = responses_or_errors([create(alice, name=name) for _ in range(10)])
 
-    assert not errors(results), errors(results)
+    _, errors = split(results)
+    assert not errors, errors
     slugs = [organization.slug for organization in results]
     assert len(set(slugs)) == 10, slugs
     assert all(SLUG_RE.match(slug) for slug in slugs), slugs
@@ -163,15 +117,11 @@ def test_concurrent_updates_with_the_same_etag_have_one_winner(pg_api: Api) -> N
         )
         return lambda: alice.UpdateOrganization(request).organization
 
-    results = run_together([rename(i) for i in range(10)])
+    results = responses_or_errors([rename(i) for i in range(10)])
 
-    won = successes(results)
-    assert len(won) == 1, results
-    for error in errors(results):
-        rejected = failure(lambda error=error: reraise(error))
-        assert (rejected.code, rejected.reason) == (grpc.StatusCode.ABORTED, "ETAG_MISMATCH")
+    won = the_one_winner(results, grpc.StatusCode.ABORTED, "ETAG_MISMATCH")
     current = alice.GetOrganization(rpc.GetOrganizationRequest(organization_id=original.id))
-    assert current.organization == won[0]
+    assert current.organization == won
 
 
 def test_concurrent_renames_to_the_same_slug_have_one_winner(pg_api: Api) -> None:
@@ -186,12 +136,8 @@ def test_concurrent_renames_to_the_same_slug_have_one_winner(pg_api: Api) -> Non
         )
         return lambda: alice.UpdateOrganization(request).organization
 
-    results = run_together([move(o) for o in organizations])
+    results = responses_or_errors([move(o) for o in organizations])
 
-    won = successes(results)
-    assert len(won) == 1, results
-    for error in errors(results):
-        rejected = failure(lambda error=error: reraise(error))
-        assert (rejected.code, rejected.reason) == (grpc.StatusCode.ALREADY_EXISTS, "SLUG_TAKEN")
+    won = the_one_winner(results, grpc.StatusCode.ALREADY_EXISTS, "SLUG_TAKEN")
     found = alice.GetOrganization(rpc.GetOrganizationRequest(slug=slug)).organization
-    assert found.id == won[0].id
+    assert found.id == won.id

@@ -16,7 +16,6 @@ happen is two successes.
 
 from __future__ import annotations
 
-import threading
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -26,12 +25,11 @@ from typing import Any
 
 import grpc
 import pytest
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 from orgs.v1 import organization_service_pb2 as rpc
 
 from tests.conftest import Api
 from tests.conftest import Client
+from tests.support.races import results_together
 
 pytestmark = pytest.mark.postgres_only
 
@@ -85,41 +83,6 @@ VARIANTS = [
 ]
 
 
-@dataclass(frozen=True)
-class Result:
-    code: grpc.StatusCode
-    reason: str
-
-
-def attempt(call: Callable[[], Any]) -> Result:
-    try:
-        call()
-    except grpc.RpcError as error:
-        return Result(error.code(), _reason(error))
-    return Result(Code.OK, "")
-
-
-def _reason(error: grpc.RpcError) -> str:
-    status = rpc_status.from_call(error)
-    for detail in status.details if status else []:
-        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-            info = error_details_pb2.ErrorInfo()
-            detail.Unpack(info)
-            return str(info.reason)
-    return ""
-
-
-def race(pool: ThreadPoolExecutor, calls: list[Callable[[], Any]]) -> list[Result]:
-    """Runs the calls on the pool's threads, released together; results in call order."""
-    barrier = threading.Barrier(len(calls))
-
-    def run(call: Callable[[], Any]) -> Result:
-        barrier.wait(timeout=30)
-        return attempt(call)
-
-    return [future.result() for future in [pool.submit(run, call) for call in calls]]
-
-
 def owners(client: Client, org_id: str) -> list[str]:
     reply = client.ListMembers(rpc.ListMembersRequest(organization_id=org_id, role="owner"))
     return [member.user.id for member in reply.members]
@@ -141,12 +104,12 @@ def test_two_owners_racing_always_leave_one_owner(
                 rpc.AddMemberRequest(organization_id=org_id, user_id=b_id, role="owner")
             )
             assert b_added.member.role == "owner"
-            results = race(
-                pool,
+            results = results_together(
                 [
                     partial(variant.action, a, org_id, a_id, b_id),
                     partial(variant.action, b, org_id, b_id, a_id),
                 ],
+                pool=pool,
             )
             where = f"{variant} round {round_}: {results}"
             remaining = owners(platform, org_id)

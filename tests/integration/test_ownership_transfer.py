@@ -17,12 +17,12 @@ from orgs.v1 import organization_service_pb2 as rpc
 from tests.conftest import Api
 from tests.conftest import Client
 from tests.conftest import failure
-from tests.integration.test_owner_concurrency import Result
-from tests.integration.test_owner_concurrency import race
+from tests.support.races import results_together
+from tests.support.rpc_outcomes import OK
+from tests.support.rpc_outcomes import Result
 
 Code = grpc.StatusCode
 RACE_ROUNDS = 60
-OK = Result(Code.OK, "")
 
 
 def transfer(client: Client, organization_id: str, user_id: str) -> Any:
@@ -35,6 +35,14 @@ def add(client: Client, organization_id: str, user_id: str, role: str) -> None:
     client.AddMember(
         rpc.AddMemberRequest(organization_id=organization_id, user_id=user_id, role=role)
     )
+
+
+def org_with(owner: Client, members: dict[str, str]) -> str:
+    """The id of a new organization of `owner`'s with these members (user id -> role)."""
+    organization_id = owner.create_org().id
+    for user_id, role in members.items():
+        add(owner, organization_id, user_id, role)
+    return organization_id
 
 
 def roles(client: Client, organization_id: str) -> dict[str, str]:
@@ -134,10 +142,9 @@ def test_owners_transferring_to_each_other_leave_exactly_one_owner(
     final: Counter[str] = Counter()
     with ThreadPoolExecutor(max_workers=2) as pool:
         for round_ in range(RACE_ROUNDS):
-            org_id = a.create_org().id
-            add(a, org_id, b_id, "owner")
-            results = race(
-                pool, [partial(transfer, a, org_id, b_id), partial(transfer, b, org_id, a_id)]
+            org_id = org_with(a, {b_id: "owner"})
+            results = results_together(
+                [partial(transfer, a, org_id, b_id), partial(transfer, b, org_id, a_id)], pool=pool
             )
             where = f"round {round_}: {results}"
             assert results == [OK, OK], where
@@ -157,12 +164,9 @@ def test_owners_transferring_to_different_members_both_succeed(
     a_id, b_id, x_id, y_id = a.user_id, b.user_id, x.user_id, y.user_id
     with ThreadPoolExecutor(max_workers=2) as pool:
         for round_ in range(RACE_ROUNDS):
-            org_id = a.create_org().id
-            add(a, org_id, b_id, "owner")
-            add(a, org_id, x_id, "viewer")
-            add(a, org_id, y_id, "developer")
-            results = race(
-                pool, [partial(transfer, a, org_id, x_id), partial(transfer, b, org_id, y_id)]
+            org_id = org_with(a, {b_id: "owner", x_id: "viewer", y_id: "developer"})
+            results = results_together(
+                [partial(transfer, a, org_id, x_id), partial(transfer, b, org_id, y_id)], pool=pool
             )
             where = f"round {round_}: {results}"
             assert results == [OK, OK], where
@@ -186,14 +190,14 @@ def test_a_transfer_racing_the_removal_of_its_target_ends_in_a_serial_outcome(
     seen: Counter[str] = Counter()
     with ThreadPoolExecutor(max_workers=2) as pool:
         for round_ in range(RACE_ROUNDS):
-            org_id = owner.create_org().id
-            add(owner, org_id, admin_id, "admin")
             x_id = pg_api.client().user_id
-            add(owner, org_id, x_id, "viewer")
+            org_id = org_with(owner, {admin_id: "admin", x_id: "viewer"})
             removal = partial(
                 admin.RemoveMember, rpc.RemoveMemberRequest(organization_id=org_id, user_id=x_id)
             )
-            transferred, removed = race(pool, [partial(transfer, owner, org_id, x_id), removal])
+            transferred, removed = results_together(
+                [partial(transfer, owner, org_id, x_id), removal], pool=pool
+            )
             where = f"round {round_}: {transferred}, {removed}"
             if transferred == OK:
                 assert removed == Result(Code.PERMISSION_DENIED, "OWNER_REQUIRED"), where

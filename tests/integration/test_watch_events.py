@@ -21,10 +21,10 @@ from tests.conftest import Api
 from tests.conftest import Client
 from tests.conftest import settings_for
 from tests.conftest import start_api
-from tests.feed_support import WAIT_SECONDS
-from tests.feed_support import Watcher
-from tests.feed_support import audit_log
-from tests.feed_support import commit_order
+from tests.support.feed import WAIT_SECONDS
+from tests.support.feed import Watcher
+from tests.support.feed import audit_log
+from tests.support.feed import commit_order
 
 Code = grpc.StatusCode
 # New events reach a watcher within this (API.md, "Change feed").
@@ -58,6 +58,12 @@ def add_workspace(client: Client, organization_id: str, name: str = "") -> None:
             organization_id=organization_id, name=name or f"W {uuid.uuid4().hex[:8]}"
         )
     )
+
+
+def add_workspaces(client: Client, organization_id: str, count: int) -> None:
+    """`count` changes, one event each."""
+    for _ in range(count):
+        add_workspace(client, organization_id)
 
 
 def refusal(
@@ -94,8 +100,7 @@ def test_list_then_watch_misses_nothing_and_repeats_nothing(api: Api, org: Org) 
     add_workspace(org.owner, org.id)  # between the list and the watch
     with watch(api, org.owner, org.id, cursor) as watcher:
         watcher.wait_for(1)
-        for _ in range(3):
-            add_workspace(org.owner, org.id)
+        add_workspaces(org.owner, org.id, 3)
         watcher.wait_for(4)
         time.sleep(0.3)  # nothing more may come
         log = audit_log(org.owner, org.id)
@@ -127,12 +132,10 @@ def test_new_events_arrive_within_a_second(api: Api, org: Org) -> None:
 
 def test_resuming_from_the_last_cursor_continues_exactly_after_it(api: Api, org: Org) -> None:
     start = watch_cursor(org.owner, org.id)
-    for _ in range(3):
-        add_workspace(org.owner, org.id)
+    add_workspaces(org.owner, org.id, 3)
     with watch(api, org.owner, org.id, start) as first:
         seen = first.wait_for(3)
-    for _ in range(2):
-        add_workspace(org.owner, org.id)  # while nobody watches
+    add_workspaces(org.owner, org.id, 2)  # while nobody watches
     with watch(api, org.owner, org.id, seen[-1].cursor) as resumed:
         resumed.wait_for(2)
         add_workspace(org.owner, org.id)
@@ -145,8 +148,7 @@ def test_resuming_from_the_last_cursor_continues_exactly_after_it(api: Api, org:
 
 def test_a_cursor_of_the_middle_replays_the_rest(api: Api, org: Org) -> None:
     start = watch_cursor(org.owner, org.id)
-    for _ in range(4):
-        add_workspace(org.owner, org.id)
+    add_workspaces(org.owner, org.id, 4)
     with watch(api, org.owner, org.id, start) as watcher:
         received = watcher.wait_for(4)
     with watch(api, org.owner, org.id, received[1].cursor) as replay:
@@ -184,8 +186,7 @@ def test_a_cursor_of_another_feed_is_invalid(api: Api, org: Org) -> None:
 
 def test_a_cursor_before_purged_events_is_out_of_range(api: Api, org: Org) -> None:
     start = watch_cursor(org.owner, org.id)
-    for _ in range(3):
-        add_workspace(org.owner, org.id)
+    add_workspaces(org.owner, org.id, 3)
     first_new = commit_order(api.server.database.engine, org.id)[-3]
     with api.server.database.engine.begin() as connection:  # as a retention job would
         connection.execute(
@@ -269,8 +270,7 @@ def test_streams_count_against_max_streams_and_never_starve_unary_calls(small_ap
         refused = watch(small_api, owner, organization_id).wait_for_end()
         assert (refused.code, refused.reason) == (Code.RESOURCE_EXHAUSTED, "TOO_MANY_REQUESTS")
         started = time.monotonic()
-        for _ in range(10):
-            add_workspace(owner, organization_id)
+        add_workspaces(owner, organization_id, 10)
         assert time.monotonic() - started < 5
         for watcher in watchers:
             assert len(watcher.wait_for(10)) == 10

@@ -7,7 +7,6 @@ The server is shared by the session: every test makes fresh users and organizati
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from typing import Any
 
 import grpc
@@ -17,8 +16,10 @@ from orgs.v1 import organization_service_pb2 as rpc
 from orgs.v1 import resources_pb2 as pb
 
 from tests.conftest import Api
-from tests.conftest import Client
 from tests.conftest import failure
+from tests.support.clients import Team
+from tests.support.clients import all_items
+from tests.support.clients import tag
 
 Code = grpc.StatusCode
 
@@ -26,28 +27,8 @@ Code = grpc.StatusCode
 # --- helpers -------------------------------------------------------------------------
 
 
-def tag() -> str:
-    return uuid.uuid4().hex[:8]
-
-
-@dataclass
-class Team:
-    """A fresh organization with an owner and one member per other built-in role."""
-
-    api: Api
-    org: pb.Organization
-    clients: dict[str, Client]
-
-    @property
-    def id(self) -> str:
-        return str(self.org.id)
-
-    def __getitem__(self, role: str) -> Client:
-        return self.clients[role]
-
-    @property
-    def owner(self) -> Client:
-        return self.clients["owner"]
+class WorkspaceTeam(Team):
+    """A team with the workspace calls, made by the owner unless `by` names a role."""
 
     def create(self, name: str = "", by: str = "owner", **fields: Any) -> pb.Workspace:
         request = rpc.CreateWorkspaceRequest(
@@ -80,14 +61,10 @@ class Team:
         )
 
     def all(self, filter_: str = "", page_size: int = 0) -> list[pb.Workspace]:
-        found: list[pb.Workspace] = []
-        token = ""
-        while True:
-            page = self.list_page(filter=filter_, page_size=page_size, page_token=token)
-            found.extend(page.workspaces)
-            token = page.next_page_token
-            if not token:
-                return found
+        return all_items(
+            lambda token: self.list_page(filter=filter_, page_size=page_size, page_token=token),
+            "workspaces",
+        )
 
     def slugs(self) -> list[str]:
         return [w.slug for w in self.all()]
@@ -109,27 +86,19 @@ class Team:
 
 
 @pytest.fixture
-def team(api: Api) -> Team:
-    owner = api.client()
-    org = owner.create_org()
-    clients = {"owner": owner}
-    for role in ("admin", "developer", "viewer"):
-        clients[role] = api.client()
-        owner.AddMember(
-            rpc.AddMemberRequest(organization_id=org.id, user_id=clients[role].user_id, role=role)
-        )
-    return Team(api, org, clients)
+def team(api: Api) -> WorkspaceTeam:
+    return WorkspaceTeam.new(api)
 
 
 # --- create / get ----------------------------------------------------------------------
 
 
-def test_new_organization_has_a_default_workspace(team: Team) -> None:
+def test_new_organization_has_a_default_workspace(team: WorkspaceTeam) -> None:
     assert team.slugs() == ["default"]
     assert team.workspace_count() == 1
 
 
-def test_create_derives_slug_from_name(team: Team) -> None:
+def test_create_derives_slug_from_name(team: WorkspaceTeam) -> None:
     name = f"My Great Workspace {tag()}"
     workspace = team.create(name, description="for tests")
     assert workspace.slug == name.lower().replace(" ", "-")
@@ -144,7 +113,7 @@ def test_create_derives_slug_from_name(team: Team) -> None:
     assert team.get(workspace.id, by="viewer") == workspace
 
 
-def test_derived_slug_collision_gets_a_suffix(team: Team) -> None:
+def test_derived_slug_collision_gets_a_suffix(team: WorkspaceTeam) -> None:
     name = f"Twin {tag()}"
     first, second = team.create(name), team.create(name)
     assert first.slug == name.lower().replace(" ", "-")
@@ -152,7 +121,7 @@ def test_derived_slug_collision_gets_a_suffix(team: Team) -> None:
     assert second.slug.startswith(first.slug)
 
 
-def test_explicit_slug_is_unique_per_organization(api: Api, team: Team) -> None:
+def test_explicit_slug_is_unique_per_organization(api: Api, team: WorkspaceTeam) -> None:
     slug = f"ws-{tag()}"
     created = team.create(slug=slug)
     assert created.slug == slug
@@ -182,7 +151,7 @@ def test_explicit_slug_is_unique_per_organization(api: Api, team: Team) -> None:
         ({"description": "d" * 2001}, "description"),
     ],
 )
-def test_create_validation(team: Team, fields: dict[str, str], violation: str) -> None:
+def test_create_validation(team: WorkspaceTeam, fields: dict[str, str], violation: str) -> None:
     request = {"name": "Valid", **fields}
     refused = failure(
         lambda: team.owner.CreateWorkspace(
@@ -197,7 +166,7 @@ def test_create_validation(team: Team, fields: dict[str, str], violation: str) -
 # --- list ------------------------------------------------------------------------------
 
 
-def test_list_with_filter_and_paging(team: Team) -> None:
+def test_list_with_filter_and_paging(team: WorkspaceTeam) -> None:
     marker = tag()
     matching = [team.create(f"Alpha {marker} {n}") for n in range(5)]
     team.create(f"Beta {tag()}")
@@ -224,7 +193,7 @@ def test_list_with_filter_and_paging(team: Team) -> None:
     assert negative.code == Code.INVALID_ARGUMENT
 
 
-def test_paging_has_no_gaps_when_rows_are_added(team: Team) -> None:
+def test_paging_has_no_gaps_when_rows_are_added(team: WorkspaceTeam) -> None:
     initial = [team.create() for _ in range(3)]
     first = team.list_page(page_size=2)
     added = team.create()
@@ -238,7 +207,7 @@ def test_paging_has_no_gaps_when_rows_are_added(team: Team) -> None:
 # --- update / delete ---------------------------------------------------------------------
 
 
-def test_update_with_mask_and_etag(team: Team) -> None:
+def test_update_with_mask_and_etag(team: WorkspaceTeam) -> None:
     workspace = team.create("Original", description="before")
     renamed = team.update(
         pb.Workspace(
@@ -288,7 +257,7 @@ def test_update_with_mask_and_etag(team: Team) -> None:
     ],
 )
 def test_update_rejected(
-    team: Team, paths: list[str], fields: dict[str, str], code: grpc.StatusCode
+    team: WorkspaceTeam, paths: list[str], fields: dict[str, str], code: grpc.StatusCode
 ) -> None:
     workspace = team.create()
     refused = failure(
@@ -298,7 +267,7 @@ def test_update_rejected(
     assert team.get(workspace.id) == workspace
 
 
-def test_delete_with_etag_and_counts(team: Team) -> None:
+def test_delete_with_etag_and_counts(team: WorkspaceTeam) -> None:
     assert team.workspace_count() == 1
     first, second = team.create(), team.create()
     assert team.workspace_count() == 3
@@ -325,7 +294,7 @@ def test_delete_with_etag_and_counts(team: Team) -> None:
 # --- permissions -------------------------------------------------------------------------
 
 
-def test_viewer_can_read_but_not_write(team: Team) -> None:
+def test_viewer_can_read_but_not_write(team: WorkspaceTeam) -> None:
     workspace = team.create()
     assert team.get(workspace.id, by="viewer") == workspace
     denied = failure(lambda: team.create(by="viewer"))
@@ -338,7 +307,7 @@ def test_viewer_can_read_but_not_write(team: Team) -> None:
     assert team.workspace_count() == 2
 
 
-def test_developer_can_create_and_update_but_not_delete(team: Team) -> None:
+def test_developer_can_create_and_update_but_not_delete(team: WorkspaceTeam) -> None:
     workspace = team.create(by="developer")
     renamed = team.update(
         pb.Workspace(organization_id=team.id, id=workspace.id, name="Dev rename"),
@@ -353,7 +322,7 @@ def test_developer_can_create_and_update_but_not_delete(team: Team) -> None:
     assert failure(lambda: team.get(workspace.id)).code == Code.NOT_FOUND
 
 
-def test_non_member_sees_nothing(api: Api, team: Team) -> None:
+def test_non_member_sees_nothing(api: Api, team: WorkspaceTeam) -> None:
     workspace = team.create()
     outsider = api.client()
     random_org = str(uuid.uuid4())
@@ -386,7 +355,7 @@ def test_non_member_sees_nothing(api: Api, team: Team) -> None:
     assert team.workspace_count() == 2
 
 
-def test_workspace_of_another_organization_is_not_found(api: Api, team: Team) -> None:
+def test_workspace_of_another_organization_is_not_found(api: Api, team: WorkspaceTeam) -> None:
     other_owner = api.client()
     other_org = other_owner.create_org()
     theirs = other_owner.CreateWorkspace(
@@ -413,7 +382,7 @@ def test_workspace_of_another_organization_is_not_found(api: Api, team: Team) ->
 # --- idempotency, CheckPermission, audit ------------------------------------------------
 
 
-def test_request_id_idempotency(api: Api, team: Team) -> None:
+def test_request_id_idempotency(api: Api, team: WorkspaceTeam) -> None:
     request_id = str(uuid.uuid4())
     first = team.create("Once", request_id=request_id)
     again = team.create("Once", request_id=request_id)
@@ -426,7 +395,7 @@ def test_request_id_idempotency(api: Api, team: Team) -> None:
     assert team.workspace_count() == 3
 
 
-def test_check_permission_with_workspace(team: Team) -> None:
+def test_check_permission_with_workspace(team: WorkspaceTeam) -> None:
     workspace = team.create()
     present = team.check("workspaces.update", workspace.id, by="developer")
     assert (present.allowed, present.role) == (True, "developer")
@@ -439,7 +408,7 @@ def test_check_permission_with_workspace(team: Team) -> None:
     assert team.check("workspaces.get", workspace.id).allowed is False
 
 
-def test_audit_events(team: Team) -> None:
+def test_audit_events(team: WorkspaceTeam) -> None:
     workspace = team.create(by="developer")
     team.update(
         pb.Workspace(organization_id=team.id, id=workspace.id, name="Audited"),

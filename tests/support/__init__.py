@@ -1,1 +1,3 @@
-"""Test infrastructure the tests own: PostgreSQL clusters, PgBouncer, their fixtures."""
+"""What the tests share: infrastructure they own (PostgreSQL clusters, PgBouncer, a DNS
+server, their fixtures) and helpers (clients and teams, races, call outcomes, the
+contract's permission table, organization, invitation and change-feed helpers)."""

@@ -10,9 +10,9 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy.engine import make_url
 
-from tests.conftest import BACKENDS
 from tests.conftest import POSTGRES_ADMIN_URL
 from tests.conftest import _postgres_unavailable
+from tests.conftest import require_postgres_tests
 from tests.support.dns_server import LocalDnsServer
 from tests.support.pgbouncer import PgBouncer
 from tests.support.pgbouncer import close_shared_pgbouncers
@@ -21,15 +21,10 @@ from tests.support.pgcluster import PgCluster
 from tests.support.processes import ToolUnavailableError
 
 
-def _require_postgres_tests() -> None:
-    if "postgresql" not in BACKENDS:
-        pytest.skip("PostgreSQL tests not selected (ORGSERVICE_TEST_DATABASES)")
-
-
 def new_cluster() -> PgCluster:
     """A new (not yet started) cluster for a test that needs its own; skips (or, in CI,
     fails) when PostgreSQL tests are off or its server binaries are missing."""
-    _require_postgres_tests()
+    require_postgres_tests()
     try:
         return PgCluster.initdb()
     except ToolUnavailableError as error:
@@ -49,7 +44,7 @@ def own_postgres() -> Iterator[PgCluster]:
 def pgbouncer() -> PgBouncer:
     """PgBouncer (transaction pooling) in front of the shared PostgreSQL server; the same
     one ORGSERVICE_TEST_PGBOUNCER=1 routes the test databases through."""
-    _require_postgres_tests()
+    require_postgres_tests()
     server = make_url(POSTGRES_ADMIN_URL)
     try:
         return shared_pgbouncer(server.host or "127.0.0.1", server.port or 5432)

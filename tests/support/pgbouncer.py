@@ -8,12 +8,12 @@ import contextlib
 import os
 import signal
 import subprocess
-import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
+from tests.support.processes import Releasing
 from tests.support.processes import free_port
 from tests.support.processes import owned_temp_dir
 from tests.support.processes import poll
@@ -69,9 +69,10 @@ class _Resources:
         remove_tree(self.root)
 
 
-class PgBouncer:
+class PgBouncer(Releasing):
     """`pgbouncer` (from PATH) on a free port, passing every database name through to
-    `upstream_host:upstream_port`; it runs as the OS user `postgres` when we are root."""
+    `upstream_host:upstream_port`; it runs as the OS user `postgres` when we are root.
+    `close()` stops it and removes its directory."""
 
     def __init__(self, upstream_host: str, upstream_port: int) -> None:
         self.binary = require_binary("pgbouncer")
@@ -80,7 +81,7 @@ class PgBouncer:
         self.port = free_port()
         self.root = owned_temp_dir("orgservice-pgbouncer-")
         self._resources = _Resources(self.root)
-        self._finalizer = weakref.finalize(self, self._resources.release)
+        super().__init__(self._resources.release)
 
     def start(self) -> PgBouncer:
         """Starts PgBouncer and waits until it accepts connections (it connects to the
@@ -128,16 +129,6 @@ class PgBouncer:
 
     def conninfo(self, dbname: str) -> str:
         return f"host={HOST} port={self.port} user={USER} dbname={dbname}"
-
-    def close(self) -> None:
-        """Stops PgBouncer and removes its directory; safe to call more than once."""
-        self._finalizer()
-
-    def __enter__(self) -> PgBouncer:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 # -- ORGSERVICE_TEST_PGBOUNCER: test databases through one PgBouncer per server -----------

@@ -12,7 +12,6 @@ import os
 import re
 import signal
 import subprocess
-import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass
 from dataclasses import field
@@ -23,6 +22,7 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import TupleRow
 
+from tests.support.processes import Releasing
 from tests.support.processes import ToolUnavailableError
 from tests.support.processes import children_of
 from tests.support.processes import free_port
@@ -129,10 +129,11 @@ class _Resources:
         remove_tree(self.root)
 
 
-class PgCluster:
+class PgCluster(Releasing):
     """A cluster in its own temporary directory: `PgCluster.initdb()` or
     `PgCluster.standby_of(primary)`, then `start()`. Its server processes run as the OS
-    user `postgres` when we are root (PostgreSQL refuses to run as root)."""
+    user `postgres` when we are root (PostgreSQL refuses to run as root). `close()` thaws,
+    kills and removes it."""
 
     def __init__(self, root: Path, bindir: Path) -> None:
         self.root = root
@@ -141,7 +142,7 @@ class PgCluster:
         self.log_path = root / "postgres.log"
         self.port = free_port()
         self._resources = _Resources(root)
-        self._finalizer = weakref.finalize(self, self._resources.release)
+        super().__init__(self._resources.release)
 
     @classmethod
     def initdb(cls) -> PgCluster:
@@ -314,13 +315,3 @@ class PgCluster:
 
     def log_tail(self, lines: int = 20) -> str:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-
-    def close(self) -> None:
-        """Thaws, kills and removes the cluster; safe to call more than once."""
-        self._finalizer()
-
-    def __enter__(self) -> PgCluster:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

@@ -9,9 +9,11 @@ import shutil
 import socket
 import tempfile
 import time
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from typing import Self
 
 # PostgreSQL and PgBouncer refuse to run as root; as root, the tests run them as this user.
 SERVICE_USER = "postgres"
@@ -19,6 +21,24 @@ SERVICE_USER = "postgres"
 
 class ToolUnavailableError(Exception):
     """A binary or OS user a test needs is missing on this machine."""
+
+
+class Releasing:
+    """Owns what `release` frees (processes, directories): on `close()`, at the end of a
+    `with` block, or at the latest when garbage collected; once, however often it is asked.
+    `release` must not refer to the owner, or the owner is never collected."""
+
+    def __init__(self, release: Callable[[], None]) -> None:
+        self._finalizer = weakref.finalize(self, release)
+
+    def close(self) -> None:
+        self._finalizer()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def free_port() -> int:

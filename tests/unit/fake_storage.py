@@ -126,6 +126,23 @@ class WorkspaceRow:
     workspace: Workspace
     version: int
 
+    @classmethod
+    def first(
+        cls,
+        workspace_id: str,
+        organization_id: str,
+        slug: str,
+        name: str,
+        description: str,
+        now: datetime,
+    ) -> WorkspaceRow:
+        """A new workspace's first version."""
+        etag = _etag(workspace_id, 1)
+        workspace = Workspace(
+            workspace_id, organization_id, slug, name, description, now, now, etag
+        )
+        return cls(workspace, version=1)
+
 
 @dataclass(frozen=True)
 class InvitationRow:
@@ -331,18 +348,8 @@ class FakeOrganizations(_Repository):
             # A microsecond apart, like storage: lists show the built-ins in table order.
             tables.roles[new.id, built_in.name] = RoleRow(role, now + timedelta(microseconds=index))
         tables.memberships[new.id, new.owner_user_id] = MembershipRow(OWNER, now, now)
-        tables.workspaces[new.id, new.workspace_id] = WorkspaceRow(
-            Workspace(
-                id=new.workspace_id,
-                organization_id=new.id,
-                slug=new.workspace_slug,
-                name=new.workspace_name,
-                description="",
-                create_time=now,
-                update_time=now,
-                etag=_etag(new.workspace_id, 1),
-            ),
-            version=1,
+        tables.workspaces[new.id, new.workspace_id] = WorkspaceRow.first(
+            new.workspace_id, new.id, new.workspace_slug, new.workspace_name, "", now
         )
         return organization
 
@@ -599,18 +606,8 @@ class FakeWorkspaces(_Repository):
         ):
             return False
         tables.organization_row(organization_id)
-        tables.workspaces[organization_id, workspace_id] = WorkspaceRow(
-            Workspace(
-                id=workspace_id,
-                organization_id=organization_id,
-                slug=slug,
-                name=name,
-                description=description,
-                create_time=now,
-                update_time=now,
-                etag=_etag(workspace_id, 1),
-            ),
-            version=1,
+        tables.workspaces[organization_id, workspace_id] = WorkspaceRow.first(
+            workspace_id, organization_id, slug, name, description, now
         )
         tables.count_change(organization_id, workspaces=1)
         return True

@@ -39,48 +39,43 @@ ALLOWED, NOT_FOUND, DENIED, GONE = (
     Verdict.DELETED,
 )
 
-# caller: "platform" or "user"; role: None for non-members, "-" for no organization.
-TABLE: list[tuple[str, str | None, OrganizationState, Requirement, Verdict]] = [
+# (caller, role, organization state) -> {requirement: verdict}; caller: "platform" or
+# "user"; role: None for non-members, "-" for no organization.
+VERDICTS: dict[tuple[str, str | None, OrganizationState], dict[Requirement, Verdict]] = {
     # No such organization: NOT_FOUND for everyone.
-    ("user", "-", ACTIVE, GET, NOT_FOUND),
-    ("platform", "-", ACTIVE, GET, NOT_FOUND),
-    ("platform", "-", ACTIVE, MEMBER, NOT_FOUND),
+    ("user", "-", ACTIVE): {GET: NOT_FOUND},
+    ("platform", "-", ACTIVE): {GET: NOT_FOUND, MEMBER: NOT_FOUND},
     # Non-members: as if it did not exist; platform callers act as owners.
-    ("user", None, ACTIVE, GET, NOT_FOUND),
-    ("user", None, ACTIVE, MEMBER, NOT_FOUND),
-    ("platform", None, ACTIVE, GET, ALLOWED),
-    ("platform", None, ACTIVE, DELETE, ALLOWED),
-    ("platform", None, ACTIVE, MEMBER, ALLOWED),
+    ("user", None, ACTIVE): {GET: NOT_FOUND, MEMBER: NOT_FOUND},
+    ("platform", None, ACTIVE): {GET: ALLOWED, DELETE: ALLOWED, MEMBER: ALLOWED},
     # Members: the role's permissions decide.
-    ("user", "viewer", ACTIVE, GET, ALLOWED),
-    ("user", "viewer", ACTIVE, UPDATE, DENIED),
-    ("user", "viewer", ACTIVE, MEMBER, ALLOWED),
-    ("user", "developer", ACTIVE, AUDIT, DENIED),
-    ("user", "admin", ACTIVE, AUDIT, ALLOWED),
-    ("user", "admin", ACTIVE, UPDATE, ALLOWED),
-    ("user", "admin", ACTIVE, DELETE, DENIED),
-    ("user", "owner", ACTIVE, DELETE, ALLOWED),
-    ("user", "owner", ACTIVE, UNDELETE, ALLOWED),  # the use case then says "not deleted"
-    ("user", "custom", ACTIVE, UPDATE, ALLOWED),
-    ("user", "custom", ACTIVE, DELETE, DENIED),
-    ("user", "empty", ACTIVE, GET, DENIED),
-    ("user", "empty", ACTIVE, MEMBER, ALLOWED),
+    ("user", "viewer", ACTIVE): {GET: ALLOWED, UPDATE: DENIED, MEMBER: ALLOWED},
+    ("user", "developer", ACTIVE): {AUDIT: DENIED},
+    ("user", "admin", ACTIVE): {AUDIT: ALLOWED, UPDATE: ALLOWED, DELETE: DENIED},
+    # Undelete is allowed here; the use case then says "not deleted".
+    ("user", "owner", ACTIVE): {DELETE: ALLOWED, UNDELETE: ALLOWED},
+    ("user", "custom", ACTIVE): {UPDATE: ALLOWED, DELETE: DENIED},
+    ("user", "empty", ACTIVE): {GET: DENIED, MEMBER: ALLOWED},
     # Deleted: it exists only for those who may undelete it, and only for reads and
     # undelete; other requirements learn it is deleted.
-    ("user", "owner", DELETED, GET, ALLOWED),
-    ("user", "owner", DELETED, AUDIT, ALLOWED),
-    ("user", "owner", DELETED, UNDELETE, ALLOWED),
-    ("user", "owner", DELETED, UPDATE, GONE),
-    ("user", "owner", DELETED, DELETE, GONE),
-    ("user", "owner", DELETED, MEMBER, GONE),
-    ("platform", None, DELETED, GET, ALLOWED),
-    ("platform", None, DELETED, UPDATE, GONE),
-    ("platform", None, DELETED, UNDELETE, ALLOWED),
-    ("user", "admin", DELETED, GET, NOT_FOUND),
-    ("user", "admin", DELETED, UPDATE, NOT_FOUND),
-    ("user", "custom", DELETED, GET, NOT_FOUND),
-    ("user", "viewer", DELETED, MEMBER, NOT_FOUND),
-    ("user", None, DELETED, GET, NOT_FOUND),
+    ("user", "owner", DELETED): {
+        GET: ALLOWED,
+        AUDIT: ALLOWED,
+        UNDELETE: ALLOWED,
+        UPDATE: GONE,
+        DELETE: GONE,
+        MEMBER: GONE,
+    },
+    ("platform", None, DELETED): {GET: ALLOWED, UPDATE: GONE, UNDELETE: ALLOWED},
+    ("user", "admin", DELETED): {GET: NOT_FOUND, UPDATE: NOT_FOUND},
+    ("user", "custom", DELETED): {GET: NOT_FOUND},
+    ("user", "viewer", DELETED): {MEMBER: NOT_FOUND},
+    ("user", None, DELETED): {GET: NOT_FOUND},
+}
+TABLE = [
+    (caller, role, state, requirement, verdict)
+    for (caller, role, state), verdicts in VERDICTS.items()
+    for requirement, verdict in verdicts.items()
 ]
 
 

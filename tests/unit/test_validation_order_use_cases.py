@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 import pytest
@@ -58,6 +59,17 @@ def listing(method: str, permission: str, request: Callable[..., Message]) -> Ca
         method,
         permission,
         lambda s: request(organization_id=s.organization_id, page_token="forged.token"),
+    )
+
+
+def invitation(**invalid: Any) -> Case:
+    """A CreateInvitation of a good email and role, made invalid by one more field."""
+    return Case(
+        "CreateInvitation",
+        "invitations.create",
+        lambda s: rpc.CreateInvitationRequest(
+            organization_id=s.organization_id, email="new@example.com", role="viewer", **invalid
+        ),
     )
 
 
@@ -120,26 +132,8 @@ CASES = [
             organization_id=s.organization_id, name="new-role", request_id=BAD_REQUEST_ID
         ),
     ),
-    Case(
-        "CreateInvitation",
-        "invitations.create",
-        lambda s: rpc.CreateInvitationRequest(
-            organization_id=s.organization_id,
-            email="new@example.com",
-            role="viewer",
-            request_id=BAD_REQUEST_ID,
-        ),
-    ),
-    Case(
-        "CreateInvitation",
-        "invitations.create",
-        lambda s: rpc.CreateInvitationRequest(
-            organization_id=s.organization_id,
-            email="new@example.com",
-            role="viewer",
-            ttl=Duration(seconds=-1),
-        ),
-    ),
+    invitation(request_id=BAD_REQUEST_ID),
+    invitation(ttl=Duration(seconds=-1)),
     Case(
         "ResendInvitation",
         "invitations.create",

@@ -10,13 +10,14 @@ from dataclasses import field
 from typing import Any
 
 import grpc
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 from orgs.v1 import organization_service_pb2 as rpc
 from orgs.v1 import organization_service_pb2_grpc as rpc_grpc
 from orgs.v1 import resources_pb2 as pb
 from sqlalchemy import Engine
 from sqlalchemy import text
+
+from tests.support.clients import all_items
+from tests.support.rpc_outcomes import error_reason
 
 WAIT_SECONDS = 15.0
 
@@ -68,7 +69,7 @@ class Watcher:
                     self._lock.notify_all()
             ending = Ended(grpc.StatusCode.OK, "", "")
         except grpc.RpcError as error:
-            ending = Ended(error.code(), _reason(error), error.details() or "")  # type: ignore[attr-defined]
+            ending = Ended(error.code(), error_reason(error), error.details() or "")  # type: ignore[attr-defined]
         with self._lock:
             self.ended = ending
             self._lock.notify_all()
@@ -108,30 +109,17 @@ class Watcher:
         self.cancel()
 
 
-def _reason(error: grpc.RpcError) -> str:
-    status = rpc_status.from_call(error)  # type: ignore[arg-type]
-    for detail in status.details if status else []:
-        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-            info = error_details_pb2.ErrorInfo()
-            detail.Unpack(info)
-            return str(info.reason)
-    return ""
-
-
 def audit_log(client: Any, organization_id: str) -> dict[str, pb.AuditEvent]:
     """Every event of the organization as ListAuditEvents shows it, by id."""
-    events: dict[str, pb.AuditEvent] = {}
-    token = ""
-    while True:
-        page = client.ListAuditEvents(
+    events = all_items(
+        lambda token: client.ListAuditEvents(
             rpc.ListAuditEventsRequest(
                 organization_id=organization_id, page_size=1000, page_token=token
             )
-        )
-        events.update((event.id, event) for event in page.events)
-        token = page.next_page_token
-        if not token:
-            return events
+        ),
+        "events",
+    )
+    return {event.id: event for event in events}
 
 
 def commit_order(engine: Engine, organization_id: str) -> list[str]:
