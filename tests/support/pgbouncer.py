@@ -69,6 +69,13 @@ class _Resources:
         remove_tree(self.root)
 
 
+_START_ATTEMPTS = 3
+
+
+class _ExitedOnStart(Exception):
+    pass
+
+
 class PgBouncer(Releasing):
     """`pgbouncer` (from PATH) on a free port, passing every database name through to
     `upstream_host:upstream_port`; it runs as the OS user `postgres` when we are root.
@@ -85,7 +92,20 @@ class PgBouncer(Releasing):
 
     def start(self) -> PgBouncer:
         """Starts PgBouncer and waits until it accepts connections (it connects to the
-        upstream server only when a client needs it)."""
+        upstream server only when a client needs it). A free port can be taken by
+        another process before PgBouncer binds it: then it starts again on another."""
+        for attempt in range(_START_ATTEMPTS):
+            if attempt:
+                self.port = free_port()
+            try:
+                self._start_once()
+                return self
+            except _ExitedOnStart as error:
+                if attempt == _START_ATTEMPTS - 1:
+                    raise RuntimeError(str(error)) from None
+        raise AssertionError("unreachable")
+
+    def _start_once(self) -> None:
         config = self.root / "pgbouncer.ini"
         config.write_text(
             _CONFIG.format(
@@ -100,29 +120,35 @@ class PgBouncer(Releasing):
         (self.root / "userlist.txt").write_text(f'"{USER}" ""\n')
         for path in (config, self.root / "userlist.txt"):
             os.chmod(path, 0o644)  # readable by the user PgBouncer runs as
-        self._resources.process = subprocess.Popen(
-            [self.binary, str(config)],
-            cwd=self.root,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,  # it logs to its logfile
-            start_new_session=True,
-            **run_as_service_user(),
-        )
+        with open(self.root / "pgbouncer.out", "wb") as output:  # what it says before its log opens
+            self._resources.process = subprocess.Popen(
+                [self.binary, str(config)],
+                cwd=self.root,
+                stdin=subprocess.DEVNULL,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                **run_as_service_user(),
+            )
 
         def listening() -> bool:
             process = self._resources.process
             if process is None or process.poll() is not None:
-                raise RuntimeError(f"pgbouncer exited on start; its log:\n{self.log()}")
+                raise _ExitedOnStart(
+                    f"pgbouncer exited on start (port {self.port}); its output:\n"
+                    f"{self._read('pgbouncer.out')}\nits log:\n{self.log()}"
+                )
             return port_is_open(self.port)
 
         poll(listening, START_TIMEOUT, f"pgbouncer on port {self.port} to listen")
-        return self
+
+    def _read(self, name: str) -> str:
+        with contextlib.suppress(OSError):
+            return (self.root / name).read_text(errors="replace")
+        return ""
 
     def log(self) -> str:
-        with contextlib.suppress(OSError):
-            return (self.root / "pgbouncer.log").read_text(errors="replace")
-        return ""
+        return self._read("pgbouncer.log")
 
     def url(self, dbname: str) -> str:
         return f"postgresql+psycopg://{USER}@{HOST}:{self.port}/{dbname}"
