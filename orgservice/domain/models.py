@@ -105,8 +105,8 @@ class Organization:
 
 @dataclass(frozen=True)
 class NewOrganization:
-    """An organization about to be created with its built-in roles, its owner and its
-    default workspace."""
+    """An organization about to be created with its built-in roles, its owner, its
+    default workspace and its first audit event."""
 
     id: str
     slug: str
@@ -117,6 +117,7 @@ class NewOrganization:
     owner_user_id: str
     workspace_id: str
     create_time: datetime
+    created_event: AuditEvent
     workspace_slug: str = "default"
     workspace_name: str = "Default"
 

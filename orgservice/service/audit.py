@@ -22,6 +22,29 @@ from orgservice.service.use_cases import UseCases
 LIST = to_read(AUDIT_LIST)
 
 
+def event(
+    caller: Caller,
+    organization_id: str,
+    action: str,
+    now: datetime,
+    *,
+    target_type: str,
+    target_id: str,
+    **details: str,
+) -> AuditEvent:
+    """An event of the caller's; `details` must never hold secrets."""
+    return AuditEvent(
+        id=new_id(),
+        organization_id=organization_id,
+        actor_user_id=caller.user_id,
+        action=action,
+        target_type=target_type,
+        target_id=target_id,
+        details=details,
+        create_time=now,
+    )
+
+
 def record(
     uow: UnitOfWork,
     caller: Caller,
@@ -33,17 +56,16 @@ def record(
     target_id: str,
     **details: str,
 ) -> None:
-    """Adds an event to the caller's transaction; `details` must never hold secrets."""
+    """Adds an event (see `event`) to the caller's transaction."""
     uow.audit.record(
-        AuditEvent(
-            id=new_id(),
-            organization_id=organization_id,
-            actor_user_id=caller.user_id,
-            action=action,
+        event(
+            caller,
+            organization_id,
+            action,
+            now,
             target_type=target_type,
             target_id=target_id,
-            details=details,
-            create_time=now,
+            **details,
         )
     )
 

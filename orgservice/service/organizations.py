@@ -314,9 +314,9 @@ def insert_organization(
     now: datetime,
     slug_source: str = "",
 ) -> Organization:
-    """Creates an organization with its built-in roles, its owner and its default
-    workspace, all in the caller's transaction. Without a slug in `fields`, one is
-    derived from `slug_source` (default: the name)."""
+    """Creates an organization with its built-in roles, its owner, its default
+    workspace and its first audit event, all in the caller's transaction. Without a
+    slug in `fields`, one is derived from `slug_source` (default: the name)."""
     name = fields.name or ""
     for slug in slug_candidates(fields.slug, slug_source or name):
         organization = uow.organizations.create(
@@ -330,26 +330,23 @@ def insert_organization(
                 owner_user_id=caller.user_id,
                 workspace_id=new_id(),
                 create_time=now,
+                created_event=audit.event(
+                    caller,
+                    organization_id,
+                    "organization.created",
+                    now,
+                    target_type="organization",
+                    target_id=organization_id,
+                    slug=slug,
+                    name=name,
+                ),
             )
         )
         if organization is not None:
-            break
-    else:
-        if fields.slug:
-            raise SlugTaken(fields.slug)
-        raise invalid("slug", "could not derive a free slug from the name; choose one")
-    audit.record(
-        uow,
-        caller,
-        organization_id,
-        "organization.created",
-        now,
-        target_type="organization",
-        target_id=organization_id,
-        slug=slug,
-        name=name,
-    )
-    return organization
+            return organization
+    if fields.slug:
+        raise SlugTaken(fields.slug)
+    raise invalid("slug", "could not derive a free slug from the name; choose one")
 
 
 def _check_etag(uow: UnitOfWork, organization_id: str, etag: str) -> None:

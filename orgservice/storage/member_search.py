@@ -39,6 +39,12 @@ _MIN_COLLECT = 200
 _MAX_COLLECT = 20_000
 _TERMS_PER_MEMBER = 2  # typical: a username, an email, a name of two words share prefixes
 _SAMPLE_SIZE = 200
+_PROFILE_FOR_SHARE = (
+    select(users.c.username, users.c.email, users.c.display_name)
+    .where(users.c.id == bindparam("user_id"))
+    .with_for_update(read=True)
+)
+_INSERT_TERMS = insert(member_search_terms)
 
 
 def term_rows(
@@ -59,12 +65,17 @@ def term_rows(
 class MemberSearchIndex(Repository):
     def add(self, organization_id: str, user_id: str, create_time: datetime) -> None:
         """Indexes a new membership under the user's current profile."""
-        profile = self._sql.execute(
-            select(users.c.username, users.c.email, users.c.display_name)
-            .where(users.c.id == user_id)
-            .with_for_update(read=True)
+        profile = self.locked_profile(user_id)
+        self._insert(term_rows(organization_id, user_id, create_time, profile))
+
+    def locked_profile(self, user_id: str) -> tuple[str, str, str]:
+        """The profile a new membership is indexed under (username, email, display name),
+        locked until the transaction ends: a concurrent profile change, which reindexes
+        the user's memberships, waits for the new one to be committed."""
+        username, email, display_name = self._sql.execute(
+            _PROFILE_FOR_SHARE, {"user_id": user_id}
         ).one()
-        self._insert(term_rows(organization_id, user_id, create_time, tuple(profile)))
+        return username, email, display_name
 
     def reindex_user(self, user_id: str, profile: tuple[str, str, str]) -> None:
         """Rewrites the terms of every membership of a user whose profile changed."""
@@ -89,7 +100,7 @@ class MemberSearchIndex(Repository):
 
     def _insert(self, rows: list[dict[str, Any]]) -> None:
         if rows:
-            self._sql.execute(insert(member_search_terms), rows)
+            self._sql.execute(_INSERT_TERMS, rows)
 
 
 @dataclass(frozen=True)

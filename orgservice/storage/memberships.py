@@ -65,6 +65,7 @@ _SEEN_BY = _ACCESS.with_only_columns(
     memberships.c.role.label("member_role"),
     roles.c.permissions.label("role_permissions"),
 )
+_INSERT = insert(memberships)
 _MEMBERS = select(memberships, *USER_COLUMNS).join(users, users.c.id == memberships.c.user_id)
 _MEMBER = _MEMBERS.where(
     memberships.c.organization_id == bindparam("organization_id"),
@@ -122,7 +123,7 @@ class MembershipRepository:
 
     def add(self, organization_id: str, user_id: str, role: str, now: datetime) -> None:
         self._sql.execute(
-            insert(memberships),
+            _INSERT,
             {
                 "organization_id": organization_id,
                 "user_id": user_id,

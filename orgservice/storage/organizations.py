@@ -5,17 +5,13 @@ from __future__ import annotations
 import functools
 import hashlib
 from datetime import datetime
-from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import bindparam
 from sqlalchemy import delete
-from sqlalchemy import insert
 from sqlalchemy import or_
 from sqlalchemy import select
 from sqlalchemy import update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from orgservice.domain.errors import SlugTaken
 from orgservice.domain.models import NewOrganization
@@ -26,22 +22,19 @@ from orgservice.domain.models import OrganizationSettings
 from orgservice.domain.models import OrganizationState
 from orgservice.domain.models import Page
 from orgservice.domain.models import PageRequest
-from orgservice.domain.permissions import BUILT_IN_ROLES
 from orgservice.domain.permissions import OWNER
-from orgservice.storage.member_search import MemberSearchIndex
+from orgservice.storage.organization_creation import claim_slug_statement
+from orgservice.storage.organization_creation import create_organization
+from orgservice.storage.organization_creation import settings_values
 from orgservice.storage.paging import Pager
 from orgservice.storage.paging import contains_pattern
 from orgservice.storage.paging import name_or_slug_contains
-from orgservice.storage.roles import role_values
 from orgservice.storage.rows import AnyRow
 from orgservice.storage.rows import from_row
 from orgservice.storage.sql import Repository
-from orgservice.storage.sql import Sql
 from orgservice.storage.tables import memberships
 from orgservice.storage.tables import organization_slugs
 from orgservice.storage.tables import organizations
-from orgservice.storage.tables import roles
-from orgservice.storage.tables import workspaces
 
 _ACTIVE = OrganizationState.ACTIVE.value
 _BY_ID = select(organizations).where(organizations.c.id == bindparam("id"))
@@ -81,88 +74,29 @@ def etag_of(entity_id: str, version: int) -> str:
     return hashlib.blake2b(f"{entity_id}:{version}".encode(), digest_size=8).hexdigest()
 
 
-def claim_slug_statement(sql: Sql) -> Any:
-    """INSERT … ON CONFLICT DO NOTHING into the slug registry, in the backend's dialect."""
-    dialect_insert = pg_insert if sql.postgresql else sqlite_insert
-    return (
-        dialect_insert(organization_slugs)
-        .on_conflict_do_nothing()
-        .returning(organization_slugs.c.slug)
-    )
-
-
 class OrganizationRepository(Repository):
     def create(self, new: NewOrganization) -> Organization | None:
-        """Inserts an active organization with its built-in roles, its owner and its
-        default workspace (so its counts start at one); None when the slug is taken."""
-        if not self._claim_slug(new.slug, new.id):
+        """Inserts an active organization with its built-in roles, its owner, its
+        default workspace and its first audit event; None when the slug is taken."""
+        if not create_organization(self._sql, new):
             return None
-        now = new.create_time
-        row = self._sql.execute(
-            insert(organizations).returning(*organizations.c),
-            {
-                "id": new.id,
-                "slug": new.slug,
-                "name": new.name,
-                "description": new.description,
-                "labels": new.labels,
-                "personal": new.personal,
-                "state": _ACTIVE,
-                "version": 1,
-                "member_count": 1,
-                "workspace_count": 1,
-                "event_seq": 0,
-                **_settings_values(OrganizationSettings()),
-                "public_metadata": {},
-                "private_metadata": {},
-                "create_time": now,
-                "update_time": now,
-                "delete_time": None,
-                "purge_time": None,
-            },
-        ).one()
-        # Lists order roles by creation time: a microsecond apart, the built-ins come
-        # first and in the table's order (owner, admin, developer, viewer).
-        self._sql.execute(
-            insert(roles),
-            [
-                role_values(
-                    new.id,
-                    role.name,
-                    role.description,
-                    role.permissions,
-                    built_in=True,
-                    now=now + timedelta(microseconds=index),
-                )
-                for index, role in enumerate(BUILT_IN_ROLES)
-            ],
-        )
-        self._sql.execute(
-            insert(memberships),
-            {
-                "organization_id": new.id,
-                "user_id": new.owner_user_id,
-                "role": OWNER,
-                "create_time": now,
-                "update_time": now,
-            },
-        )
-        MemberSearchIndex(self._sql).add(new.id, new.owner_user_id, now)
-        self._sql.execute(
-            insert(workspaces),
-            {
-                "organization_id": new.id,
-                "id": new.workspace_id,
-                "slug": new.workspace_slug,
-                "name": new.workspace_name,
-                "description": "",
-                "version": 1,
-                "create_time": now,
-                "update_time": now,
-            },
-        )
         self._sql.touch(new.id)
-        return to_organization(row)
+        return Organization(
+            id=new.id,
+            slug=new.slug,
+            name=new.name,
+            description=new.description,
+            labels=dict(new.labels),
+            personal=new.personal,
+            state=OrganizationState.ACTIVE,
+            member_count=1,
+            workspace_count=1,
+            create_time=new.create_time,
+            update_time=new.create_time,
+            delete_time=None,
+            purge_time=None,
+            etag=etag_of(new.id, 1),
+        )
 
     def id_for_slug(self, slug: str) -> str | None:
         found: str | None = self._sql.execute(_ID_FOR_SLUG, {"slug": slug}).scalar()
@@ -192,7 +126,7 @@ class OrganizationRepository(Repository):
             if value is not None
         }
         if fields.settings is not None:
-            new = _settings_values(fields.settings.values)
+            new = settings_values(fields.settings.values)
             values.update((name, new[name]) for name in fields.settings.fields)
         if fields.slug is not None:
             current = self._sql.execute(
@@ -256,16 +190,6 @@ class OrganizationRepository(Repository):
             .where(organizations.c.id == organization_id)
             .values(version=organizations.c.version + 1, update_time=now, **values)
         )
-
-
-def _settings_values(settings: OrganizationSettings) -> dict[str, Any]:
-    """The organizations columns of the settings, named like the settings' fields."""
-    return {
-        "auto_join_role": settings.auto_join_role,
-        "restrict_invitations_to_domains": settings.restrict_invitations_to_domains,
-        "max_members": settings.max_members,
-        "default_invitation_ttl": settings.default_invitation_ttl,
-    }
 
 
 def to_organization(row: AnyRow) -> Organization:

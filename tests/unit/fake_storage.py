@@ -351,6 +351,7 @@ class FakeOrganizations(_Repository):
         tables.workspaces[new.id, new.workspace_id] = WorkspaceRow.first(
             new.workspace_id, new.id, new.workspace_slug, new.workspace_name, "", now
         )
+        FakeAudit(self._s).record(new.created_event)
         return organization
 
     def id_for_slug(self, slug: str) -> str | None:

@@ -1,0 +1,321 @@
+"""How an organization comes into being: its slug claimed, its row, the built-in roles,
+its owner (indexed for member search), its default workspace and its first audit event.
+
+Organizations are created often (every new user gets one), so on PostgreSQL all of it is
+one statement of data-modifying CTEs, after one that locks the owner's profile: every
+insert reads the organization the slug claim let through, so a taken slug inserts
+nothing. Foreign keys are checked at the end of the statement, when every row is there.
+SQLite, which has no data-modifying CTEs (and no network round trips to save), inserts
+row by row.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import Integer
+from sqlalchemy import Text
+from sqlalchemy import bindparam
+from sqlalchemy import cast
+from sqlalchemy import func
+from sqlalchemy import insert
+from sqlalchemy import literal
+from sqlalchemy import literal_column
+from sqlalchemy import select
+from sqlalchemy import true
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from orgservice.domain.models import NewOrganization
+from orgservice.domain.models import OrganizationSettings
+from orgservice.domain.models import OrganizationState
+from orgservice.domain.permissions import BUILT_IN_ROLES
+from orgservice.domain.permissions import OWNER
+from orgservice.storage.audit import AuditRepository
+from orgservice.storage.member_search import MemberSearchIndex
+from orgservice.storage.member_search import term_rows
+from orgservice.storage.roles import role_values
+from orgservice.storage.sql import Sql
+from orgservice.storage.tables import audit_events
+from orgservice.storage.tables import member_search_terms
+from orgservice.storage.tables import memberships
+from orgservice.storage.tables import organization_slugs
+from orgservice.storage.tables import organizations
+from orgservice.storage.tables import roles
+from orgservice.storage.tables import workspaces
+
+# INSERT … ON CONFLICT DO NOTHING into the slug registry, in each backend's dialect.
+_CLAIM_SLUG = {
+    postgresql: (pg_insert if postgresql else sqlite_insert)(organization_slugs)
+    .on_conflict_do_nothing()
+    .returning(organization_slugs.c.slug)
+    for postgresql in (False, True)
+}
+
+
+def claim_slug_statement(sql: Sql) -> Any:
+    """INSERT … ON CONFLICT DO NOTHING into the slug registry, in the backend's dialect;
+    it returns a row when the slug was free."""
+    return _CLAIM_SLUG[sql.postgresql]
+
+
+# -- row by row (SQLite) ---------------------------------------------------------------------
+
+_INSERT_ORGANIZATION = insert(organizations)
+_INSERT_ROLES = insert(roles)
+_INSERT_MEMBERSHIP = insert(memberships)
+_INSERT_WORKSPACE = insert(workspaces)
+
+# -- one statement (PostgreSQL) --------------------------------------------------------------
+
+
+def _parameter(table: Any, name: str, key: str | None = None) -> Any:
+    """A bind parameter typed like the table's column."""
+    return bindparam(key or name, type_=table.c[name].type)
+
+
+_claimed = (
+    pg_insert(organization_slugs)
+    .values(slug=bindparam("slug"), organization_id=bindparam("id"))
+    .on_conflict_do_nothing()
+    .returning(organization_slugs.c.organization_id)
+    .cte("claimed")
+)
+_ORGANIZATION_COLUMNS = [c.name for c in organizations.c]
+_created = (
+    insert(organizations)
+    .from_select(
+        _ORGANIZATION_COLUMNS,
+        select(*(_parameter(organizations, name) for name in _ORGANIZATION_COLUMNS)).select_from(
+            _claimed
+        ),
+    )
+    .returning(organizations.c.id, organizations.c.create_time, organizations.c.event_seq)
+    .cte("created")
+)
+# Lists order roles by creation time: a microsecond apart, the built-ins come first and
+# in the table's order (owner, admin, developer, viewer). Their rows are parameters (the
+# statement stays short enough for the driver to cache its parsing).
+_built_in = (
+    func.unnest(
+        bindparam("role_names", type_=ARRAY(Text)),
+        bindparam("role_descriptions", type_=ARRAY(Text)),
+        bindparam("role_permissions", type_=ARRAY(Text)),  # JSON documents
+        bindparam("role_positions", type_=ARRAY(Integer)),
+    )
+    .table_valued("name", "description", "permissions", "position")
+    .render_derived("built_in")
+)
+_BUILT_IN_ROLES = {
+    "role_names": [role.name for role in BUILT_IN_ROLES],
+    "role_descriptions": [role.description for role in BUILT_IN_ROLES],
+    "role_permissions": [json.dumps(list(role.permissions)) for role in BUILT_IN_ROLES],
+    "role_positions": list(range(len(BUILT_IN_ROLES))),
+}
+_ROLE_COLUMNS = (
+    "organization_id",
+    "name",
+    "description",
+    "permissions",
+    "built_in",
+    "create_time",
+    "update_time",
+)
+_WORKSPACE_COLUMNS = (
+    "organization_id",
+    "id",
+    "slug",
+    "name",
+    "description",
+    "version",
+    "create_time",
+    "update_time",
+)
+_role_time = (
+    _created.c.create_time + literal_column("interval '1 microsecond'") * _built_in.c.position
+)
+_roles = (
+    insert(roles)
+    .from_select(
+        [*_ROLE_COLUMNS],
+        select(
+            _created.c.id,
+            _built_in.c.name,
+            _built_in.c.description,
+            cast(_built_in.c.permissions, JSONB),
+            true(),
+            _role_time,
+            _role_time,
+        ).select_from(_created.join(_built_in, true())),
+    )
+    .cte("roles_created")
+)
+_owner = (
+    insert(memberships)
+    .from_select(
+        ["organization_id", "user_id", "role", "create_time", "update_time"],
+        select(
+            _created.c.id,
+            _parameter(memberships, "user_id", "owner_user_id"),
+            literal(OWNER),
+            _created.c.create_time,
+            _created.c.create_time,
+        ),
+    )
+    .returning(memberships.c.organization_id, memberships.c.user_id, memberships.c.create_time)
+    .cte("owner")
+)
+_owner_terms = (
+    insert(member_search_terms)
+    .from_select(
+        ["organization_id", "user_id", "term", "create_time"],
+        select(
+            _owner.c.organization_id,
+            _owner.c.user_id,
+            func.unnest(bindparam("owner_terms", type_=ARRAY(Text))),
+            _owner.c.create_time,
+        ),
+    )
+    .cte("owner_terms")
+)
+_workspace = (
+    insert(workspaces)
+    .from_select(
+        [*_WORKSPACE_COLUMNS],
+        select(
+            _created.c.id,
+            _parameter(workspaces, "id", "workspace_id"),
+            _parameter(workspaces, "slug", "workspace_slug"),
+            _parameter(workspaces, "name", "workspace_name"),
+            literal(""),
+            literal(1),
+            _created.c.create_time,
+            _created.c.create_time,
+        ),
+    )
+    .cte("default_workspace")
+)
+_EVENT_COLUMNS = ("actor_user_id", "action", "target_type", "target_id", "details")
+_first_event = (
+    insert(audit_events)
+    .from_select(
+        ["organization_id", "id", "seq", "create_time", *_EVENT_COLUMNS],
+        select(
+            _created.c.id,
+            _parameter(audit_events, "id", "event_id"),
+            _created.c.event_seq,
+            _created.c.create_time,
+            *(_parameter(audit_events, name) for name in _EVENT_COLUMNS),
+        ),
+    )
+    .cte("first_event")
+)
+_CREATE_IN_ONE_STATEMENT = select(_created.c.id).add_cte(
+    _roles, _owner_terms, _workspace, _first_event
+)
+
+
+def create_organization(sql: Sql, new: NewOrganization) -> bool:
+    """Inserts an active organization with its built-in roles, its owner, its default
+    workspace (so its counts start at one) and its first audit event; False when the
+    slug is taken (then nothing was inserted)."""
+    search = MemberSearchIndex(sql)
+    values = _organization_values(new)
+    if sql.postgresql:
+        profile = search.locked_profile(new.owner_user_id)
+        created = sql.execute(
+            _CREATE_IN_ONE_STATEMENT,
+            {
+                **values,
+                **_BUILT_IN_ROLES,
+                "event_seq": 1,
+                "owner_user_id": new.owner_user_id,
+                "owner_terms": [
+                    row["term"]
+                    for row in term_rows(new.id, new.owner_user_id, new.create_time, profile)
+                ],
+                "workspace_id": new.workspace_id,
+                "workspace_slug": new.workspace_slug,
+                "workspace_name": new.workspace_name,
+                "event_id": new.created_event.id,
+                **{name: getattr(new.created_event, name) for name in _EVENT_COLUMNS},
+            },
+        ).first()
+        return created is not None
+    claimed = sql.execute(
+        claim_slug_statement(sql), {"slug": new.slug, "organization_id": new.id}
+    ).first()
+    if claimed is None:
+        return False
+    now = new.create_time
+    sql.execute(_INSERT_ORGANIZATION, values)
+    sql.execute(
+        _INSERT_ROLES,
+        [
+            role_values(
+                new.id,
+                role.name,
+                role.description,
+                role.permissions,
+                built_in=True,
+                now=now + timedelta(microseconds=position),
+            )
+            for position, role in enumerate(BUILT_IN_ROLES)
+        ],
+    )
+    owner = {"organization_id": new.id, "user_id": new.owner_user_id, "role": OWNER}
+    sql.execute(_INSERT_MEMBERSHIP, {**owner, "create_time": now, "update_time": now})
+    search.add(new.id, new.owner_user_id, now)
+    sql.execute(
+        _INSERT_WORKSPACE,
+        {
+            "organization_id": new.id,
+            "id": new.workspace_id,
+            "slug": new.workspace_slug,
+            "name": new.workspace_name,
+            "description": "",
+            "version": 1,
+            "create_time": now,
+            "update_time": now,
+        },
+    )
+    AuditRepository(sql).record(new.created_event)
+    return True
+
+
+def _organization_values(new: NewOrganization) -> dict[str, Any]:
+    now = new.create_time
+    return {
+        "id": new.id,
+        "slug": new.slug,
+        "name": new.name,
+        "description": new.description,
+        "labels": new.labels,
+        "personal": new.personal,
+        "state": OrganizationState.ACTIVE.value,
+        "version": 1,
+        "member_count": 1,
+        "workspace_count": 1,
+        "event_seq": 0,
+        **settings_values(OrganizationSettings()),
+        "public_metadata": {},
+        "private_metadata": {},
+        "create_time": now,
+        "update_time": now,
+        "delete_time": None,
+        "purge_time": None,
+    }
+
+
+def settings_values(settings: OrganizationSettings) -> dict[str, Any]:
+    """The organizations columns of the settings, named like the settings' fields."""
+    return {
+        "auto_join_role": settings.auto_join_role,
+        "restrict_invitations_to_domains": settings.restrict_invitations_to_domains,
+        "max_members": settings.max_members,
+        "default_invitation_ttl": settings.default_invitation_ttl,
+    }
