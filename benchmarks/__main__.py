@@ -7,7 +7,8 @@ see the same machine noise; each RPC is loaded with h2load (4 connections x 4 st
 and the medians of the rounds are compared. Every response must be a success: the
 service's own metrics (grpc_server_handled_total by code) are read before and after each
 run, since a fast error is not a result. Then each RPC runs at half its measured maximum
-rate, for p50/p99 latency.
+rate, for p50/p99 latency, and the ceiling at that same rate: what h2load, the machine
+and the gRPC stack add before the service does anything.
 
     make bench                                # both backends, --workers 1 and 2
     python -m benchmarks --backends postgresql --workers 2 --rounds 3 --seconds 5
@@ -47,6 +48,7 @@ class Result:
     ceiling: list[float] = field(default_factory=list)
     service: list[float] = field(default_factory=list)
     latency: Latency | None = None
+    ceiling_latency: Latency | None = None  # the ceiling at the same rate
 
     @property
     def share(self) -> float:
@@ -84,21 +86,34 @@ def bench(database_url: str, workers: int, rounds: int, seconds: float, work: Pa
             )
             service.check_all_succeeded(rpc, before, run.requests)
             results[rpc].latency = latency(samples, run.rate)
+            run, samples = load(
+                ceiling.url(path),
+                bodies[rpc],
+                fixture.token,
+                seconds=seconds,
+                rate_per_client=half / CLIENTS,
+            )
+            results[rpc].ceiling_latency = latency(samples, run.rate)
     return list(results.values())
 
 
 def report(label: str, workers: int, results: list[Result]) -> None:
-    print(f"\n{label}, --workers {workers} (medians of the rounds; latency at half load)")
+    print(
+        f"\n{label}, --workers {workers} (medians of the rounds; latency at half the "
+        "service's maximum rate, and the ceiling's at that same rate)"
+    )
     print(
         f"  {'RPC':<20}{'ceiling req/s':>14}{'service req/s':>15}{'share':>8}"
-        f"{'p50 ms':>9}{'p99 ms':>9}"
+        f"{'p50 ms':>9}{'p99 ms':>9}{'ceiling p50/p99':>17}"
     )
     for result in results:
         assert result.latency is not None
+        assert result.ceiling_latency is not None
+        ceiling = f"{result.ceiling_latency.p50_ms:.2f}/{result.ceiling_latency.p99_ms:.2f}"
         print(
             f"  {result.rpc:<20}{statistics.median(result.ceiling):>14.0f}"
             f"{statistics.median(result.service):>15.0f}{result.share:>8.0%}"
-            f"{result.latency.p50_ms:>9.2f}{result.latency.p99_ms:>9.2f}"
+            f"{result.latency.p50_ms:>9.2f}{result.latency.p99_ms:>9.2f}{ceiling:>17}"
         )
     sys.stdout.flush()
 
