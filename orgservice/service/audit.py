@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
+from typing import Concatenate
+from typing import ParamSpec
 
 from orgservice.domain.authorization import to_read
 from orgservice.domain.models import AuditEvent
@@ -20,6 +23,7 @@ from orgservice.service.ports import UnitOfWork
 from orgservice.service.use_cases import UseCases
 
 LIST = to_read(AUDIT_LIST)
+P = ParamSpec("P")
 
 
 def event(
@@ -45,29 +49,16 @@ def event(
     )
 
 
-def record(
-    uow: UnitOfWork,
-    caller: Caller,
-    organization_id: str,
-    action: str,
-    now: datetime,
-    *,
-    target_type: str,
-    target_id: str,
-    **details: str,
-) -> None:
-    """Adds an event (see `event`) to the caller's transaction."""
-    uow.audit.record(
-        event(
-            caller,
-            organization_id,
-            action,
-            now,
-            target_type=target_type,
-            target_id=target_id,
-            **details,
-        )
-    )
+def _recorder(build: Callable[P, AuditEvent]) -> Callable[Concatenate[UnitOfWork, P], None]:
+    def record(uow: UnitOfWork, /, *args: P.args, **kwargs: P.kwargs) -> None:
+        uow.audit.record(build(*args, **kwargs))
+
+    return record
+
+
+# record(uow, caller, organization_id, action, now, ...): adds `event(...)` to the caller's
+# transaction.
+record = _recorder(event)
 
 
 class AuditService(UseCases):
