@@ -8,7 +8,7 @@ PROTOS := $(wildcard protos/orgs/v1/*.proto)
 
 .PHONY: setup system-packages run test test-unit test-pgbouncer test-faults test-sqlite test-postgres \
         check lint format typecheck buf-lint buf-breaking generate check-generated bench bench-scale \
-        fuzz clean
+        fuzz release-contract clean
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	python3 -m venv $(VENV)
@@ -41,10 +41,6 @@ system-packages:
 test: setup check-generated system-packages
 	$(BIN)/pytest
 
-.PHONY: setup system-packages run test test-unit test-pgbouncer test-faults test-sqlite test-postgres \
-        check lint format typecheck buf-lint buf-breaking generate check-generated bench bench-scale \
-        fuzz clean
-
 # Stops, freezes and locks PostgreSQL clusters the tests own (needs initdb and pgbouncer).
 test-faults: setup
 	$(BIN)/pytest tests/faults -m faults
@@ -75,9 +71,15 @@ typecheck: setup
 buf-lint: $(BUF)
 	cd protos && ../$(BUF) lint
 
-# Fails when protos/ breaks the contract of the latest v* release tag.
+# Fails when protos/ breaks the latest released contract (protos/released/).
 buf-breaking: $(BUF)
 	BUF=$(BUF) scripts/buf-breaking.sh
+
+# Records the contract being released, e.g. `make release-contract VERSION=v1.1.0`.
+release-contract: $(BUF)
+	@test -n "$(VERSION)" || { echo "usage: make release-contract VERSION=vX.Y.Z"; exit 1; }
+	$(BUF) build protos --exclude-source-info -o '-#format=json' \
+	  | python3 -m json.tool --indent 1 > protos/released/$(VERSION).json
 
 check: lint typecheck buf-lint buf-breaking check-generated
 
