@@ -41,6 +41,15 @@ system-packages:
 test: setup check-generated system-packages
 	$(BIN)/pytest
 
+# The PostgreSQL integration and concurrency suites again, through PgBouncer in
+# transaction pooling mode (--database-pooler pgbouncer).
+test-pgbouncer: setup system-packages
+	ORGSERVICE_TEST_PGBOUNCER=1 ORGSERVICE_TEST_DATABASES=postgresql $(BIN)/pytest tests/integration
+
+# Use cases over in-memory storage and pure functions: no database, no server, seconds.
+test-unit: setup
+	$(BIN)/pytest tests/unit -q
+
 # Stops, freezes and locks PostgreSQL clusters the tests own (needs initdb and pgbouncer).
 test-faults: setup
 	$(BIN)/pytest tests/faults -m faults
