@@ -14,13 +14,13 @@ from pathlib import Path
 from sqlalchemy.engine import make_url
 
 from tests.support.processes import Releasing
+from tests.support.processes import as_service_user
 from tests.support.processes import free_port
 from tests.support.processes import owned_temp_dir
 from tests.support.processes import poll
 from tests.support.processes import port_is_open
 from tests.support.processes import remove_tree
 from tests.support.processes import require_binary
-from tests.support.processes import run_as_service_user
 
 HOST = "127.0.0.1"
 START_TIMEOUT = 15.0
@@ -122,13 +122,12 @@ class PgBouncer(Releasing):
             os.chmod(path, 0o644)  # readable by the user PgBouncer runs as
         with open(self.root / "pgbouncer.out", "wb") as output:  # what it says before its log opens
             self._resources.process = subprocess.Popen(
-                [self.binary, str(config)],
+                as_service_user([self.binary, str(config)]),
                 cwd=self.root,
                 stdin=subprocess.DEVNULL,
                 stdout=output,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                **run_as_service_user(),
             )
 
         def listening() -> bool:

@@ -24,6 +24,7 @@ from psycopg.rows import TupleRow
 
 from tests.support.processes import Releasing
 from tests.support.processes import ToolUnavailableError
+from tests.support.processes import as_service_user
 from tests.support.processes import children_of
 from tests.support.processes import free_port
 from tests.support.processes import is_gone
@@ -31,7 +32,6 @@ from tests.support.processes import owned_temp_dir
 from tests.support.processes import poll
 from tests.support.processes import process_state
 from tests.support.processes import remove_tree
-from tests.support.processes import run_as_service_user
 
 HOST = "127.0.0.1"
 SUPERUSER = "postgres"  # the database role initdb creates (not the OS user)
@@ -179,13 +179,12 @@ class PgCluster(Releasing):
 
     def _run(self, tool: str, *args: str) -> None:
         result = subprocess.run(
-            [str(self.bindir / tool), *args],
+            as_service_user([str(self.bindir / tool), *args]),
             cwd=self.root,
             capture_output=True,
             text=True,
             timeout=TOOL_TIMEOUT,
             check=False,
-            **run_as_service_user(),
         )
         if result.returncode != 0:
             raise RuntimeError(f"{tool} exited {result.returncode}: {result.stderr.strip()}")
@@ -247,13 +246,12 @@ class PgCluster(Releasing):
         command += ["-c", f"listen_addresses={HOST}", "-c", f"unix_socket_directories={self.root}"]
         with self.log_path.open("ab") as log:
             self._resources.postmaster = subprocess.Popen(
-                command,
+                as_service_user(command),
                 cwd=self.root,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # a Ctrl-C in the terminal is for pytest, not for us
-                **run_as_service_user(),
             )
 
         def ready() -> bool:

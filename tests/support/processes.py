@@ -12,7 +12,6 @@ import time
 import weakref
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 from typing import Self
 
 # PostgreSQL and PgBouncer refuse to run as root; as root, the tests run them as this user.
@@ -75,12 +74,17 @@ def _service_account() -> pwd.struct_passwd | None:
         ) from error
 
 
-def run_as_service_user() -> dict[str, Any]:
-    """subprocess keyword arguments that drop root privileges to SERVICE_USER."""
+def as_service_user(command: list[str]) -> list[str]:
+    """`command`, run as SERVICE_USER when we are root.
+
+    setpriv drops the privileges rather than subprocess's user/group arguments: those make
+    Python fork() instead of vfork(), and then grpcio's fork handlers run in the child,
+    where they can crash it before it executes the command (grpc/grpc#43055)."""
     account = _service_account()
     if account is None:
-        return {}
-    return {"user": account.pw_uid, "group": account.pw_gid, "extra_groups": []}
+        return command
+    ids = [f"--reuid={account.pw_uid}", f"--regid={account.pw_gid}", "--clear-groups"]
+    return ["setpriv", *ids, *command]
 
 
 def owned_temp_dir(prefix: str) -> Path:
