@@ -37,11 +37,7 @@ class FeedHub:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._watchers: dict[str, set[asyncio.Event]] = {}
         self._seen: dict[str, int | None] = {}
-
-    @property
-    def watchers(self) -> int:
-        """How many streams are watching."""
-        return sum(len(events) for events in self._watchers.values())
+        self.opened = 0  # streams that started watching, ever (tests wait on it)
 
     @contextmanager
     def watching(self, organization_id: str) -> Iterator[asyncio.Event]:
@@ -50,6 +46,7 @@ class FeedHub:
         self._loop = asyncio.get_running_loop()
         event = asyncio.Event()
         self._watchers.setdefault(organization_id, set()).add(event)
+        self.opened += 1
         try:
             yield event
         finally:

@@ -69,6 +69,14 @@ _call: contextvars.ContextVar[CallRecord] = contextvars.ContextVar("orgservice_c
 _identity: contextvars.ContextVar[Identity] = contextvars.ContextVar("orgservice_identity")
 
 
+def _restore(variable: contextvars.ContextVar[Any], token: contextvars.Token[Any]) -> None:
+    """Undoes `variable.set(...)`. A stream its client cancelled is closed later by
+    asyncio's async-generator finalizer, in another task's context: there the token is
+    foreign and there is nothing to undo (the call's own context ended with its task)."""
+    with contextlib.suppress(ValueError):
+        variable.reset(token)
+
+
 def current_identity() -> Identity:
     """The verified identity of the call being served (set by AuthInterceptor)."""
     return _identity.get()
@@ -201,10 +209,11 @@ class OutcomeInterceptor(aio.ServerInterceptor):
                 try:
                     return await behavior(request, context)
                 except BaseException as error:
+                    code = grpc.StatusCode.CANCELLED  # what _abort leaves when it re-raises
                     code = await _abort(error, context, record)
                 finally:
                     finish(record, started, code)
-                    _call.reset(token)
+                    _restore(_call, token)
 
             return coroutine_behavior
 
@@ -220,10 +229,11 @@ class OutcomeInterceptor(aio.ServerInterceptor):
                     async for response in behavior(request, context):
                         yield response
                 except BaseException as error:
+                    code = grpc.StatusCode.CANCELLED  # what _abort leaves when it re-raises
                     code = await _abort(error, context, record)
                 finally:
                     finish(record, started, code)
-                    _call.reset(token)
+                    _restore(_call, token)
 
             return stream_behavior
 
@@ -338,6 +348,6 @@ class AuthInterceptor(aio.ServerInterceptor):
             _method: str, _context: aio.ServicerContext[Any, Any], _streaming: bool
         ) -> Callable[[], None]:
             token = _identity.set(verifier.verify(authorization))
-            return lambda: _identity.reset(token)
+            return lambda: _restore(_identity, token)
 
         return wrap_handler(handler, method, authenticate)
