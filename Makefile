@@ -80,11 +80,12 @@ typecheck: setup
 buf-lint: $(BUF)
 	cd protos && ../$(BUF) lint
 
-# Fails when protos/ breaks the latest released contract (protos/released/).
+# Fails when protos/ breaks the latest released contract: the latest v* tag, or in a
+# clone without tags the newest image in protos/released/.
 buf-breaking: $(BUF)
 	BUF=$(BUF) scripts/buf-breaking.sh
 
-# Records the contract being released, e.g. `make release-contract VERSION=v1.1.0`.
+# Records the contract being released beside its tag, e.g. `make release-contract VERSION=v1.1.0`.
 release-contract: $(BUF)
 	@test -n "$(VERSION)" || { echo "usage: make release-contract VERSION=vX.Y.Z"; exit 1; }
 	$(BUF) build protos --exclude-source-info -o '-#format=json' \

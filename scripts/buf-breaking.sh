@@ -1,17 +1,25 @@
 #!/usr/bin/env bash
 # Usage: BUF=path/to/buf scripts/buf-breaking.sh — run from the repository root.
-# Fails when protos/ breaks the latest released contract: the newest buf image in
-# protos/released/ (written by `make release-contract VERSION=vX.Y.Z` when cutting a
-# release). Images are committed, so the check needs no tags and works in any clone.
+# Fails when protos/ breaks the latest released contract: the latest `v*` tag reachable
+# from HEAD, or, in a clone that carries no tags, the newest image in protos/released/
+# (`make release-contract VERSION=vX.Y.Z` writes it when a release is tagged).
 set -euo pipefail
 buf=${BUF:-buf}
 
-shopt -s nullglob
-released=(protos/released/v*.json)
-if [ ${#released[@]} -eq 0 ]; then
-  echo "buf-breaking: no released contract in protos/released/" >&2
-  exit 1
+if tag=$(git describe --tags --abbrev=0 --match 'v*' 2>/dev/null); then
+  # The common dir holds the tags, also in a linked worktree (where .git is a file).
+  against="$(git rev-parse --git-common-dir)#format=git,tag=$tag,subdir=protos"
+  release=$tag
+else
+  shopt -s nullglob
+  released=(protos/released/v*.json)
+  if [ ${#released[@]} -eq 0 ]; then
+    echo "buf-breaking: no v* tag reachable from HEAD and no released contract in" \
+      "protos/released/" >&2
+    exit 1
+  fi
+  against=$(printf '%s\n' "${released[@]}" | sort -V | tail -n 1)
+  release="$(basename "$against" .json) (protos/released/)"
 fi
-latest=$(printf '%s\n' "${released[@]}" | sort -V | tail -n 1)
-"$buf" breaking protos --against "$latest"
-echo "buf-breaking: protos/ is compatible with $(basename "$latest" .json)"
+"$buf" breaking protos --against "$against"
+echo "buf-breaking: protos/ is compatible with $release"

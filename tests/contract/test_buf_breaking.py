@@ -1,6 +1,6 @@
 """`make buf-breaking` guards the released contract: the real protos must stay
-compatible with the newest image in protos/released/, and a breaking change must not get
-past it."""
+compatible with the latest `v*` tag (or, in a clone without tags, the newest image in
+protos/released/), and a breaking change must not get past either."""
 
 from __future__ import annotations
 
@@ -41,11 +41,61 @@ def check_breaking(buf: Path, repo: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+GIT_IDENTITY = (
+    *("-c", "user.name=contract test", "-c", "user.email=test@example.invalid"),
+    *("-c", "commit.gpgsign=false", "-c", "tag.gpgsign=false"),
+)
+
+
+def git(repo: Path, *args: str) -> None:
+    subprocess.run(
+        ["git", *GIT_IDENTITY, *args], cwd=repo, check=True, capture_output=True, timeout=TIMEOUT
+    )
+
+
 @pytest.fixture
 def protos_copy(tmp_path: Path) -> Path:
-    """A directory holding a copy of this repository's protos/, released images included."""
+    """A directory (no git repository) holding a copy of this repository's protos/,
+    released images included."""
     shutil.copytree(ROOT / "protos", tmp_path / "protos")
     return tmp_path
+
+
+@pytest.fixture
+def tagged_repo(protos_copy: Path) -> Path:
+    """A git repository whose one commit, tagged v1.0.0, holds the copy of protos/; its
+    images are removed, so only the tag can be the reference."""
+    shutil.rmtree(protos_copy / "protos" / "released")
+    git(protos_copy, "init", "--quiet")
+    git(protos_copy, "add", "protos")
+    git(protos_copy, "commit", "--quiet", "-m", "release")
+    git(protos_copy, "tag", "v1.0.0")
+    return protos_copy
+
+
+BREAKING_CHANGES = [
+    pytest.param(
+        "resources.proto",
+        "string slug = 2 [",
+        "string slug = 20 [",
+        'field "2" with name "slug"',
+        id="renumbered-field",
+    ),
+    pytest.param(
+        "organization_service.proto",
+        "rpc DeleteWorkspace(",
+        "rpc RemoveWorkspace(",
+        '"DeleteWorkspace"',
+        id="renamed-rpc",
+    ),
+]
+
+
+def break_contract(repo: Path, proto: str, old: str, new: str) -> None:
+    path = repo / "protos" / "orgs" / "v1" / proto
+    text = path.read_text()
+    assert text.count(old) == 1, f"{old!r} must occur once in {proto}"
+    path.write_text(text.replace(old, new))
 
 
 def test_protos_are_compatible_with_the_latest_release(buf: Path) -> None:
@@ -53,35 +103,26 @@ def test_protos_are_compatible_with_the_latest_release(buf: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-@pytest.mark.parametrize(
-    ("proto", "old", "new", "reported"),
-    [
-        pytest.param(
-            "resources.proto",
-            "string slug = 2 [",
-            "string slug = 20 [",
-            'field "2" with name "slug"',
-            id="renumbered-field",
-        ),
-        pytest.param(
-            "organization_service.proto",
-            "rpc DeleteWorkspace(",
-            "rpc RemoveWorkspace(",
-            '"DeleteWorkspace"',
-            id="renamed-rpc",
-        ),
-    ],
-)
-def test_a_breaking_change_fails(
+@pytest.mark.parametrize(("proto", "old", "new", "reported"), BREAKING_CHANGES)
+def test_a_breaking_change_fails_against_the_released_image(
     buf: Path, protos_copy: Path, proto: str, old: str, new: str, reported: str
 ) -> None:
-    path = protos_copy / "protos" / "orgs" / "v1" / proto
-    text = path.read_text()
-    assert text.count(old) == 1, f"{old!r} must occur once in {proto}"
-    path.write_text(text.replace(old, new))
-
+    break_contract(protos_copy, proto, old, new)
     result = check_breaking(buf, protos_copy)
+    assert result.returncode != 0
+    assert reported in result.stdout + result.stderr
 
+
+@pytest.mark.parametrize(("proto", "old", "new", "reported"), BREAKING_CHANGES)
+def test_a_breaking_change_fails_against_the_release_tag(
+    buf: Path, tagged_repo: Path, proto: str, old: str, new: str, reported: str
+) -> None:
+    result = check_breaking(buf, tagged_repo)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "compatible with v1.0.0" in result.stdout
+
+    break_contract(tagged_repo, proto, old, new)
+    result = check_breaking(buf, tagged_repo)
     assert result.returncode != 0
     assert reported in result.stdout + result.stderr
 
@@ -112,8 +153,10 @@ def test_the_newest_release_is_the_reference(buf: Path, protos_copy: Path) -> No
     assert "compatible with v1.10.0" in result.stdout
 
 
-def test_without_a_released_contract_it_fails_clearly(buf: Path, protos_copy: Path) -> None:
+def test_without_a_tag_or_a_released_contract_it_fails_clearly(
+    buf: Path, protos_copy: Path
+) -> None:
     shutil.rmtree(protos_copy / "protos" / "released")
     result = check_breaking(buf, protos_copy)
     assert result.returncode != 0
-    assert "no released contract" in result.stderr
+    assert "no v* tag reachable from HEAD and no released contract" in result.stderr
