@@ -41,6 +41,7 @@ from tests.conftest import settings_for
 from tests.conftest import start_api
 from tests.support.permissions import CONTRACT_ROLES
 from tests.support.permissions import DOMAIN_PERMISSIONS
+from tests.support.pgbouncer import direct_url_for
 
 Code = grpc.StatusCode
 
@@ -119,7 +120,9 @@ def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[s
         yield f"sqlite:///{tmp_path / 'release-1.db'}"
         return
     with new_postgres_database() as url:
-        yield url
+        # Migrations are an administrator's job, done over a direct connection, as the
+        # statements of the conftest's database set-up are.
+        yield direct_url_for(url)
 
 
 @contextmanager
