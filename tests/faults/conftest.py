@@ -9,6 +9,7 @@ Timings in the contract are asserted with a margin for busy test machines:
 from __future__ import annotations
 
 import contextlib
+import os
 import subprocess
 import threading
 import time
@@ -79,6 +80,19 @@ def summary(outcomes: list[Outcome]) -> str:
     return "\n".join(f"  #{index}: {outcome}" for index, outcome in enumerate(outcomes))
 
 
+# (test, what, seconds) of every timing the tests measured, printed at the end of the run.
+FIGURES: list[tuple[str, str, float | None]] = []
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if not FIGURES:
+        return
+    terminalreporter.section("fault figures (seconds)")
+    for test, what, seconds in FIGURES:
+        measured = "never" if seconds is None else f"{seconds:6.2f}"
+        terminalreporter.write_line(f"{measured:>6}  {what}  [{test}]")
+
+
 class Findings:
     """Contract violations collected through a test and reported together at its end,
     so that one run shows everything a server gets wrong, not just the first thing."""
@@ -90,8 +104,14 @@ class Findings:
         if not ok:
             self.problems.append(problem)
 
+    def figure(self, what: str, seconds: float | None) -> None:
+        """Records a measured time for the run's summary (None: it never happened)."""
+        test = os.environ.get("PYTEST_CURRENT_TEST", "").split("::")[-1].removesuffix(" (call)")
+        FIGURES.append((test, what, seconds))
+
     def expect_within(self, seconds: float | None, limit: float, what: str, details: str) -> None:
         """`what` happened after `seconds` (None: never), which must be under `limit`."""
+        self.figure(what, seconds)
         when = "never" if seconds is None else f"after {seconds:.2f}s"
         self.expect(
             seconds is not None and seconds < limit,

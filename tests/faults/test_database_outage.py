@@ -151,6 +151,8 @@ def log_problems(log: str) -> list[str]:
 
 
 def expect_unavailable_fast(findings: Findings, outcomes: list[Outcome]) -> None:
+    unavailable = [outcome.seconds for outcome in outcomes if outcome.code == DOWN]
+    findings.figure("slowest UNAVAILABLE answer while down", max(unavailable, default=None))
     wrong = [
         outcome
         for outcome in outcomes

@@ -82,6 +82,10 @@ def test_calls_on_a_locked_row_end_at_their_deadline_and_stall_nothing_else(
         except TimeoutError:
             findings.expect(False, "the service's transactions still ran 5 s after the lock")
 
+    findings.figure(
+        f"slowest locked call (deadline {DEADLINE:.1f}s)", max(o.seconds for o in outcomes)
+    )
+    findings.figure("slowest unrelated call meanwhile", max(a.seconds for a in answers.values()))
     late = [
         outcome
         for outcome in outcomes

@@ -83,6 +83,7 @@ def expect_refusing_at_once(
 def expect_exit(
     findings: Findings, served: Served, code: int | None, seconds: float, limit: float
 ) -> None:
+    findings.figure("exit after SIGTERM", seconds)
     findings.expect(
         code == 0 and seconds < limit,
         f"exit code {code} after {seconds:.2f}s (must be 0 within {limit:.1f}s); "
