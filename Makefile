@@ -51,7 +51,7 @@ test-unit: setup
 	$(BIN)/pytest tests/unit -q
 
 # Stops, freezes and locks PostgreSQL clusters the tests own (needs initdb and pgbouncer).
-test-faults: setup
+test-faults: setup system-packages
 	$(BIN)/pytest tests/faults -m faults
 
 test-sqlite: setup
