@@ -19,13 +19,13 @@ from sqlalchemy import Integer
 from sqlalchemy import Text
 from sqlalchemy import bindparam
 from sqlalchemy import cast
+from sqlalchemy import column
 from sqlalchemy import func
 from sqlalchemy import insert
 from sqlalchemy import literal
 from sqlalchemy import literal_column
 from sqlalchemy import select
 from sqlalchemy import true
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -98,24 +98,30 @@ _created = (
     .cte("created")
 )
 # Lists order roles by creation time: a microsecond apart, the built-ins come first and
-# in the table's order (owner, admin, developer, viewer). Their rows are parameters (the
-# statement stays short enough for the driver to cache its parsing).
+# in the table's order (owner, admin, developer, viewer). Their rows travel as one JSON
+# parameter, made once: the statement stays short enough for the driver to cache its
+# parsing, and a string costs the driver nothing to send (arrays are encoded item by item).
 _built_in = (
-    func.unnest(
-        bindparam("role_names", type_=ARRAY(Text)),
-        bindparam("role_descriptions", type_=ARRAY(Text)),
-        bindparam("role_permissions", type_=ARRAY(Text)),  # JSON documents
-        bindparam("role_positions", type_=ARRAY(Integer)),
+    func.jsonb_to_recordset(cast(bindparam("built_in_roles", type_=Text), JSONB))
+    .table_valued(
+        column("name", Text),
+        column("description", Text),
+        column("permissions", JSONB),
+        column("position", Integer),
     )
-    .table_valued("name", "description", "permissions", "position")
-    .render_derived("built_in")
+    .render_derived("built_in", with_types=True)
 )
-_BUILT_IN_ROLES = {
-    "role_names": [role.name for role in BUILT_IN_ROLES],
-    "role_descriptions": [role.description for role in BUILT_IN_ROLES],
-    "role_permissions": [json.dumps(list(role.permissions)) for role in BUILT_IN_ROLES],
-    "role_positions": list(range(len(BUILT_IN_ROLES))),
-}
+_BUILT_IN_ROLES = json.dumps(
+    [
+        {
+            "name": role.name,
+            "description": role.description,
+            "permissions": list(role.permissions),
+            "position": position,
+        }
+        for position, role in enumerate(BUILT_IN_ROLES)
+    ]
+)
 _ROLE_COLUMNS = (
     "organization_id",
     "name",
@@ -146,7 +152,7 @@ _roles = (
             _created.c.id,
             _built_in.c.name,
             _built_in.c.description,
-            cast(_built_in.c.permissions, JSONB),
+            _built_in.c.permissions,
             true(),
             _role_time,
             _role_time,
@@ -176,7 +182,7 @@ _owner_terms = (
         select(
             _owner.c.organization_id,
             _owner.c.user_id,
-            func.unnest(bindparam("owner_terms", type_=ARRAY(Text))),
+            func.jsonb_array_elements_text(cast(bindparam("owner_terms", type_=Text), JSONB)),
             _owner.c.create_time,
         ),
     )
@@ -231,13 +237,15 @@ def create_organization(sql: Sql, new: NewOrganization) -> bool:
             _CREATE_IN_ONE_STATEMENT,
             {
                 **values,
-                **_BUILT_IN_ROLES,
+                "built_in_roles": _BUILT_IN_ROLES,
                 "event_seq": 1,
                 "owner_user_id": new.owner_user_id,
-                "owner_terms": [
-                    row["term"]
-                    for row in term_rows(new.id, new.owner_user_id, new.create_time, profile)
-                ],
+                "owner_terms": json.dumps(
+                    [
+                        row["term"]
+                        for row in term_rows(new.id, new.owner_user_id, new.create_time, profile)
+                    ]
+                ),
                 "workspace_id": new.workspace_id,
                 "workspace_slug": new.workspace_slug,
                 "workspace_name": new.workspace_name,
