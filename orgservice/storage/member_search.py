@@ -63,6 +63,10 @@ def term_rows(
 
 
 class MemberSearchIndex(Repository):
+    def __init__(self, sql: Sql) -> None:
+        super().__init__(sql)
+        self._locked_profiles: dict[str, tuple[str, str, str]] = {}
+
     def add(self, organization_id: str, user_id: str, create_time: datetime) -> None:
         """Indexes a new membership under the user's current profile."""
         profile = self.locked_profile(user_id)
@@ -71,11 +75,15 @@ class MemberSearchIndex(Repository):
     def locked_profile(self, user_id: str) -> tuple[str, str, str]:
         """The profile a new membership is indexed under (username, email, display name),
         locked until the transaction ends: a concurrent profile change, which reindexes
-        the user's memberships, waits for the new one to be committed."""
-        username, email, display_name = self._sql.execute(
-            _PROFILE_FOR_SHARE, {"user_id": user_id}
-        ).one()
-        return username, email, display_name
+        the user's memberships, waits for the new one to be committed. Read once per
+        transaction: while the lock is held, it cannot change."""
+        profile = self._locked_profiles.get(user_id)
+        if profile is None:
+            username, email, display_name = self._sql.execute(
+                _PROFILE_FOR_SHARE, {"user_id": user_id}
+            ).one()
+            profile = self._locked_profiles[user_id] = (username, email, display_name)
+        return profile
 
     def reindex_user(self, user_id: str, profile: tuple[str, str, str]) -> None:
         """Rewrites the terms of every membership of a user whose profile changed."""

@@ -225,11 +225,10 @@ _CREATE_IN_ONE_STATEMENT = select(_created.c.id).add_cte(
 )
 
 
-def create_organization(sql: Sql, new: NewOrganization) -> bool:
+def create_organization(sql: Sql, search: MemberSearchIndex, new: NewOrganization) -> bool:
     """Inserts an active organization with its built-in roles, its owner, its default
     workspace (so its counts start at one) and its first audit event; False when the
     slug is taken (then nothing was inserted)."""
-    search = MemberSearchIndex(sql)
     values = _organization_values(new)
     if sql.postgresql:
         profile = search.locked_profile(new.owner_user_id)

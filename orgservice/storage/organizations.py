@@ -23,6 +23,7 @@ from orgservice.domain.models import OrganizationState
 from orgservice.domain.models import Page
 from orgservice.domain.models import PageRequest
 from orgservice.domain.permissions import OWNER
+from orgservice.storage.member_search import MemberSearchIndex
 from orgservice.storage.organization_creation import claim_slug_statement
 from orgservice.storage.organization_creation import create_organization
 from orgservice.storage.organization_creation import settings_values
@@ -32,6 +33,7 @@ from orgservice.storage.paging import name_or_slug_contains
 from orgservice.storage.rows import AnyRow
 from orgservice.storage.rows import from_row
 from orgservice.storage.sql import Repository
+from orgservice.storage.sql import Sql
 from orgservice.storage.tables import memberships
 from orgservice.storage.tables import organization_slugs
 from orgservice.storage.tables import organizations
@@ -75,10 +77,14 @@ def etag_of(entity_id: str, version: int) -> str:
 
 
 class OrganizationRepository(Repository):
+    def __init__(self, sql: Sql) -> None:
+        super().__init__(sql)
+        self._search = MemberSearchIndex(sql)  # its owner's profile, locked once per create
+
     def create(self, new: NewOrganization) -> Organization | None:
         """Inserts an active organization with its built-in roles, its owner, its
         default workspace and its first audit event; None when the slug is taken."""
-        if not create_organization(self._sql, new):
+        if not create_organization(self._sql, self._search, new):
             return None
         self._sql.touch(new.id)
         return Organization(

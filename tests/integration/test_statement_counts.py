@@ -12,6 +12,7 @@ which runs on its own thread ("db-health") and is left out.
   caller asks for a fully consistent answer).
 - GetCurrentUser looks for an organization to auto-join with one statement, and only
   for callers with a verified email.
+- A create whose derived slug is taken repeats only its insert.
 """
 
 from __future__ import annotations
@@ -255,3 +256,21 @@ def test_get_current_user_with_nothing_to_join_costs_one_lookup(
     _, with_lookup = counter.run(lambda: verified.GetCurrentUser(me))
     assert len(with_lookup) == len(plain) + 1, with_lookup
     assert [s for s in with_lookup if "verified_domains" in s] == [with_lookup[0]]
+
+
+def test_a_create_whose_slug_is_taken_repeats_only_the_insert(
+    api: Api, counter: StatementCounter
+) -> None:
+    """A derived slug that is taken costs one more insert attempt (with a suffixed slug),
+    not another read of the owner's profile."""
+    owner = api.client()
+    owner.create_org()  # provisioned, identity cached
+    name = f"Taken {uuid.uuid4().hex[:8]}"
+
+    def create() -> Any:
+        return owner.CreateOrganization(rpc.CreateOrganizationRequest(name=name))
+
+    first, fresh = counter.run(create)
+    second, taken = counter.run(create)
+    assert second.organization.slug.startswith(first.organization.slug + "-")
+    assert len(taken) == len(fresh) + 1, (fresh, taken)
