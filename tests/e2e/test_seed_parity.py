@@ -20,7 +20,7 @@ from tests.e2e.conftest import ServiceProcess
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "seed-parity.md"
 
-# Every operation each seed document (/work/shared/seeds/) names, by section heading.
+# Every operation each seed API document names, by section heading.
 SEED_OPERATIONS: dict[str, tuple[str, ...]] = {
     # 000_8c3052d6330ed4d5.txt: the `operations:` list.
     "InfluxDB `/api/v2/orgs`": (
