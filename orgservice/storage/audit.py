@@ -42,7 +42,7 @@ _PAGES = {
 }
 
 
-_COLUMNS = ("actor_user_id", "action", "target_type", "target_id", "details")
+EVENT_COLUMNS = ("actor_user_id", "action", "target_type", "target_id", "details")
 _NEXT_SEQ = (
     update(organizations)
     .where(organizations.c.id == bindparam("organization_id"))
@@ -54,13 +54,13 @@ _NUMBERED = _NEXT_SEQ.cte("numbered")
 # Parameter names that are columns of `organizations` would become SET values of the
 # UPDATE: the event's id and time go by other names.
 _RECORD_NUMBERED = insert(audit_events).from_select(
-    ["organization_id", "id", "seq", "create_time", *_COLUMNS],
+    ["organization_id", "id", "seq", "create_time", *EVENT_COLUMNS],
     select(
         bindparam("organization_id", type_=audit_events.c.organization_id.type),
         bindparam("event_id", type_=audit_events.c.id.type),
         _NUMBERED.c.event_seq,
         bindparam("event_time", type_=audit_events.c.create_time.type),
-        *(bindparam(name, type_=audit_events.c[name].type) for name in _COLUMNS),
+        *(bindparam(name, type_=audit_events.c[name].type) for name in EVENT_COLUMNS),
     ),
 )
 
@@ -69,7 +69,7 @@ class AuditRepository(Repository):
     def record(self, event: AuditEvent) -> None:
         """Adds the event numbered after the organization's newest; the caller holds the
         organization row lock, so the numbers follow commit order."""
-        values = {name: getattr(event, name) for name in ("organization_id", *_COLUMNS)}
+        values = {name: getattr(event, name) for name in ("organization_id", *EVENT_COLUMNS)}
         if self._sql.postgresql:
             numbered = {**values, "event_id": event.id, "event_time": event.create_time}
             self._sql.execute(_RECORD_NUMBERED, numbered)

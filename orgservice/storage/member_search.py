@@ -85,8 +85,9 @@ class MemberSearchIndex(Repository):
             profile = self._locked_profiles[user_id] = (username, email, display_name)
         return profile
 
-    def reindex_user(self, user_id: str, profile: tuple[str, str, str]) -> None:
-        """Rewrites the terms of every membership of a user whose profile changed."""
+    def reindex_user(self, user_id: str, profile: tuple[str, str, str]) -> list[str]:
+        """Rewrites the terms of every membership of a user whose profile changed;
+        returns the organizations of those memberships."""
         held = self._sql.execute(
             select(memberships.c.organization_id, memberships.c.create_time)
             .where(memberships.c.user_id == user_id)
@@ -105,6 +106,7 @@ class MemberSearchIndex(Repository):
             for row in term_rows(organization_id, user_id, create_time, profile)
         ]
         self._insert(rows)
+        return [organization_id for organization_id, _ in held]
 
     def _insert(self, rows: list[dict[str, Any]]) -> None:
         if rows:

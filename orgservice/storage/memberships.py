@@ -85,10 +85,12 @@ _PAGES = {
 
 
 class MembershipRepository:
-    def __init__(self, sql: Sql, organizations: OrganizationRepository) -> None:
+    def __init__(
+        self, sql: Sql, organizations: OrganizationRepository, search: MemberSearchIndex
+    ) -> None:
         self._sql = sql
         self._organizations = organizations
-        self._search = MemberSearchIndex(sql)
+        self._search = search
 
     def access(
         self, organization_id: str, user_id: str, *, lock: bool = False

@@ -35,9 +35,10 @@ from orgservice.domain.models import OrganizationSettings
 from orgservice.domain.models import OrganizationState
 from orgservice.domain.permissions import BUILT_IN_ROLES
 from orgservice.domain.permissions import OWNER
+from orgservice.domain.search import member_terms
+from orgservice.storage.audit import EVENT_COLUMNS
 from orgservice.storage.audit import AuditRepository
 from orgservice.storage.member_search import MemberSearchIndex
-from orgservice.storage.member_search import term_rows
 from orgservice.storage.roles import role_values
 from orgservice.storage.sql import Sql
 from orgservice.storage.tables import audit_events
@@ -205,17 +206,16 @@ _workspace = (
     )
     .cte("default_workspace")
 )
-_EVENT_COLUMNS = ("actor_user_id", "action", "target_type", "target_id", "details")
 _first_event = (
     insert(audit_events)
     .from_select(
-        ["organization_id", "id", "seq", "create_time", *_EVENT_COLUMNS],
+        ["organization_id", "id", "seq", "create_time", *EVENT_COLUMNS],
         select(
             _created.c.id,
             _parameter(audit_events, "id", "event_id"),
             _created.c.event_seq,
             _created.c.create_time,
-            *(_parameter(audit_events, name) for name in _EVENT_COLUMNS),
+            *(_parameter(audit_events, name) for name in EVENT_COLUMNS),
         ),
     )
     .cte("first_event")
@@ -239,17 +239,12 @@ def create_organization(sql: Sql, search: MemberSearchIndex, new: NewOrganizatio
                 "built_in_roles": _BUILT_IN_ROLES,
                 "event_seq": 1,
                 "owner_user_id": new.owner_user_id,
-                "owner_terms": json.dumps(
-                    [
-                        row["term"]
-                        for row in term_rows(new.id, new.owner_user_id, new.create_time, profile)
-                    ]
-                ),
+                "owner_terms": json.dumps(sorted(member_terms(*profile))),
                 "workspace_id": new.workspace_id,
                 "workspace_slug": new.workspace_slug,
                 "workspace_name": new.workspace_name,
                 "event_id": new.created_event.id,
-                **{name: getattr(new.created_event, name) for name in _EVENT_COLUMNS},
+                **{name: getattr(new.created_event, name) for name in EVENT_COLUMNS},
             },
         ).first()
         return created is not None

@@ -77,9 +77,9 @@ def etag_of(entity_id: str, version: int) -> str:
 
 
 class OrganizationRepository(Repository):
-    def __init__(self, sql: Sql) -> None:
+    def __init__(self, sql: Sql, search: MemberSearchIndex) -> None:
         super().__init__(sql)
-        self._search = MemberSearchIndex(sql)  # its owner's profile, locked once per create
+        self._search = search
 
     def create(self, new: NewOrganization) -> Organization | None:
         """Inserts an active organization with its built-in roles, its owner, its

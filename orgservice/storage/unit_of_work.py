@@ -23,6 +23,7 @@ from orgservice.storage.domains import DomainRepository
 from orgservice.storage.feed import FeedRepository
 from orgservice.storage.idempotency import IdempotencyRepository
 from orgservice.storage.invitations import InvitationRepository
+from orgservice.storage.member_search import MemberSearchIndex
 from orgservice.storage.memberships import MembershipRepository
 from orgservice.storage.organizations import OrganizationRepository
 from orgservice.storage.roles import RoleRepository
@@ -48,15 +49,20 @@ class SqlUnitOfWork:
 
     @cached_property
     def users(self) -> UserRepository:
-        return UserRepository(self.sql)
+        return UserRepository(self.sql, self._search)
 
     @cached_property
     def organizations(self) -> OrganizationRepository:
-        return OrganizationRepository(self.sql)
+        return OrganizationRepository(self.sql, self._search)
 
     @cached_property
     def memberships(self) -> MembershipRepository:
-        return MembershipRepository(self.sql, self.organizations)
+        return MembershipRepository(self.sql, self.organizations, self._search)
+
+    @cached_property
+    def _search(self) -> MemberSearchIndex:
+        # One per transaction, shared: it remembers the profiles it has locked.
+        return MemberSearchIndex(self.sql)
 
     @cached_property
     def roles(self) -> RoleRepository:
@@ -161,19 +167,13 @@ class SqlUnitOfWork:
 
 class SqlDatabase:
     """Hands out units of work over one engine; owns the read cache and the watchdog.
-    `on_commit(organization_id)` hears of every organization a transaction changed,
-    after the cache has dropped it."""
+    `on_commit(organization_id)`, when set, hears of every organization a transaction
+    changed, after the cache has dropped it."""
 
-    def __init__(
-        self,
-        engine: Engine,
-        cache: ReadCache | None = None,
-        *,
-        on_commit: Callable[[str], None] | None = None,
-    ) -> None:
+    def __init__(self, engine: Engine, cache: ReadCache | None = None) -> None:
         self.engine = engine
         self.cache = cache
-        self.on_commit = on_commit
+        self.on_commit: Callable[[str], None] | None = None
         self.watchdog = Watchdog()
         count_checkouts(engine)
 

@@ -37,9 +37,9 @@ _BY_SUBJECT = select(*USER_COLUMNS, users.c.email_verified.label("u_email_verifi
 
 
 class UserRepository:
-    def __init__(self, sql: Sql) -> None:
+    def __init__(self, sql: Sql, search: MemberSearchIndex) -> None:
         self._sql = sql
-        self._search = MemberSearchIndex(sql)
+        self._search = search
 
     def get(self, user_id: str) -> User | None:
         row = self._sql.execute(_BY_ID, {"id": user_id}).first()
@@ -98,10 +98,14 @@ class UserRepository:
             )
             user_id = row._mapping["u_id"]
             if _searchable(row) != _searchable_claims(identity):
-                self._search.reindex_user(user_id, _searchable_claims(identity))
+                organization_ids = self._search.reindex_user(user_id, _searchable_claims(identity))
+            else:
+                organization_ids = list(
+                    self._sql.execute(_ORGANIZATIONS_OF, {"user_id": user_id}).scalars()
+                )
             # Member lists show the profile: the user's organizations changed (caches).
-            for organization_id in self._sql.execute(_ORGANIZATIONS_OF, {"user_id": user_id}):
-                self._sql.touch(organization_id[0])
+            for organization_id in organization_ids:
+                self._sql.touch(organization_id)
             row = self._sql.execute(_BY_SUBJECT, {"subject": identity.subject}).one()
         return to_user(row), created
 
