@@ -7,6 +7,7 @@ and the command line is built from it.
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import secrets
 from collections.abc import Callable
 from collections.abc import Mapping
@@ -14,8 +15,6 @@ from dataclasses import dataclass
 from dataclasses import field
 from pathlib import Path
 from typing import Any
-
-from orgservice.dns_txt import parse_resolver_address
 
 
 class ConfigurationError(Exception):
@@ -37,6 +36,20 @@ def _algorithms(text: str) -> tuple[str, ...]:
 
 def _path(text: str) -> Path:
     return Path(text).expanduser()
+
+
+def parse_resolver_address(text: str) -> tuple[str, int]:
+    """`HOST:PORT` (an IPv6 host in brackets: `[::1]:53`), HOST an IP address."""
+    host, colon, port_text = text.strip().rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")
+    try:
+        address = ipaddress.ip_address(host)
+        port = int(port_text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not HOST:PORT with HOST an IP address") from None
+    if not colon or not 0 < port < 65536:
+        raise ValueError(f"{text!r} needs a port between 1 and 65535")
+    return str(address), port
 
 
 def _resolver_address(text: str) -> str:
@@ -100,13 +113,11 @@ class Settings:
 
     @property
     def listen_url(self) -> str:
-        """Where notifications are received: a direct connection, never a pooler's; none
-        on SQLite, which has no notifications."""
+        """Where notifications are received: a direct connection, never a pooler's (the
+        server listens only when it is a PostgreSQL URL)."""
         if self.database_listen_url:
             return self.database_listen_url
-        if self.database_pooler or not self.database_url.startswith("postgresql"):
-            return ""
-        return self.database_url
+        return "" if self.database_pooler else self.database_url
 
 
 @dataclass(frozen=True)

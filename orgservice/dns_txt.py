@@ -12,32 +12,18 @@ its lifetime, while a timeout here must hold to the millisecond.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 
 import dns.asyncresolver
 import dns.exception
 import dns.name
 import dns.resolver
 
+from orgservice.config import parse_resolver_address
 from orgservice.domain.errors import DnsUnavailable
 
 # The longest a single resolver attempt may take; the caller's timeout caps it further.
 MAX_ATTEMPT_SECONDS = 2.0
 _NO_SUCH_RECORD = (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer, dns.resolver.YXDOMAIN)
-
-
-def parse_resolver_address(text: str) -> tuple[str, int]:
-    """`HOST:PORT` (an IPv6 host in brackets: `[::1]:53`), HOST an IP address."""
-    host, colon, port_text = text.strip().rpartition(":")
-    host = host.removeprefix("[").removesuffix("]")
-    try:
-        address = ipaddress.ip_address(host)
-        port = int(port_text)
-    except ValueError:
-        raise ValueError(f"{text!r} is not HOST:PORT with HOST an IP address") from None
-    if not colon or not 0 < port < 65536:
-        raise ValueError(f"{text!r} needs a port between 1 and 65535")
-    return str(address), port
 
 
 class DnsTxtResolver:

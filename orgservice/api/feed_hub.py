@@ -57,8 +57,10 @@ class FeedHub:
                 self._seen.pop(organization_id, None)
 
     def changed(self, organization_id: str) -> None:
-        """The organization changed (callable from any thread)."""
-        self._call_soon(self._wake, organization_id)
+        """The organization changed (callable from any thread). Without a watcher of it,
+        there is no one to wake: one who starts watching later reads after this commit."""
+        if organization_id in self._watchers or EVERY_ORGANIZATION in self._watchers:
+            self._call_soon(self._wake, organization_id)
 
     def everything_changed(self) -> None:
         """Anything may have changed, e.g. notifications were lost (any thread)."""

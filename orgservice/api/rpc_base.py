@@ -57,11 +57,11 @@ class RpcBase:
         listing = cast(_ListRequest, request)
 
         def parse() -> PageRequest:
+            # The binding copies the request: only a token needs it.
+            token = listing.page_token
+            binding = request_binding(request, call.caller.user_id) if token else None
             return PageRequest(
-                limit=page_size(listing.page_size),
-                after=self._page_tokens.decode(
-                    listing.page_token, request_binding(request, call.caller.user_id)
-                ),
+                limit=page_size(listing.page_size), after=self._page_tokens.decode(token, binding)
             )
 
         return parse
@@ -78,18 +78,15 @@ class RpcBase:
         one element from an item of `page`; next_page_token and total_size follow from
         the page."""
         [(field, fill)] = items.items()
-        listed = response(**self._paging(request, call, page))
+        token = ""
+        if page.next_cursor is not None:
+            binding = request_binding(request, call.caller.user_id)
+            token = self._page_tokens.encode(page.next_cursor, binding)
+        listed = response(next_page_token=token, total_size=page.total_size)
         add = getattr(listed, field).add
         for item in page.items:
             fill(add(), item)
         return listed
-
-    def _paging(self, request: Message, call: Call, page: Page[Any]) -> dict[str, Any]:
-        """next_page_token and total_size for a List response."""
-        token = self._page_tokens.encode(
-            page.next_cursor, request_binding(request, call.caller.user_id)
-        )
-        return {"next_page_token": token, "total_size": page.total_size}
 
 
 def answers_from_memory(method: T) -> T:
