@@ -41,10 +41,11 @@ class AutoJoin(UseCases):
         if record.role is not None:  # a member already
             return False
         organization = uow.organizations.get(organization_id)
-        role = organization.settings.auto_join_role if organization else ""
+        if organization is None:
+            return False
+        role = organization.settings.auto_join_role
         if (
-            organization is None
-            or not role
+            not role
             or not has_free_seat(organization)
             or uow.domains.holder(domain) != organization_id
         ):

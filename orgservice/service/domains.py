@@ -28,6 +28,7 @@ from orgservice.service.clock import system_clock
 from orgservice.service.ports import Database
 from orgservice.service.ports import TxtResolver
 from orgservice.service.ports import UnitOfWork
+from orgservice.service.use_cases import UseCases
 
 LIST = to_read(DOMAINS_LIST)
 MANAGE = to_change(DOMAINS_MANAGE)
@@ -43,13 +44,12 @@ DNS_TIMEOUT_SECONDS = 2.0
 _ANSWER_MARGIN_SECONDS = 0.05
 
 
-class DomainService:
+class DomainService(UseCases):
     def __init__(
         self, database: Database, resolver: TxtResolver, clock: Clock = system_clock
     ) -> None:
-        self._database = database
+        super().__init__(database, clock)
         self._resolver = resolver
-        self._clock = clock
 
     def create(self, call: Call, organization_id: str, name: str) -> Domain:
         with self._database.transaction(call.budget) as uow:

@@ -20,12 +20,13 @@ from orgservice.service.clock import Clock
 from orgservice.service.clock import system_clock
 from orgservice.service.organizations import insert_organization
 from orgservice.service.ports import Database
+from orgservice.service.use_cases import UseCases
 
 # Distinct identities remembered per process; a miss costs one small transaction.
 _CACHED_IDENTITIES = 16_384
 
 
-class IdentityService:
+class IdentityService(UseCases):
     def __init__(
         self,
         database: Database,
@@ -33,8 +34,7 @@ class IdentityService:
         *,
         personal_organizations: bool = True,
     ) -> None:
-        self._database = database
-        self._clock = clock
+        super().__init__(database, clock)
         self._personal_organizations = personal_organizations
         self._auto_join = AutoJoin(database, clock)
         # Keyed by every claim the user record holds, so a changed claim refreshes it.

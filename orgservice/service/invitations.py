@@ -377,13 +377,13 @@ def _checked_batch(
     violations.raise_if_any()
     first_entry_of: dict[str, int] = {}
     checked: list[tuple[str, Role, timedelta]] = []
+    default_ttl = organization.settings.default_invitation_ttl
     for index, entry in enumerate(entries):
         field = f"invitations[{index}]"
         email = _violations_of(violations, partial(normalized_email, entry.email, f"{field}.email"))
         role = _violations_of(
             violations, partial(existing_role, uow, organization.id, entry.role, f"{field}.role")
         )
-        default_ttl = organization.settings.default_invitation_ttl
         lifetime = _violations_of(
             violations, partial(_checked_entry_ttl, entry, f"{field}.ttl", default_ttl)
         )
@@ -398,7 +398,7 @@ def _checked_batch(
 
 
 def _checked_entry_ttl(entry: NewInvitation, field: str, default: timedelta | None) -> timedelta:
-    return checked_ttl(entry.ttl(), field, default=default)
+    return checked_ttl(entry.ttl(), field, default=default)  # parsing the ttl may fail too
 
 
 def _violations_of(violations: Violations, parse: Callable[[], T]) -> T | None:
