@@ -85,7 +85,7 @@ def bench(database_url: str, workers: int, rounds: int, seconds: float, work: Pa
                 rate_per_client=half / CLIENTS,
             )
             service.check_all_succeeded(rpc, before, run.requests)
-            results[rpc].latency = latency(samples, run.rate)
+            results[rpc].latency = latency(samples)
             run, samples = load(
                 ceiling.url(path),
                 bodies[rpc],
@@ -93,7 +93,7 @@ def bench(database_url: str, workers: int, rounds: int, seconds: float, work: Pa
                 seconds=seconds,
                 rate_per_client=half / CLIENTS,
             )
-            results[rpc].ceiling_latency = latency(samples, run.rate)
+            results[rpc].ceiling_latency = latency(samples)
     return list(results.values())
 
 

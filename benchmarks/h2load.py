@@ -39,7 +39,6 @@ def grpc_body(message: Message, directory: Path, name: str) -> Path:
 @dataclass(frozen=True)
 class Run:
     requests: int
-    succeeded: int
     seconds: float
 
     @property
@@ -51,7 +50,6 @@ class Run:
 class Latency:
     p50_ms: float
     p99_ms: float
-    rate: float
 
 
 def load(
@@ -94,15 +92,15 @@ def load(
     return _parse(result.stdout), latencies
 
 
-def latency(samples: list[float], rate: float) -> Latency:
+def latency(samples: list[float]) -> Latency:
     cuts = statistics.quantiles(samples, n=100) if len(samples) > 1 else samples * 99
-    return Latency(p50_ms=statistics.median(samples), p99_ms=cuts[98], rate=rate)
+    return Latency(p50_ms=statistics.median(samples), p99_ms=cuts[98])
 
 
 def _parse(output: str) -> Run:
     finished = re.search(r"finished in ([\d.]+)(m?s)", output)
-    counts = re.search(r"requests: (\d+) total, \d+ started, (\d+) done, (\d+) succeeded", output)
+    counts = re.search(r"requests: \d+ total, \d+ started, (\d+) done, \d+ succeeded", output)
     if finished is None or counts is None:
         raise RuntimeError(f"cannot read h2load's output:\n{output}")
     seconds = float(finished.group(1)) / (1000 if finished.group(2) == "ms" else 1)
-    return Run(requests=int(counts.group(2)), succeeded=int(counts.group(3)), seconds=seconds)
+    return Run(requests=int(counts.group(1)), seconds=seconds)

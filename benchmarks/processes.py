@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -28,26 +26,14 @@ from prometheus_client.parser import text_string_to_metric_families
 from benchmarks.h2load import CLIENTS
 from benchmarks.h2load import STREAMS_PER_CLIENT
 from orgservice import devkeys
+from tests.support.processes import free_port
+from tests.support.processes import poll
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "ORGSERVICE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
 THREADS = 16
 START_TIMEOUT = 60.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait(condition: object, what: str, timeout: float = START_TIMEOUT) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():  # type: ignore[operator]
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"timed out waiting for {what}")
-        time.sleep(0.2)
 
 
 @contextmanager
@@ -109,7 +95,7 @@ class Service:
             database_url,
         ]
         with _process(command, work / "service.log", env):
-            _wait(service._all_workers_ready, "the service's workers")
+            poll(service._all_workers_ready, START_TIMEOUT, "the service's workers")
             yield service
 
     def _all_workers_ready(self) -> bool:
@@ -191,7 +177,7 @@ class Ceiling:
             str(workers),
         ]
         with _process(command, work / "ceiling.log", dict(os.environ)):
-            _wait(ceiling._answers, "the ceiling server")
+            poll(ceiling._answers, START_TIMEOUT, "the ceiling server")
             yield ceiling
 
     def _answers(self) -> bool:

@@ -47,6 +47,7 @@ from tests.faults.conftest import summary
 from tests.support.pgbouncer import PgBouncer
 from tests.support.pgbouncer import direct_url_for
 from tests.support.races import run_together
+from tests.support.rpc_outcomes import label
 
 pytestmark = pytest.mark.postgres_only
 
@@ -174,7 +175,7 @@ def attempts_together(calls: list[Callable[[], Any]]) -> list[Outcome]:
 
 
 def codes(outcomes: list[Outcome]) -> Counter[str]:
-    return Counter(f"{o.code.name}/{o.reason}" if o.reason else o.code.name for o in outcomes)
+    return Counter(label(o.code, o.reason) for o in outcomes)
 
 
 # -- pages ----------------------------------------------------------------------------------

@@ -94,10 +94,6 @@ class Watcher:
         with self._lock:
             return [r.event.id for r in self.received]
 
-    def last_cursor(self) -> str:
-        with self._lock:
-            return self.received[-1].cursor
-
     def cancel(self) -> None:
         self._call.cancel()
         self._thread.join(WAIT_SECONDS)

@@ -26,15 +26,15 @@ def error_reason(error: grpc.RpcError) -> str:
     return ""
 
 
+def label(code: grpc.StatusCode, reason: str) -> str:
+    """ "CODE/REASON" (the ErrorInfo reason), or "CODE" without one."""
+    return f"{code.name}/{reason}" if reason else str(code.name)
+
+
 def outcome(call: Callable[[], Any]) -> str:
-    """ "OK", or the failure as "CODE/REASON" (the ErrorInfo reason), "CODE" without one."""
-    try:
-        call()
-    except grpc.RpcError as error:
-        code = str(error.code().name)
-        reason = error_reason(error)
-        return f"{code}/{reason}" if reason else code
-    return "OK"
+    """ "OK", or the failure as `label` names it."""
+    result = result_of(call)
+    return label(result.code, result.reason)
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,6 @@ flag in `snapshot_modes` instead).
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from collections.abc import Collection
 from collections.abc import Iterable
@@ -69,16 +68,13 @@ from orgservice.domain.permissions import OWNER
 from orgservice.domain.search import member_terms
 from orgservice.domain.validation import new_id
 from orgservice.service import ports
+from orgservice.storage.organizations import etag_of
 
 T = TypeVar("T")
 
 
 class ConstraintViolation(Exception):
     """What the database would refuse with an integrity error: a bug in the caller."""
-
-
-def _etag(entity_id: str, version: int) -> str:
-    return hashlib.blake2b(f"{entity_id}:{version}".encode(), digest_size=8).hexdigest()
 
 
 # --- rows: immutable, replaced on change, so copying a table is copying a dict --------
@@ -102,7 +98,7 @@ class OrganizationRow:
         organization = replace(
             self.organization,
             update_time=now,
-            etag=_etag(self.organization.id, version),
+            etag=etag_of(self.organization.id, version),
             **changes,  # type: ignore[arg-type]
         )
         return replace(self, organization=organization, version=version)
@@ -137,7 +133,7 @@ class WorkspaceRow:
         now: datetime,
     ) -> WorkspaceRow:
         """A new workspace's first version."""
-        etag = _etag(workspace_id, 1)
+        etag = etag_of(workspace_id, 1)
         workspace = Workspace(
             workspace_id, organization_id, slug, name, description, now, now, etag
         )
@@ -339,7 +335,7 @@ class FakeOrganizations(_Repository):
             update_time=now,
             delete_time=None,
             purge_time=None,
-            etag=_etag(new.id, 1),
+            etag=etag_of(new.id, 1),
         )
         tables.slugs[new.slug] = new.id
         tables.organizations[new.id] = OrganizationRow(organization, version=1, event_seq=0)
@@ -657,7 +653,7 @@ class FakeWorkspaces(_Repository):
             slug=current.slug if fields.slug is None else fields.slug,
             description=current.description if fields.description is None else fields.description,
             update_time=now,
-            etag=_etag(workspace_id, version),
+            etag=etag_of(workspace_id, version),
         )
         tables.workspaces[organization_id, workspace_id] = WorkspaceRow(workspace, version)
 
