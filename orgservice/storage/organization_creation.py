@@ -28,7 +28,6 @@ from sqlalchemy import select
 from sqlalchemy import true
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from orgservice.domain.models import NewOrganization
 from orgservice.domain.models import OrganizationSettings
@@ -41,6 +40,7 @@ from orgservice.storage.audit import AuditRepository
 from orgservice.storage.member_search import MemberSearchIndex
 from orgservice.storage.roles import role_values
 from orgservice.storage.sql import Sql
+from orgservice.storage.sql import insert_if_absent
 from orgservice.storage.tables import audit_events
 from orgservice.storage.tables import member_search_terms
 from orgservice.storage.tables import memberships
@@ -48,21 +48,6 @@ from orgservice.storage.tables import organization_slugs
 from orgservice.storage.tables import organizations
 from orgservice.storage.tables import roles
 from orgservice.storage.tables import workspaces
-
-# INSERT … ON CONFLICT DO NOTHING into the slug registry, in each backend's dialect.
-_CLAIM_SLUG = {
-    postgresql: (pg_insert if postgresql else sqlite_insert)(organization_slugs)
-    .on_conflict_do_nothing()
-    .returning(organization_slugs.c.slug)
-    for postgresql in (False, True)
-}
-
-
-def claim_slug_statement(sql: Sql) -> Any:
-    """INSERT … ON CONFLICT DO NOTHING into the slug registry, in the backend's dialect;
-    it returns a row when the slug was free."""
-    return _CLAIM_SLUG[sql.postgresql]
-
 
 # -- row by row (SQLite) ---------------------------------------------------------------------
 
@@ -248,10 +233,7 @@ def create_organization(sql: Sql, search: MemberSearchIndex, new: NewOrganizatio
             },
         ).first()
         return created is not None
-    claimed = sql.execute(
-        claim_slug_statement(sql), {"slug": new.slug, "organization_id": new.id}
-    ).first()
-    if claimed is None:
+    if not insert_if_absent(sql, organization_slugs, {"slug": new.slug, "organization_id": new.id}):
         return False
     now = new.create_time
     sql.execute(_INSERT_ORGANIZATION, values)

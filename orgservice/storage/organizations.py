@@ -24,7 +24,6 @@ from orgservice.domain.models import Page
 from orgservice.domain.models import PageRequest
 from orgservice.domain.permissions import OWNER
 from orgservice.storage.member_search import MemberSearchIndex
-from orgservice.storage.organization_creation import claim_slug_statement
 from orgservice.storage.organization_creation import create_organization
 from orgservice.storage.organization_creation import settings_values
 from orgservice.storage.paging import Pager
@@ -34,6 +33,7 @@ from orgservice.storage.rows import AnyRow
 from orgservice.storage.rows import from_row
 from orgservice.storage.sql import Repository
 from orgservice.storage.sql import Sql
+from orgservice.storage.sql import insert_if_absent
 from orgservice.storage.tables import memberships
 from orgservice.storage.tables import organization_slugs
 from orgservice.storage.tables import organizations
@@ -184,11 +184,9 @@ class OrganizationRepository(Repository):
         return pager.fetch(self._sql, page, parameters, to_organization)
 
     def _claim_slug(self, slug: str, organization_id: str) -> bool:
-        # RETURNING, not rowcount: drivers report -1 for INSERTs.
-        claimed = self._sql.execute(
-            claim_slug_statement(self._sql), {"slug": slug, "organization_id": organization_id}
-        ).first()
-        return claimed is not None
+        return insert_if_absent(
+            self._sql, organization_slugs, {"slug": slug, "organization_id": organization_id}
+        )
 
     def _bump(self, organization_id: str, now: datetime, **values: Any) -> None:
         self._sql.execute(

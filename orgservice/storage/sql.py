@@ -8,6 +8,7 @@ budget is spent or the client has gone. Driver failures leave here as domain err
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from collections.abc import Mapping
 from typing import Any
@@ -182,10 +183,16 @@ def insert_if_absent(sql: Sql, table: Table, values: Mapping[str, Any]) -> bool:
     """INSERT … ON CONFLICT DO NOTHING; whether the row was inserted. Decides races
     without savepoints: a concurrent insert of the same key waits for the first
     transaction and then does nothing (RETURNING, since drivers report rowcount -1)."""
-    dialect_insert = pg_insert if sql.postgresql else sqlite_insert
+    statement = _insert_if_absent(table, sql.postgresql)
+    return sql.execute(statement, dict(values)).first() is not None
+
+
+@functools.cache
+def _insert_if_absent(table: Table, postgresql: bool) -> Executable:
+    """Built once per table and dialect; the values are parameters."""
+    dialect_insert = pg_insert if postgresql else sqlite_insert
     key = next(iter(table.primary_key.columns))
-    statement = dialect_insert(table).values(**values).on_conflict_do_nothing().returning(key)
-    return sql.execute(statement).first() is not None
+    return dialect_insert(table).on_conflict_do_nothing().returning(key)
 
 
 class Repository:
