@@ -30,6 +30,8 @@ from typing import Any
 from typing import TypeVar
 
 import grpc
+from google.protobuf.descriptor import Descriptor
+from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.descriptor import MethodDescriptor
 from google.protobuf.descriptor import ServiceDescriptor
 from google.protobuf.message import DecodeError
@@ -80,11 +82,49 @@ def safe_deserializer(message_type: type[Message]) -> Callable[[bytes], Message 
 
 
 @dataclass(frozen=True)
+class Gate:
+    """Where a mutation's request names what it changes, found once per method: string
+    fields (`_GATE_FIELDS`), else the id of a resource message (`_GATE_RESOURCES`)."""
+
+    fields: tuple[str, ...]
+    resources: tuple[str, ...]
+
+    @classmethod
+    def of(cls, request: Descriptor) -> Gate:
+        by_name = request.fields_by_name
+        return cls(
+            fields=tuple(
+                name
+                for name in _GATE_FIELDS
+                if name in by_name and by_name[name].type == FieldDescriptor.TYPE_STRING
+            ),
+            resources=tuple(
+                name
+                for name in _GATE_RESOURCES
+                if name in by_name and by_name[name].message_type is not None
+            ),
+        )
+
+    def key(self, request: Message) -> str | None:
+        for name in self.fields:
+            value: str = getattr(request, name)
+            if value:
+                return value.lower()
+        for resource in self.resources:
+            if request.HasField(resource):
+                nested = getattr(request, resource)
+                value = getattr(nested, "organization_id", "") or getattr(nested, "id", "")
+                if value:
+                    return str(value).lower()
+        return None
+
+
+@dataclass(frozen=True)
 class Rpc:
     name: str
     method: Method
     memory_first: bool
-    mutation: bool
+    gate: Gate | None  # None: not a mutation, or one that must not wait in line
 
 
 class Gates:
@@ -146,8 +186,10 @@ class Dispatcher:
             name=descriptor.name,
             method=method,
             memory_first=bool(getattr(method, "memory_first", False)),
-            mutation=not descriptor.name.startswith(("Get", "List", "Check"))
-            and not getattr(method, "ungated", False),
+            gate=None
+            if descriptor.name.startswith(("Get", "List", "Check"))
+            or getattr(method, "ungated", False)
+            else Gate.of(descriptor.input_type),
         )
 
         async def unary(
@@ -179,7 +221,7 @@ class Dispatcher:
                 return self._call(rpc, request, budget.no_io())
             except WouldBlock:
                 pass
-        key = _gate_key(request) if rpc.mutation else None
+        key = rpc.gate.key(request) if rpc.gate else None
         if key is None:
             return await self._in_thread(rpc, request, budget)
         async with self._gates.hold(key, budget):
@@ -237,21 +279,6 @@ def _retrying_stale(work: Callable[[], T]) -> T:
         # A pooled connection died (e.g. the database restarted) before its first
         # statement ran: nothing happened, so one retry on a fresh one is safe.
         return work()
-
-
-def _gate_key(request: Message) -> str | None:
-    for name in _GATE_FIELDS:
-        value = getattr(request, name, "")
-        if isinstance(value, str) and value:
-            return value.lower()
-    for resource in _GATE_RESOURCES:
-        field = request.DESCRIPTOR.fields_by_name.get(resource)
-        if field is not None and field.message_type is not None and request.HasField(resource):
-            nested = getattr(request, resource)
-            value = getattr(nested, "organization_id", "") or getattr(nested, "id", "")
-            if value:
-                return str(value).lower()
-    return None
 
 
 def _message_class(descriptor: Any) -> type[Message]:
