@@ -24,21 +24,20 @@ _IN_ORGANIZATION = select(audit_events).where(
     audit_events.c.organization_id == bindparam("organization_id")
 )
 # `action` matches itself or, as a group, `action.*`.
+_ALL = Pager(
+    _IN_ORGANIZATION,
+    create_time=audit_events.c.create_time,
+    id_column=audit_events.c.id,
+    newest_first=True,
+)
 _PAGES = {
-    by_action: Pager(
-        _IN_ORGANIZATION.where(
-            or_(
-                audit_events.c.action == bindparam("action"),
-                audit_events.c.action.like(bindparam("group"), escape="\\"),
-            )
+    False: _ALL,
+    True: _ALL.narrowed(
+        or_(
+            audit_events.c.action == bindparam("action"),
+            audit_events.c.action.like(bindparam("group"), escape="\\"),
         )
-        if by_action
-        else _IN_ORGANIZATION,
-        create_time=audit_events.c.create_time,
-        id_column=audit_events.c.id,
-        newest_first=True,
-    )
-    for by_action in (False, True)
+    ),
 }
 
 

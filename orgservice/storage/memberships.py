@@ -72,16 +72,10 @@ _MEMBER = _MEMBERS.where(
     memberships.c.user_id == bindparam("user_id"),
 )
 _IN_ORGANIZATION = _MEMBERS.where(memberships.c.organization_id == bindparam("organization_id"))
-_PAGES = {
-    with_role: Pager(
-        _IN_ORGANIZATION.where(memberships.c.role == bindparam("role"))
-        if with_role
-        else _IN_ORGANIZATION,
-        create_time=memberships.c.create_time,
-        id_column=memberships.c.user_id,
-    )
-    for with_role in (False, True)
-}
+_ALL = Pager(
+    _IN_ORGANIZATION, create_time=memberships.c.create_time, id_column=memberships.c.user_id
+)
+_PAGES = {False: _ALL, True: _ALL.narrowed(memberships.c.role == bindparam("role"))}
 
 
 class MembershipRepository:

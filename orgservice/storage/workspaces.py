@@ -37,15 +37,10 @@ _WORKSPACE = select(workspaces).where(
 _IN_ORGANIZATION = select(workspaces).where(
     workspaces.c.organization_id == bindparam("organization_id")
 )
+_ALL = Pager(_IN_ORGANIZATION, create_time=workspaces.c.create_time, id_column=workspaces.c.id)
 _PAGES = {
-    filtered: Pager(
-        _IN_ORGANIZATION.where(name_or_slug_contains(workspaces.c.name, workspaces.c.slug))
-        if filtered
-        else _IN_ORGANIZATION,
-        create_time=workspaces.c.create_time,
-        id_column=workspaces.c.id,
-    )
-    for filtered in (False, True)
+    False: _ALL,
+    True: _ALL.narrowed(name_or_slug_contains(workspaces.c.name, workspaces.c.slug)),
 }
 
 
