@@ -378,12 +378,15 @@ def _checked_batch(
     first_entry_of: dict[str, int] = {}
     checked: list[tuple[str, Role, timedelta]] = []
     default_ttl = organization.settings.default_invitation_ttl
+    roles_found: dict[str, Role] = {}  # a batch names few roles: each is read once
     for index, entry in enumerate(entries):
         field = f"invitations[{index}]"
         email = _violations_of(violations, partial(normalized_email, entry.email, f"{field}.email"))
-        role = _violations_of(
+        role = roles_found.get(entry.role) or _violations_of(
             violations, partial(existing_role, uow, organization.id, entry.role, f"{field}.role")
         )
+        if role is not None:
+            roles_found[entry.role] = role
         lifetime = _violations_of(
             violations, partial(_checked_entry_ttl, entry, f"{field}.ttl", default_ttl)
         )
