@@ -89,6 +89,7 @@ def psycopg_connect_kwargs(engine: Engine) -> dict[str, Any]:
     _args, kwargs = engine.dialect.create_connect_args(engine.url)
     kwargs = dict(kwargs)
     kwargs.pop("prepare_threshold", None)
+    kwargs.setdefault("connect_timeout", CONNECT_TIMEOUT_SECONDS)
     return kwargs
 
 

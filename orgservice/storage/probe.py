@@ -44,7 +44,9 @@ class _PostgresProbe:
                 self._connection = await psycopg.AsyncConnection.connect(
                     **self._kwargs, autocommit=True
                 )
-            await self._connection.execute("SELECT 1")
+            # Never prepared: behind a transaction pooler the next probe may reach a
+            # server connection that does not hold the prepared statement.
+            await self._connection.execute("SELECT 1", prepare=False)
         except BaseException:
             connection, self._connection = self._connection, None
             if connection is not None:
