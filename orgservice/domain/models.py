@@ -106,10 +106,11 @@ class Organization:
 @dataclass(frozen=True)
 class NewOrganization:
     """An organization about to be created with its built-in roles, its owner, its
-    default workspace and its first audit event."""
+    default workspace and its first audit event. It takes the first of `slugs` that no
+    organization holds, and its created event names that slug."""
 
     id: str
-    slug: str
+    slugs: tuple[str, ...]
     name: str
     description: str
     labels: dict[str, str]
@@ -120,6 +121,9 @@ class NewOrganization:
     created_event: AuditEvent
     workspace_slug: str = "default"
     workspace_name: str = "Default"
+
+    def created_event_for(self, slug: str) -> AuditEvent:
+        return replace(self.created_event, details={**self.created_event.details, "slug": slug})
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from collections.abc import Collection
-from collections.abc import Iterator
 from dataclasses import fields as fields_of
 from dataclasses import replace
 from datetime import datetime
@@ -61,7 +60,8 @@ from orgservice.service.ports import UnitOfWork
 from orgservice.service.use_cases import UseCases
 
 PURGE_AFTER = timedelta(days=30)
-_DERIVED_SLUG_ATTEMPTS = 5
+_DERIVED_SLUG_CANDIDATES = 5
+_DERIVED_SLUG_ROUNDS = 2
 
 GET = to_read(ORGANIZATIONS_GET)
 UPDATE = to_change(ORGANIZATIONS_UPDATE)
@@ -292,16 +292,13 @@ def _changed_paths(changes: OrganizationFields) -> list[str]:
     return sorted(paths)
 
 
-def slug_candidates(requested: str | None, derive_from: str) -> Iterator[str]:
+def slug_candidates(requested: str | None, derive_from: str) -> tuple[str, ...]:
     """The requested slug alone, or slugs derived from a name: the plain form first,
     then with short random suffixes (collisions, concurrent creates included)."""
     if requested:
-        yield requested
-        return
+        return (requested,)
     base = slugify(derive_from)
-    yield base
-    for _attempt in range(_DERIVED_SLUG_ATTEMPTS - 1):
-        yield with_suffix(base)
+    return (base, *(with_suffix(base) for _ in range(_DERIVED_SLUG_CANDIDATES - 1)))
 
 
 def insert_organization(
@@ -318,11 +315,13 @@ def insert_organization(
     workspace and its first audit event, all in the caller's transaction. Without a
     slug in `fields`, one is derived from `slug_source` (default: the name)."""
     name = fields.name or ""
-    for slug in slug_candidates(fields.slug, slug_source or name):
+    # Derived slugs get fresh candidates when concurrent creates took the free ones.
+    for _attempt in range(1 if fields.slug else _DERIVED_SLUG_ROUNDS):
+        slugs = slug_candidates(fields.slug, slug_source or name)
         organization = uow.organizations.create(
             NewOrganization(
                 id=organization_id,
-                slug=slug,
+                slugs=slugs,
                 name=name,
                 description=fields.description or "",
                 labels=dict(fields.labels or {}),
@@ -337,7 +336,7 @@ def insert_organization(
                     now,
                     target_type="organization",
                     target_id=organization_id,
-                    slug=slug,
+                    slug=slugs[0],
                     name=name,
                 ),
             )

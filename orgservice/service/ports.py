@@ -41,8 +41,8 @@ class Users(Protocol):
 
 class Organizations(Protocol):
     def create(self, new: NewOrganization) -> Organization | None:
-        """Inserts it with its built-in roles, owner and default workspace; None when
-        the slug is taken."""
+        """Inserts it with its built-in roles, owner and default workspace under the
+        first of its slugs no organization holds; None when every one is taken."""
 
     def find_page(self, query: OrganizationQuery, page: PageRequest) -> Page[Organization]: ...
     def get(self, organization_id: str) -> Organization | None: ...

@@ -2,9 +2,11 @@
 its owner (indexed for member search), its default workspace and its first audit event.
 
 Organizations are created often (every new user gets one), so on PostgreSQL all of it is
-one statement of data-modifying CTEs, after one that locks the owner's profile: every
-insert reads the organization the slug claim let through, so a taken slug inserts
-nothing. Foreign keys are checked at the end of the statement, when every row is there.
+one statement of data-modifying CTEs, after one that locks the owner's profile. The
+statement claims the first free one of the candidate slugs (a name already in use costs
+no second attempt), and every insert reads the organization that claim let through, so
+when every candidate is taken nothing is inserted. Foreign keys are checked at the end
+of the statement, when every row is there.
 SQLite, which has no data-modifying CTEs (and no network round trips to save), inserts
 row by row.
 """
@@ -20,6 +22,7 @@ from sqlalchemy import Text
 from sqlalchemy import bindparam
 from sqlalchemy import cast
 from sqlalchemy import column
+from sqlalchemy import exists
 from sqlalchemy import func
 from sqlalchemy import insert
 from sqlalchemy import literal
@@ -64,11 +67,24 @@ def _parameter(table: Any, name: str, key: str | None = None) -> Any:
     return bindparam(key or name, type_=table.c[name].type)
 
 
+# The first candidate slug no organization holds. A concurrent create may claim it
+# between the check and the insert: then nothing is inserted, as for a taken slug.
+_candidate = (
+    func.jsonb_array_elements_text(cast(bindparam("slugs", type_=Text), JSONB))
+    .table_valued("value", with_ordinality="position")
+    .render_derived("candidate")
+)
 _claimed = (
     pg_insert(organization_slugs)
-    .values(slug=bindparam("slug"), organization_id=bindparam("id"))
+    .from_select(
+        ["slug", "organization_id"],
+        select(_candidate.c.value, _parameter(organizations, "id"))
+        .where(~exists().where(organization_slugs.c.slug == _candidate.c.value))
+        .order_by(_candidate.c.position)
+        .limit(1),
+    )
     .on_conflict_do_nothing()
-    .returning(organization_slugs.c.organization_id)
+    .returning(organization_slugs.c.slug)
     .cte("claimed")
 )
 _ORGANIZATION_COLUMNS = [c.name for c in organizations.c]
@@ -76,11 +92,19 @@ _created = (
     insert(organizations)
     .from_select(
         _ORGANIZATION_COLUMNS,
-        select(*(_parameter(organizations, name) for name in _ORGANIZATION_COLUMNS)).select_from(
-            _claimed
-        ),
+        select(
+            *(
+                _claimed.c.slug if name == "slug" else _parameter(organizations, name)
+                for name in _ORGANIZATION_COLUMNS
+            )
+        ).select_from(_claimed),
     )
-    .returning(organizations.c.id, organizations.c.create_time, organizations.c.event_seq)
+    .returning(
+        organizations.c.id,
+        organizations.c.slug,
+        organizations.c.create_time,
+        organizations.c.event_seq,
+    )
     .cte("created")
 )
 # Lists order roles by creation time: a microsecond apart, the built-ins come first and
@@ -200,27 +224,38 @@ _first_event = (
             _parameter(audit_events, "id", "event_id"),
             _created.c.event_seq,
             _created.c.create_time,
-            *(_parameter(audit_events, name) for name in EVENT_COLUMNS),
+            *(
+                # The event names the slug claimed.
+                func.jsonb_set(
+                    _parameter(audit_events, name),
+                    literal_column("'{slug}'::text[]"),
+                    func.to_jsonb(_created.c.slug),
+                )
+                if name == "details"
+                else _parameter(audit_events, name)
+                for name in EVENT_COLUMNS
+            ),
         ),
     )
     .cte("first_event")
 )
-_CREATE_IN_ONE_STATEMENT = select(_created.c.id).add_cte(
+_CREATE_IN_ONE_STATEMENT = select(_created.c.slug).add_cte(
     _roles, _owner_terms, _workspace, _first_event
 )
 
 
-def create_organization(sql: Sql, search: MemberSearchIndex, new: NewOrganization) -> bool:
+def create_organization(sql: Sql, search: MemberSearchIndex, new: NewOrganization) -> str | None:
     """Inserts an active organization with its built-in roles, its owner, its default
-    workspace (so its counts start at one) and its first audit event; False when the
-    slug is taken (then nothing was inserted)."""
+    workspace (so its counts start at one) and its first audit event; returns the slug
+    it claimed, or None when every one was taken (then nothing was inserted)."""
     values = _organization_values(new)
     if sql.postgresql:
         profile = search.locked_profile(new.owner_user_id)
-        created = sql.execute(
+        claimed: str | None = sql.execute(
             _CREATE_IN_ONE_STATEMENT,
             {
                 **values,
+                "slugs": json.dumps(new.slugs),
                 "built_in_roles": _BUILT_IN_ROLES,
                 "event_seq": 1,
                 "owner_user_id": new.owner_user_id,
@@ -231,12 +266,20 @@ def create_organization(sql: Sql, search: MemberSearchIndex, new: NewOrganizatio
                 "event_id": new.created_event.id,
                 **{name: getattr(new.created_event, name) for name in EVENT_COLUMNS},
             },
-        ).first()
-        return created is not None
-    if not insert_if_absent(sql, organization_slugs, {"slug": new.slug, "organization_id": new.id}):
-        return False
+        ).scalar()
+        return claimed
+    slug = next(
+        (
+            slug
+            for slug in new.slugs
+            if insert_if_absent(sql, organization_slugs, {"slug": slug, "organization_id": new.id})
+        ),
+        None,
+    )
+    if slug is None:
+        return None
     now = new.create_time
-    sql.execute(_INSERT_ORGANIZATION, values)
+    sql.execute(_INSERT_ORGANIZATION, {**values, "slug": slug})
     sql.execute(
         _INSERT_ROLES,
         [
@@ -267,15 +310,14 @@ def create_organization(sql: Sql, search: MemberSearchIndex, new: NewOrganizatio
             "update_time": now,
         },
     )
-    AuditRepository(sql).record(new.created_event)
-    return True
+    AuditRepository(sql).record(new.created_event_for(slug))
+    return slug
 
 
 def _organization_values(new: NewOrganization) -> dict[str, Any]:
     now = new.create_time
     return {
         "id": new.id,
-        "slug": new.slug,
         "name": new.name,
         "description": new.description,
         "labels": new.labels,

@@ -83,13 +83,14 @@ class OrganizationRepository(Repository):
 
     def create(self, new: NewOrganization) -> Organization | None:
         """Inserts an active organization with its built-in roles, its owner, its
-        default workspace and its first audit event; None when the slug is taken."""
-        if not create_organization(self._sql, self._search, new):
+        default workspace and its first audit event; None when every slug is taken."""
+        slug = create_organization(self._sql, self._search, new)
+        if slug is None:
             return None
         self._sql.touch(new.id)
         return Organization(
             id=new.id,
-            slug=new.slug,
+            slug=slug,
             name=new.name,
             description=new.description,
             labels=dict(new.labels),

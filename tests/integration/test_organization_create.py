@@ -86,6 +86,12 @@ def test_same_name_twice_gets_a_second_slug_with_a_suffix(api: Api) -> None:
         assert re.fullmatch(r"acme-inc(-[a-z0-9]+)?", organization.slug), organization.slug
     # At most one of them can be the bare derived slug; the other carries a suffix.
     assert {first.slug, second.slug} - {"acme-inc"}
+    # Each created event names the slug its organization got.
+    for organization in (first, second):
+        [event] = alice.ListAuditEvents(
+            rpc.ListAuditEventsRequest(organization_id=organization.id)
+        ).events
+        assert (event.action, event.details["slug"]) == ("organization.created", organization.slug)
 
 
 @pytest.mark.parametrize("name", ["x" * 200, "日本語の組織", "!!", "a", "-- weird --- name --"])

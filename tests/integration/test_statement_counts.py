@@ -12,7 +12,8 @@ which runs on its own thread ("db-health") and is left out.
   caller asks for a fully consistent answer).
 - GetCurrentUser looks for an organization to auto-join with one statement, and only
   for callers with a verified email.
-- A create whose derived slug is taken repeats only its insert.
+- A create whose derived slug is taken costs no more statements on PostgreSQL (its one
+  insert statement claims the first free candidate) and one more slug insert on SQLite.
 """
 
 from __future__ import annotations
@@ -258,11 +259,12 @@ def test_get_current_user_with_nothing_to_join_costs_one_lookup(
     assert [s for s in with_lookup if "verified_domains" in s] == [with_lookup[0]]
 
 
-def test_a_create_whose_slug_is_taken_repeats_only_the_insert(
+def test_a_create_whose_slug_is_taken_costs_no_more_round_trips(
     api: Api, counter: StatementCounter
 ) -> None:
-    """A derived slug that is taken costs one more insert attempt (with a suffixed slug),
-    not another read of the owner's profile."""
+    """A derived slug that is taken costs no second attempt on PostgreSQL (the suffixed
+    candidates travel with the first), one more slug insert on SQLite; never another
+    read of the owner's profile."""
     owner = api.client()
     owner.create_org()  # provisioned, identity cached
     name = f"Taken {uuid.uuid4().hex[:8]}"
@@ -273,4 +275,5 @@ def test_a_create_whose_slug_is_taken_repeats_only_the_insert(
     first, fresh = counter.run(create)
     second, taken = counter.run(create)
     assert second.organization.slug.startswith(first.organization.slug + "-")
-    assert len(taken) == len(fresh) + 1, (fresh, taken)
+    extra = 0 if counter.engine.dialect.name == "postgresql" else 1
+    assert len(taken) == len(fresh) + extra, (fresh, taken)

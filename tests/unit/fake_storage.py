@@ -316,14 +316,15 @@ class FakeUsers(_Repository):
 class FakeOrganizations(_Repository):
     def create(self, new: NewOrganization) -> Organization | None:
         tables = self._s.writing()
-        if new.slug in tables.slugs:
+        slug = next((slug for slug in new.slugs if slug not in tables.slugs), None)
+        if slug is None:
             return None
         if new.id in tables.organizations or new.owner_user_id not in tables.users:
             raise ConstraintViolation("duplicate organization or unknown owner")
         now = new.create_time
         organization = Organization(
             id=new.id,
-            slug=new.slug,
+            slug=slug,
             name=new.name,
             description=new.description,
             labels=dict(new.labels),
@@ -337,7 +338,7 @@ class FakeOrganizations(_Repository):
             purge_time=None,
             etag=etag_of(new.id, 1),
         )
-        tables.slugs[new.slug] = new.id
+        tables.slugs[slug] = new.id
         tables.organizations[new.id] = OrganizationRow(organization, version=1, event_seq=0)
         for index, built_in in enumerate(BUILT_IN_ROLES):
             role = Role(new.id, built_in.name, built_in.description, built_in.permissions, True)
@@ -347,7 +348,7 @@ class FakeOrganizations(_Repository):
         tables.workspaces[new.id, new.workspace_id] = WorkspaceRow.first(
             new.workspace_id, new.id, new.workspace_slug, new.workspace_name, "", now
         )
-        FakeAudit(self._s).record(new.created_event)
+        FakeAudit(self._s).record(new.created_event_for(slug))
         return organization
 
     def id_for_slug(self, slug: str) -> str | None:
