@@ -30,6 +30,9 @@ class Caller:
     is_platform: bool = False
     email: str = ""
     email_verified: bool = False
+    # What members are found by (username, email, display name) as the token says,
+    # which is what provisioning last wrote to the user unless another token changed it.
+    profile: tuple[str, str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -119,6 +122,8 @@ class NewOrganization:
     workspace_id: str
     create_time: datetime
     created_event: AuditEvent
+    # The owner's profile as the caller knows it; the storage confirms it under lock.
+    owner_profile: tuple[str, str, str] | None = None
     workspace_slug: str = "default"
     workspace_name: str = "Default"
 

@@ -75,6 +75,7 @@ class IdentityService(UseCases):
             is_platform=identity.is_platform,
             email=identity.email,
             email_verified=identity.email_verified,
+            profile=(identity.username, identity.email, identity.display_name),
         )
 
     def _provision(self, identity: Identity, budget: Budget) -> str:

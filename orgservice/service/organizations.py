@@ -327,6 +327,7 @@ def insert_organization(
                 labels=dict(fields.labels or {}),
                 personal=personal,
                 owner_user_id=caller.user_id,
+                owner_profile=caller.profile,
                 workspace_id=new_id(),
                 create_time=now,
                 created_event=audit.event(

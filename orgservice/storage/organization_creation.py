@@ -2,7 +2,7 @@
 its owner (indexed for member search), its default workspace and its first audit event.
 
 Organizations are created often (every new user gets one), so on PostgreSQL all of it is
-one statement of data-modifying CTEs, after one that locks the owner's profile. The
+one statement of data-modifying CTEs, which also locks the owner's profile. The
 statement claims the first free one of the candidate slugs (a name already in use costs
 no second attempt), and every insert reads the organization that claim let through, so
 when every candidate is taken nothing is inserted. Foreign keys are checked at the end
@@ -50,6 +50,7 @@ from orgservice.storage.tables import memberships
 from orgservice.storage.tables import organization_slugs
 from orgservice.storage.tables import organizations
 from orgservice.storage.tables import roles
+from orgservice.storage.tables import users
 from orgservice.storage.tables import workspaces
 
 # -- row by row (SQLite) ---------------------------------------------------------------------
@@ -74,12 +75,28 @@ _candidate = (
     .table_valued("value", with_ordinality="position")
     .render_derived("candidate")
 )
+# The owner's profile, locked if it is the one the caller expects (then the owner is
+# indexed under it): a concurrent profile change, which reindexes the user's
+# memberships, waits for the new one to be committed. Empty if the profile differs:
+# then nothing is inserted.
+_owner_profile = (
+    select(users.c.id)
+    .where(
+        users.c.id == _parameter(memberships, "user_id", "owner_user_id"),
+        users.c.username == bindparam("owner_username"),
+        users.c.email == bindparam("owner_email"),
+        users.c.display_name == bindparam("owner_display_name"),
+    )
+    .with_for_update(read=True)
+    .cte("owner_profile")
+)
+_profile_held = exists().select_from(_owner_profile)
 _claimed = (
     pg_insert(organization_slugs)
     .from_select(
         ["slug", "organization_id"],
         select(_candidate.c.value, _parameter(organizations, "id"))
-        .where(~exists().where(organization_slugs.c.slug == _candidate.c.value))
+        .where(_profile_held, ~exists().where(organization_slugs.c.slug == _candidate.c.value))
         .order_by(_candidate.c.position)
         .limit(1),
     )
@@ -239,9 +256,9 @@ _first_event = (
     )
     .cte("first_event")
 )
-_CREATE_IN_ONE_STATEMENT = select(_created.c.slug).add_cte(
-    _roles, _owner_terms, _workspace, _first_event
-)
+_CREATE_IN_ONE_STATEMENT = select(
+    _profile_held.label("profile_held"), select(_created.c.slug).scalar_subquery()
+).add_cte(_roles, _owner_terms, _workspace, _first_event)
 
 
 def create_organization(sql: Sql, search: MemberSearchIndex, new: NewOrganization) -> str | None:
@@ -250,24 +267,7 @@ def create_organization(sql: Sql, search: MemberSearchIndex, new: NewOrganizatio
     it claimed, or None when every one was taken (then nothing was inserted)."""
     values = _organization_values(new)
     if sql.postgresql:
-        profile = search.locked_profile(new.owner_user_id)
-        claimed: str | None = sql.execute(
-            _CREATE_IN_ONE_STATEMENT,
-            {
-                **values,
-                "slugs": json.dumps(new.slugs),
-                "built_in_roles": _BUILT_IN_ROLES,
-                "event_seq": 1,
-                "owner_user_id": new.owner_user_id,
-                "owner_terms": json.dumps(sorted(member_terms(*profile))),
-                "workspace_id": new.workspace_id,
-                "workspace_slug": new.workspace_slug,
-                "workspace_name": new.workspace_name,
-                "event_id": new.created_event.id,
-                **{name: getattr(new.created_event, name) for name in EVENT_COLUMNS},
-            },
-        ).scalar()
-        return claimed
+        return _create_in_one_statement(sql, search, new, values)
     slug = next(
         (
             slug
@@ -312,6 +312,49 @@ def create_organization(sql: Sql, search: MemberSearchIndex, new: NewOrganizatio
     )
     AuditRepository(sql).record(new.created_event_for(slug))
     return slug
+
+
+def _create_in_one_statement(
+    sql: Sql, search: MemberSearchIndex, new: NewOrganization, values: dict[str, Any]
+) -> str | None:
+    """The profile the caller expects costs no read of its own; if it has changed since,
+    the statement inserts nothing and runs again under the profile read and locked."""
+    owner = new.owner_user_id
+    profile = search.known_profile(owner) or new.owner_profile or search.locked_profile(owner)
+    parameters = {
+        **values,
+        "slugs": json.dumps(new.slugs),
+        "built_in_roles": _BUILT_IN_ROLES,
+        "event_seq": 1,
+        "owner_user_id": owner,
+        "workspace_id": new.workspace_id,
+        "workspace_slug": new.workspace_slug,
+        "workspace_name": new.workspace_name,
+        "event_id": new.created_event.id,
+        **{name: getattr(new.created_event, name) for name in EVENT_COLUMNS},
+    }
+
+    def run(profile: tuple[str, str, str]) -> tuple[bool, str | None]:
+        username, email, display_name = profile
+        held, claimed = sql.execute(
+            _CREATE_IN_ONE_STATEMENT,
+            {
+                **parameters,
+                "owner_username": username,
+                "owner_email": email,
+                "owner_display_name": display_name,
+                "owner_terms": json.dumps(sorted(member_terms(*profile))),
+            },
+        ).one()
+        return held, claimed
+
+    held, claimed = run(profile)
+    if not held:
+        profile = search.locked_profile(owner)
+        held, claimed = run(profile)
+        assert held, "a profile this transaction locked cannot have changed"
+    search.hold(owner, profile)
+    return claimed
 
 
 def _organization_values(new: NewOrganization) -> dict[str, Any]:

@@ -207,6 +207,22 @@ def test_a_changed_profile_is_found_by_its_new_terms(api: Api, directory: Direct
     assert search(renamed, other_org, f"{tag}bobby")[0] == [f"{tag}bobby"]
 
 
+def test_an_organization_created_with_an_older_token_indexes_the_current_profile(api: Api) -> None:
+    """A create trusts the profile of the caller's token only if the user still has it."""
+    tag = uuid.uuid4().hex[:8]
+    older = api.client(preferred_username=f"{tag}old", email=f"old.{tag}@example.org")
+    older.create_org()  # provisioned under the old profile
+    newer = api.client(
+        older.subject, preferred_username=f"{tag}new", email=f"new.{tag}@example.org"
+    )
+    assert newer.user_id == older.user_id  # the call that refreshes the profile
+
+    organization_id = older.create_org().id  # the older token, still valid
+    assert search(newer, organization_id, f"{tag}new")[0] == [f"{tag}new"]
+    assert search(newer, organization_id, f"{tag}old")[0] == []
+    assert search(newer, organization_id, f"old.{tag}")[0] == []
+
+
 # --- the migration indexes members who joined before it ----------------------------
 
 
