@@ -1,0 +1,94 @@
+"""Write units of work on SQLite and PostgreSQL (`database_url`): all or nothing from
+their first statement (executemany included), which on PostgreSQL already runs under
+the budget's statement and lock timeouts."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import UTC
+from datetime import datetime
+from typing import Any
+
+import pytest
+from sqlalchemy import func
+from sqlalchemy import insert
+from sqlalchemy import select
+from sqlalchemy import text
+
+from orgservice.domain.budget import Budget
+from orgservice.storage import migrate
+from orgservice.storage.database import EngineOptions
+from orgservice.storage.database import create_database_engine
+from orgservice.storage.tables import users
+from orgservice.storage.unit_of_work import SqlDatabase
+from tests.support.pgbouncer import direct_url_for
+
+
+@pytest.fixture(scope="module")
+def database(database_url: str) -> Iterator[SqlDatabase]:
+    pooled = direct_url_for(database_url) != database_url
+    engine = create_database_engine(
+        database_url, EngineOptions(pooler="pgbouncer" if pooled else "")
+    )
+    migrate.upgrade(engine)
+    yield SqlDatabase(engine)
+    engine.dispose()
+
+
+def new_user() -> dict[str, Any]:
+    now = datetime.now(UTC)
+    return {
+        "id": str(uuid.uuid4()),
+        "subject": f"transactions-{uuid.uuid4().hex}",
+        "username": "",
+        "email": "",
+        "email_verified": False,
+        "display_name": "",
+        "create_time": now,
+        "update_time": now,
+    }
+
+
+def stored(database: SqlDatabase, rows: list[dict[str, Any]]) -> int:
+    ids = [row["id"] for row in rows]
+    with database.snapshot(Budget(5)) as uow:
+        return int(uow.sql.execute(select(func.count()).where(users.c.id.in_(ids))).scalar_one())
+
+
+@pytest.mark.parametrize("many", [False, True], ids=["one row", "executemany"])
+def test_a_transaction_left_without_commit_keeps_nothing_of_its_first_statement(
+    database: SqlDatabase, many: bool
+) -> None:
+    rows = [new_user(), new_user()] if many else [new_user()]
+    with database.transaction(Budget(5)) as uow:
+        uow.sql.execute(insert(users), rows if many else rows[0])
+        uow.sql.execute(insert(users), new_user())
+    assert stored(database, rows) == 0
+
+    with database.transaction(Budget(5)) as uow:
+        uow.sql.execute(insert(users), rows if many else rows[0])
+        uow.commit()
+    assert stored(database, rows) == len(rows)
+
+
+def test_the_first_statement_runs_in_the_transaction_with_the_budgets_timeouts(
+    database: SqlDatabase,
+) -> None:
+    if database.engine.dialect.name != "postgresql":
+        pytest.skip("statement and lock timeouts are PostgreSQL's")
+    with database.transaction(Budget(5)) as uow:
+        first = uow.sql.execute(
+            text(
+                "SELECT current_setting('statement_timeout'), current_setting('lock_timeout'),"
+                " now(), statement_timestamp()"
+            )
+        ).one()
+        second_now = uow.sql.execute(text("SELECT now()")).scalar_one()
+    statement_timeout, lock_timeout, started, first_statement = first
+    # SET LOCAL from what was left of a 5 s budget: a few milliseconds under it.
+    for setting in (statement_timeout, lock_timeout):
+        assert setting.endswith("ms"), first
+        assert 4000 < int(setting.removesuffix("ms")) <= 5000, first
+    assert started == second_now  # one transaction: now() is when it began
+    assert started <= first_statement
