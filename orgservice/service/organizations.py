@@ -95,11 +95,9 @@ class OrganizationService(UseCases):
             )
             if earlier is not None:
                 return self._visible(uow, call.caller, earlier)
-            organization = insert_organization(
-                uow, call.caller, organization_id, fields, personal=False, now=now
+            return insert_organization(
+                uow, call.caller, organization_id, fields, personal=False, now=now, commit=True
             )
-            uow.commit()
-            return organization
 
     def get(self, call: Call, *, organization_id: str = "", slug: str = "") -> Organization:
         with self._database.snapshot(call.budget) as uow:
@@ -310,10 +308,12 @@ def insert_organization(
     personal: bool,
     now: datetime,
     slug_source: str = "",
+    commit: bool = False,
 ) -> Organization:
     """Creates an organization with its built-in roles, its owner, its default
-    workspace and its first audit event, all in the caller's transaction. Without a
-    slug in `fields`, one is derived from `slug_source` (default: the name)."""
+    workspace and its first audit event, all in the caller's transaction, which
+    `commit` commits. Without a slug in `fields`, one is derived from `slug_source`
+    (default: the name)."""
     name = fields.name or ""
     # Derived slugs get fresh candidates when concurrent creates took the free ones.
     for _attempt in range(1 if fields.slug else _DERIVED_SLUG_ROUNDS):
@@ -340,7 +340,8 @@ def insert_organization(
                     slug=slugs[0],
                     name=name,
                 ),
-            )
+            ),
+            commit=commit,
         )
         if organization is not None:
             return organization

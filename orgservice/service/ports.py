@@ -40,9 +40,11 @@ class Users(Protocol):
 
 
 class Organizations(Protocol):
-    def create(self, new: NewOrganization) -> Organization | None:
+    def create(self, new: NewOrganization, *, commit: bool = False) -> Organization | None:
         """Inserts it with its built-in roles, owner and default workspace under the
-        first of its slugs no organization holds; None when every one is taken."""
+        first of its slugs no organization holds; None when every one is taken.
+        `commit`: and commits the unit of work if it did (nothing else may follow; on
+        PostgreSQL a create that is the whole transaction costs one round trip)."""
 
     def find_page(self, query: OrganizationQuery, page: PageRequest) -> Page[Organization]: ...
     def get(self, organization_id: str) -> Organization | None: ...

@@ -42,6 +42,7 @@ from orgservice.storage.audit import EVENT_COLUMNS
 from orgservice.storage.audit import AuditRepository
 from orgservice.storage.member_search import MemberSearchIndex
 from orgservice.storage.roles import role_values
+from orgservice.storage.sql import NOTIFY_CHANNEL
 from orgservice.storage.sql import Sql
 from orgservice.storage.sql import insert_if_absent
 from orgservice.storage.tables import audit_events
@@ -257,17 +258,26 @@ _first_event = (
     .cte("first_event")
 )
 _CREATE_IN_ONE_STATEMENT = select(
-    _profile_held.label("profile_held"), select(_created.c.slug).scalar_subquery()
+    _profile_held.label("profile_held"),
+    select(_created.c.slug).scalar_subquery(),
+    # Caches and change feeds hear of the new organization (in a transaction that
+    # also notifies on COMMIT, PostgreSQL delivers the same notification once).
+    select(func.pg_notify(NOTIFY_CHANNEL, _created.c.id)).scalar_subquery(),
 ).add_cte(_roles, _owner_terms, _workspace, _first_event)
 
 
-def create_organization(sql: Sql, search: MemberSearchIndex, new: NewOrganization) -> str | None:
+def create_organization(
+    sql: Sql, search: MemberSearchIndex, new: NewOrganization, *, last: bool
+) -> str | None:
     """Inserts an active organization with its built-in roles, its owner, its default
     workspace (so its counts start at one) and its first audit event; returns the slug
-    it claimed, or None when every one was taken (then nothing was inserted)."""
+    it claimed, or None when every one was taken (then nothing was inserted).
+
+    `last`: nothing but a commit follows in this unit of work, so on PostgreSQL, if it
+    has not begun a transaction either, the statement may be a transaction of its own."""
     values = _organization_values(new)
     if sql.postgresql:
-        return _create_in_one_statement(sql, search, new, values)
+        return _create_in_one_statement(sql, search, new, values, alone=last)
     slug = next(
         (
             slug
@@ -315,7 +325,12 @@ def create_organization(sql: Sql, search: MemberSearchIndex, new: NewOrganizatio
 
 
 def _create_in_one_statement(
-    sql: Sql, search: MemberSearchIndex, new: NewOrganization, values: dict[str, Any]
+    sql: Sql,
+    search: MemberSearchIndex,
+    new: NewOrganization,
+    values: dict[str, Any],
+    *,
+    alone: bool,
 ) -> str | None:
     """The profile the caller expects costs no read of its own; if it has changed since,
     the statement inserts nothing and runs again under the profile read and locked."""
@@ -336,16 +351,17 @@ def _create_in_one_statement(
 
     def run(profile: tuple[str, str, str]) -> tuple[bool, str | None]:
         username, email, display_name = profile
-        held, claimed = sql.execute(
-            _CREATE_IN_ONE_STATEMENT,
-            {
-                **parameters,
-                "owner_username": username,
-                "owner_email": email,
-                "owner_display_name": display_name,
-                "owner_terms": json.dumps(sorted(member_terms(*profile))),
-            },
-        ).one()
+        run_parameters = {
+            **parameters,
+            "owner_username": username,
+            "owner_email": email,
+            "owner_display_name": display_name,
+            "owner_terms": json.dumps(sorted(member_terms(*profile))),
+        }
+        if alone and sql.may_run_alone:
+            held, claimed, _ = sql.run_alone(_CREATE_IN_ONE_STATEMENT, run_parameters)
+        else:
+            held, claimed, _ = sql.execute(_CREATE_IN_ONE_STATEMENT, run_parameters).one()
         return held, claimed
 
     held, claimed = run(profile)

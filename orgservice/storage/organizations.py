@@ -81,13 +81,16 @@ class OrganizationRepository(Repository):
         super().__init__(sql)
         self._search = search
 
-    def create(self, new: NewOrganization) -> Organization | None:
+    def create(self, new: NewOrganization, *, commit: bool = False) -> Organization | None:
         """Inserts an active organization with its built-in roles, its owner, its
-        default workspace and its first audit event; None when every slug is taken."""
-        slug = create_organization(self._sql, self._search, new)
+        default workspace and its first audit event; None when every slug is taken.
+        `commit`: and commits the unit of work if it did."""
+        slug = create_organization(self._sql, self._search, new, last=commit)
         if slug is None:
             return None
         self._sql.touch(new.id)
+        if commit:
+            self._sql.commit()
         return Organization(
             id=new.id,
             slug=slug,

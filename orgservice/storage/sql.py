@@ -1,7 +1,8 @@
 """The statements of one unit of work, on one connection taken on first use.
 
 Applies the call's budget: a transaction starts with `BEGIN` plus statement and lock
-timeouts from what is left of the budget (one round trip on PostgreSQL), the watchdog
+timeouts from what is left of the budget (one round trip on PostgreSQL; see `run_alone`
+for a statement that is a transaction by itself), the watchdog
 cuts the connection if the server stops answering, and COMMIT is never sent once the
 budget is spent or the client has gone. Driver failures leave here as domain errors.
 """
@@ -17,6 +18,7 @@ from sqlalchemy import Connection
 from sqlalchemy import CursorResult
 from sqlalchemy import Engine
 from sqlalchemy import Executable
+from sqlalchemy import Row
 from sqlalchemy import Table
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -48,6 +50,7 @@ class Sql:
         self._watch: Watch | None = None
         self._statements = 0
         self._reused = False
+        self._in_transaction = False
         self._committed = False
         self.changed_organizations: set[str] = set()
 
@@ -61,6 +64,8 @@ class Sql:
         parameters: Mapping[str, Any] | Iterable[Mapping[str, Any]] | None = None,
     ) -> CursorResult[*tuple[Any, ...]]:
         connection = self._connection or self._connect()
+        if self._writes and not self._in_transaction and not self._committed:
+            self._begin(connection)
         try:
             result = connection.execute(statement, parameters)  # type: ignore[arg-type]
         except DBAPIError as error:
@@ -69,12 +74,48 @@ class Sql:
         self._statements += 1
         return result
 
+    @property
+    def may_run_alone(self) -> bool:
+        """Whether `run_alone` may run now: on PostgreSQL, in a unit of work that writes
+        and has no transaction open."""
+        return self._postgresql and self._writes and not self._in_transaction
+
+    def run_alone(
+        self, statement: Executable, parameters: Mapping[str, Any]
+    ) -> Row[*tuple[Any, ...]]:
+        """Runs `statement` as a transaction of its own and returns its one row: one
+        round trip instead of three (BEGIN, the statement, COMMIT); the caller then
+        `commit()`s only if it wrote, else may go on. The statement notifies the
+        organizations it changes itself (`pg_notify`: no COMMIT carries it).
+
+        Outside a transaction block PostgreSQL runs a statement as its own transaction,
+        without the budget's statement and lock timeouts: only for statements whose lock
+        waits are on rows other calls hold briefly, under budgets of their own. The
+        watchdog still cuts the connection at the deadline."""
+        assert self.may_run_alone, "only outside a transaction, on PostgreSQL"
+        self._budget.check(COMMIT_MARGIN_SECONDS)
+        connection = self._connection or self._connect()
+        try:
+            row = connection.execute(statement, parameters).one()
+        except DBAPIError as error:
+            self._raise_translated(error)
+            raise
+        self._statements += 1
+        return row
+
     def touch(self, organization_id: str) -> None:
         """Records that this transaction changes the organization: on commit, caches
         drop it here and (through a notification) in every other process."""
         self.changed_organizations.add(organization_id)
 
     def commit(self) -> None:
+        """Commits the open transaction; after `run_alone` alone, records that its
+        statement committed."""
+        if self._committed:
+            return
+        if self._postgresql and self._writes and not self._in_transaction and self._statements:
+            self._committed = True
+            return
         self._budget.check(COMMIT_MARGIN_SECONDS)
         if self._connection is None:
             return  # nothing was written
@@ -127,30 +168,30 @@ class Sql:
         dbapi = connection.connection.dbapi_connection
         if self._postgresql:
             self._watch = self._watchdog.watch(dbapi, self._budget.deadline)  # type: ignore[arg-type]
-        if self._writes:
-            try:
-                connection.exec_driver_sql(self._begin())
-            except DBAPIError as error:
-                self._raise_translated(error)
-                raise
         return connection
 
-    def _begin(self) -> str:
-        remaining_ms = max(1, int(self._budget.remaining() * 1000))
+    def _begin(self, connection: Connection) -> None:
+        remaining_ms = self._remaining_ms()
         if self._postgresql:
-            return (
+            begin = (
                 f"BEGIN; SET LOCAL statement_timeout = {remaining_ms};"
                 f" SET LOCAL lock_timeout = {remaining_ms}"
             )
-        busy_ms = min(remaining_ms, int(SQLITE_MAX_BUSY_SECONDS * 1000))
-        # Writers take the write lock up front: a deferred transaction that reads and
-        # then writes could fail with "database is locked" instead of waiting its turn.
-        self._connection_or_fail().exec_driver_sql(f"PRAGMA busy_timeout = {busy_ms}")
-        return "BEGIN IMMEDIATE"
+        else:
+            busy_ms = min(remaining_ms, int(SQLITE_MAX_BUSY_SECONDS * 1000))
+            # Writers take the write lock up front: a deferred transaction that reads
+            # and then writes could fail with "database is locked" instead of waiting.
+            connection.exec_driver_sql(f"PRAGMA busy_timeout = {busy_ms}")
+            begin = "BEGIN IMMEDIATE"
+        try:
+            connection.exec_driver_sql(begin)
+        except DBAPIError as error:
+            self._raise_translated(error)
+            raise
+        self._in_transaction = True
 
-    def _connection_or_fail(self) -> Connection:
-        assert self._connection is not None
-        return self._connection
+    def _remaining_ms(self) -> int:
+        return max(1, int(self._budget.remaining() * 1000))
 
     def _raise_translated(self, error: DBAPIError) -> None:
         """Raises the domain error for a driver failure we expect (lost or refused

@@ -12,9 +12,12 @@ from datetime import timedelta
 from typing import Any
 
 import grpc
+import psycopg
 import pytest
 from orgs.v1 import organization_service_pb2 as rpc
+from sqlalchemy import make_url
 
+from orgservice.storage.sql import NOTIFY_CHANNEL
 from tests.conftest import Api
 from tests.conftest import failure
 from tests.support.clients import tag
@@ -24,6 +27,7 @@ from tests.support.organizations import get_org
 from tests.support.organizations import list_all
 from tests.support.organizations import memberships
 from tests.support.organizations import when
+from tests.support.pgbouncer import direct_url_for
 
 Code = grpc.StatusCode
 
@@ -92,6 +96,25 @@ def test_same_name_twice_gets_a_second_slug_with_a_suffix(api: Api) -> None:
             rpc.ListAuditEventsRequest(organization_id=organization.id)
         ).events
         assert (event.action, event.details["slug"]) == ("organization.created", organization.slug)
+
+
+def test_a_create_notifies_every_process_of_the_new_organization(api: Api) -> None:
+    """On PostgreSQL a create is one statement, a transaction of its own: the statement
+    itself sends the notification that caches and change feeds in other processes hear."""
+    url = api.server.database.engine.url
+    if url.get_backend_name() != "postgresql":
+        pytest.skip("notifications are PostgreSQL's")
+    owner = api.client()
+    owner.create_org()  # provisioned: the next create is the whole of its transaction
+    direct = direct_url_for(url.render_as_string(hide_password=False))
+    conninfo = make_url(direct).set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(conninfo, autocommit=True) as listener:
+        listener.execute(f"LISTEN {NOTIFY_CHANNEL}")
+        organization_id = owner.create_org().id
+        heard = [
+            notification.payload for notification in listener.notifies(timeout=5, stop_after=1)
+        ]
+    assert heard == [organization_id]
 
 
 @pytest.mark.parametrize("name", ["x" * 200, "日本語の組織", "!!", "a", "-- weird --- name --"])

@@ -314,7 +314,7 @@ class FakeUsers(_Repository):
 
 
 class FakeOrganizations(_Repository):
-    def create(self, new: NewOrganization) -> Organization | None:
+    def create(self, new: NewOrganization, *, commit: bool = False) -> Organization | None:
         tables = self._s.writing()
         slug = next((slug for slug in new.slugs if slug not in tables.slugs), None)
         if slug is None:
@@ -349,6 +349,8 @@ class FakeOrganizations(_Repository):
             new.workspace_id, new.id, new.workspace_slug, new.workspace_name, "", now
         )
         FakeAudit(self._s).record(new.created_event_for(slug))
+        if commit:
+            self._s.commit()
         return organization
 
     def id_for_slug(self, slug: str) -> str | None:
