@@ -10,6 +10,7 @@ budget is spent or the client has gone. Driver failures leave here as domain err
 from __future__ import annotations
 
 import functools
+import select
 from collections.abc import Iterable
 from collections.abc import Mapping
 from typing import Any
@@ -95,10 +96,13 @@ class Sql:
         assert self.may_run_alone, "only outside a transaction, on PostgreSQL"
         self._budget.check(COMMIT_MARGIN_SECONDS)
         connection = self._connection or self._connect()
+        # A failure may come after the statement committed, so the call is retried on
+        # a fresh connection only if the server had closed this one before we sent it.
+        closed_before = self._reused and _input_waiting(connection)
         try:
             row = connection.execute(statement, parameters).one()
         except DBAPIError as error:
-            self._raise_translated(error)
+            self._raise_translated(error, retry_safe=closed_before)
             raise
         self._statements += 1
         return row
@@ -193,7 +197,7 @@ class Sql:
     def _remaining_ms(self) -> int:
         return max(1, int(self._budget.remaining() * 1000))
 
-    def _raise_translated(self, error: DBAPIError) -> None:
+    def _raise_translated(self, error: DBAPIError, *, retry_safe: bool = True) -> None:
         """Raises the domain error for a driver failure we expect (lost or refused
         connections, timeouts); returns for any other, which the caller re-raises."""
         fired = self._watch is not None and self._watch.fired
@@ -202,12 +206,20 @@ class Sql:
             return
         if isinstance(translated, DatabaseUnavailable):
             failures.warning("unavailable", error)
-            if self._reused_connection_failed_first():
+            if retry_safe and self._reused_connection_failed_first():
                 raise StaleConnection() from error
         raise translated from error
 
     def _reused_connection_failed_first(self) -> bool:
         return self._reused and not self._statements
+
+
+def _input_waiting(connection: Connection) -> bool:
+    """Whether the server sent something to an idle connection: that it closed it (a
+    restart or termination says so, then closes). A poll of the socket, no round trip."""
+    dbapi = connection.connection.dbapi_connection
+    readable, _, _ = select.select([dbapi.pgconn.socket], [], [], 0)  # type: ignore[union-attr]
+    return bool(readable)
 
 
 def count_checkouts(engine: Engine) -> None:

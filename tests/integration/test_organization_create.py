@@ -28,6 +28,7 @@ from tests.support.organizations import list_all
 from tests.support.organizations import memberships
 from tests.support.organizations import when
 from tests.support.pgbouncer import direct_url_for
+from tests.support.processes import poll
 
 Code = grpc.StatusCode
 
@@ -115,6 +116,43 @@ def test_a_create_notifies_every_process_of_the_new_organization(api: Api) -> No
             notification.payload for notification in listener.notifies(timeout=5, stop_after=1)
         ]
     assert heard == [organization_id]
+
+
+def test_a_create_on_a_connection_the_database_closed_is_retried_on_a_fresh_one(api: Api) -> None:
+    """The pooled connections die (as when the database restarts): the create, a
+    transaction of its own, is retried only because the server had closed its
+    connection before it was sent, so it cannot have run."""
+    url = api.server.database.engine.url.render_as_string(hide_password=False)
+    if not url.startswith("postgresql") or direct_url_for(url) != url:
+        pytest.skip("PostgreSQL closing the service's own connections (not PgBouncer's)")
+    owner = api.client()
+    owner.create_org()  # provisioned, and the pool holds connections
+    conninfo = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(conninfo, autocommit=True) as admin:
+        terminated = [
+            pid
+            for (pid,) in admin.execute(
+                "SELECT pid FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        ]
+        assert terminated  # the service's pooled connections among them
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM unnest(%s::int[]) AS pid", (terminated,)
+        )
+        poll(
+            lambda: (
+                admin.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(%s)", (terminated,)
+                ).fetchone()
+                == (0,)
+            ),
+            5,
+            "the terminated backends to exit",
+        )
+    name = f"After the restart {uuid.uuid4().hex[:8]}"
+    assert owner.create_org(name).name == name
+    assert [o.name for o in list_all(owner) if o.name == name] == [name]
 
 
 @pytest.mark.parametrize("name", ["x" * 200, "日本語の組織", "!!", "a", "-- weird --- name --"])
