@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Iterator
 from datetime import UTC
 from datetime import datetime
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -20,6 +22,8 @@ from sqlalchemy import make_url
 from orgservice.storage.sql import NOTIFY_CHANNEL
 from tests.conftest import Api
 from tests.conftest import failure
+from tests.conftest import settings_for
+from tests.conftest import start_api
 from tests.support.clients import tag
 from tests.support.organizations import ACTIVE
 from tests.support.organizations import SLUG_RE
@@ -99,13 +103,17 @@ def test_same_name_twice_gets_a_second_slug_with_a_suffix(api: Api) -> None:
         assert (event.action, event.details["slug"]) == ("organization.created", organization.slug)
 
 
-def test_a_create_notifies_every_process_of_the_new_organization(api: Api) -> None:
+@pytest.fixture(scope="module")
+def postgres_api(postgres_url: str, dev_key_file: Path) -> Iterator[Api]:
+    """A server of this module's own on PostgreSQL, for what only PostgreSQL does."""
+    yield from start_api(settings_for(postgres_url, dev_key_file))
+
+
+def test_a_create_notifies_every_process_of_the_new_organization(postgres_api: Api) -> None:
     """On PostgreSQL a create is one statement, a transaction of its own: the statement
     itself sends the notification that caches and change feeds in other processes hear."""
-    url = api.server.database.engine.url
-    if url.get_backend_name() != "postgresql":
-        pytest.skip("notifications are PostgreSQL's")
-    owner = api.client()
+    url = postgres_api.server.database.engine.url
+    owner = postgres_api.client()
     owner.create_org()  # provisioned: the next create is the whole of its transaction
     direct = direct_url_for(url.render_as_string(hide_password=False))
     conninfo = make_url(direct).set(drivername="postgresql").render_as_string(hide_password=False)
@@ -118,14 +126,16 @@ def test_a_create_notifies_every_process_of_the_new_organization(api: Api) -> No
     assert heard == [organization_id]
 
 
-def test_a_create_on_a_connection_the_database_closed_is_retried_on_a_fresh_one(api: Api) -> None:
+def test_a_create_on_a_connection_the_database_closed_is_retried_on_a_fresh_one(
+    postgres_api: Api,
+) -> None:
     """The pooled connections die (as when the database restarts): the create, a
     transaction of its own, is retried only because the server had closed its
     connection before it was sent, so it cannot have run."""
-    url = api.server.database.engine.url.render_as_string(hide_password=False)
-    if not url.startswith("postgresql") or direct_url_for(url) != url:
-        pytest.skip("PostgreSQL closing the service's own connections (not PgBouncer's)")
-    owner = api.client()
+    url = postgres_api.server.database.engine.url.render_as_string(hide_password=False)
+    if direct_url_for(url) != url:
+        pytest.skip("behind PgBouncer the service's own connections stay up")
+    owner = postgres_api.client()
     owner.create_org()  # provisioned, and the pool holds connections
     conninfo = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
     with psycopg.connect(conninfo, autocommit=True) as admin:
