@@ -155,7 +155,7 @@ class Client:
     def __getattr__(self, method: str) -> Callable[..., Any]:
         call = getattr(self._stub, method)
         return lambda request, **kwargs: call(
-            request, metadata=self._metadata, timeout=30, **kwargs
+            request, **{"metadata": self._metadata, "timeout": 30, **kwargs}
         )
 
     @property

@@ -337,7 +337,7 @@ def insert_organization(
                     now,
                     target_type="organization",
                     target_id=organization_id,
-                    slug=slugs[0],
+                    slug=slugs[0],  # the storage writes the one it claims
                     name=name,
                 ),
             ),

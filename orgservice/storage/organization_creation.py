@@ -78,8 +78,9 @@ _candidate = (
 )
 # The owner's profile, locked if it is the one the caller expects (then the owner is
 # indexed under it): a concurrent profile change, which reindexes the user's
-# memberships, waits for the new one to be committed. Empty if the profile differs:
-# then nothing is inserted.
+# memberships, waits for the new one to be committed. Empty if the profile differs, or
+# if a profile change holds the row (skipped, not waited for: a statement run alone has
+# no lock timeout): then nothing is inserted.
 _owner_profile = (
     select(users.c.id)
     .where(
@@ -88,7 +89,7 @@ _owner_profile = (
         users.c.email == bindparam("owner_email"),
         users.c.display_name == bindparam("owner_display_name"),
     )
-    .with_for_update(read=True)
+    .with_for_update(read=True, skip_locked=True)
     .cte("owner_profile")
 )
 _profile_held = exists().select_from(_owner_profile)
@@ -259,10 +260,10 @@ _first_event = (
 )
 _CREATE_IN_ONE_STATEMENT = select(
     _profile_held.label("profile_held"),
-    select(_created.c.slug).scalar_subquery(),
+    select(_created.c.slug).scalar_subquery().label("slug"),
     # Caches and change feeds hear of the new organization (in a transaction that
     # also notifies on COMMIT, PostgreSQL delivers the same notification once).
-    select(func.pg_notify(NOTIFY_CHANNEL, _created.c.id)).scalar_subquery(),
+    select(func.pg_notify(NOTIFY_CHANNEL, _created.c.id)).scalar_subquery().label("notified"),
 ).add_cte(_roles, _owner_terms, _workspace, _first_event)
 
 
@@ -359,17 +360,18 @@ def _create_in_one_statement(
             "owner_terms": json.dumps(sorted(member_terms(*profile))),
         }
         if alone and sql.may_run_alone:
-            held, claimed, _ = sql.run_alone(_CREATE_IN_ONE_STATEMENT, run_parameters)
+            row = sql.run_alone(_CREATE_IN_ONE_STATEMENT, run_parameters)
         else:
-            held, claimed, _ = sql.execute(_CREATE_IN_ONE_STATEMENT, run_parameters).one()
-        return held, claimed
+            row = sql.execute(_CREATE_IN_ONE_STATEMENT, run_parameters).one()
+            if row.profile_held:
+                search.hold(owner, profile)  # locked until this transaction ends
+        return row.profile_held, row.slug
 
     held, claimed = run(profile)
     if not held:
         profile = search.locked_profile(owner)
         held, claimed = run(profile)
         assert held, "a profile this transaction locked cannot have changed"
-    search.hold(owner, profile)
     return claimed
 
 

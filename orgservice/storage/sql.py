@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from collections.abc import Mapping
 from typing import Any
 
+import psycopg
 from sqlalchemy import Connection
 from sqlalchemy import CursorResult
 from sqlalchemy import Engine
@@ -52,6 +53,7 @@ class Sql:
         self._statements = 0
         self._reused = False
         self._in_transaction = False
+        self._ran_alone = False
         self._committed = False
         self.changed_organizations: set[str] = set()
 
@@ -90,9 +92,10 @@ class Sql:
         organizations it changes itself (`pg_notify`: no COMMIT carries it).
 
         Outside a transaction block PostgreSQL runs a statement as its own transaction,
-        without the budget's statement and lock timeouts: only for statements whose lock
-        waits are on rows other calls hold briefly, under budgets of their own. The
-        watchdog still cuts the connection at the deadline."""
+        without the budget's statement and lock timeouts. So only for statements that
+        skip rows locked by others, or wait only on rows other calls hold briefly under
+        budgets of their own: the watchdog cuts the connection at the deadline, but a
+        statement left waiting on the server could still commit after it."""
         assert self.may_run_alone, "only outside a transaction, on PostgreSQL"
         self._budget.check(COMMIT_MARGIN_SECONDS)
         connection = self._connection or self._connect()
@@ -105,6 +108,7 @@ class Sql:
             self._raise_translated(error, retry_safe=closed_before)
             raise
         self._statements += 1
+        self._ran_alone = True
         return row
 
     def touch(self, organization_id: str) -> None:
@@ -117,7 +121,7 @@ class Sql:
         statement committed."""
         if self._committed:
             return
-        if self._postgresql and self._writes and not self._in_transaction and self._statements:
+        if self._ran_alone and not self._in_transaction:
             self._committed = True
             return
         self._budget.check(COMMIT_MARGIN_SECONDS)
@@ -177,18 +181,18 @@ class Sql:
     def _begin(self, connection: Connection) -> None:
         remaining_ms = self._remaining_ms()
         if self._postgresql:
-            begin = (
+            commands = [
                 f"BEGIN; SET LOCAL statement_timeout = {remaining_ms};"
                 f" SET LOCAL lock_timeout = {remaining_ms}"
-            )
+            ]
         else:
             busy_ms = min(remaining_ms, int(SQLITE_MAX_BUSY_SECONDS * 1000))
             # Writers take the write lock up front: a deferred transaction that reads
             # and then writes could fail with "database is locked" instead of waiting.
-            connection.exec_driver_sql(f"PRAGMA busy_timeout = {busy_ms}")
-            begin = "BEGIN IMMEDIATE"
+            commands = [f"PRAGMA busy_timeout = {busy_ms}", "BEGIN IMMEDIATE"]
         try:
-            connection.exec_driver_sql(begin)
+            for command in commands:
+                connection.exec_driver_sql(command)
         except DBAPIError as error:
             self._raise_translated(error)
             raise
@@ -216,10 +220,15 @@ class Sql:
 
 def _input_waiting(connection: Connection) -> bool:
     """Whether the server sent something to an idle connection: that it closed it (a
-    restart or termination says so, then closes). A poll of the socket, no round trip."""
+    restart or termination says so, then closes). A poll of the socket, no round trip;
+    a connection whose socket is gone counts as closed."""
     dbapi = connection.connection.dbapi_connection
-    readable, _, _ = select.select([dbapi.pgconn.socket], [], [], 0)  # type: ignore[union-attr]
-    return bool(readable)
+    try:
+        poller = select.poll()
+        poller.register(dbapi.pgconn.socket, select.POLLIN)  # type: ignore[union-attr]
+        return bool(poller.poll(0))
+    except (OSError, ValueError, psycopg.Error):
+        return True
 
 
 def count_checkouts(engine: Engine) -> None:

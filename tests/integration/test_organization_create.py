@@ -5,6 +5,7 @@ invalid fields are all reported at once, values at the limits pass."""
 from __future__ import annotations
 
 import re
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC
@@ -163,6 +164,28 @@ def test_a_create_on_a_connection_the_database_closed_is_retried_on_a_fresh_one(
     name = f"After the restart {uuid.uuid4().hex[:8]}"
     assert owner.create_org(name).name == name
     assert [o.name for o in list_all(owner) if o.name == name] == [name]
+
+
+def test_a_create_never_commits_after_its_deadline_behind_a_locked_profile(
+    postgres_api: Api,
+) -> None:
+    """A profile change holding the owner's row: the create, which would run alone and
+    without a lock timeout, skips the row and waits under its budget instead; once its
+    deadline has passed, releasing the row must not let it commit after all."""
+    owner = postgres_api.client()
+    owner.create_org()  # provisioned
+    url = postgres_api.server.database.engine.url.render_as_string(hide_password=False)
+    conninfo = make_url(direct_url_for(url)).set(drivername="postgresql").render_as_string(False)
+    name = f"Too late {uuid.uuid4().hex[:8]}"
+    with psycopg.connect(conninfo) as holder:
+        holder.execute("SELECT 1 FROM users WHERE id = %s FOR UPDATE", (owner.user_id,))
+        error = failure(
+            lambda: owner.CreateOrganization(rpc.CreateOrganizationRequest(name=name), timeout=1)
+        )
+        assert error.code == Code.DEADLINE_EXCEEDED
+        holder.rollback()
+    time.sleep(0.5)  # what a statement left waiting on the server would need to commit
+    assert [o.name for o in list_all(owner) if o.name == name] == []
 
 
 @pytest.mark.parametrize("name", ["x" * 200, "日本語の組織", "!!", "a", "-- weird --- name --"])
