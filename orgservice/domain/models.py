@@ -54,6 +54,11 @@ class Identity:
     display_name: str = ""
     is_platform: bool = False
 
+    @property
+    def profile(self) -> tuple[str, str, str]:
+        """What members are found by: username, email, display name."""
+        return self.username, self.email, self.display_name
+
 
 @dataclass(frozen=True)
 class User:

@@ -75,7 +75,7 @@ class IdentityService(UseCases):
             is_platform=identity.is_platform,
             email=identity.email,
             email_verified=identity.email_verified,
-            profile=(identity.username, identity.email, identity.display_name),
+            profile=identity.profile,
         )
 
     def _provision(self, identity: Identity, budget: Budget) -> str:
@@ -85,7 +85,7 @@ class IdentityService(UseCases):
             now = self._clock()
             user, created = uow.users.ensure(identity, now)
             if created and self._personal_organizations:
-                owner = Caller(user_id=user.id, subject=user.subject)
+                owner = Caller(user_id=user.id, subject=user.subject, profile=identity.profile)
                 insert_organization(
                     uow,
                     owner,

@@ -88,7 +88,9 @@ def psycopg_connect_kwargs(engine: Engine) -> dict[str, Any]:
     made outside its pool: the health probe and the notification listener."""
     _args, kwargs = engine.dialect.create_connect_args(engine.url)
     kwargs = dict(kwargs)
-    kwargs.pop("prepare_threshold", None)
+    # Never prepared: behind a transaction pooler the next statement may reach a
+    # server connection that does not hold it (and these few statements gain nothing).
+    kwargs["prepare_threshold"] = None
     kwargs.setdefault("connect_timeout", CONNECT_TIMEOUT_SECONDS)
     return kwargs
 

@@ -85,14 +85,6 @@ class MemberSearchIndex(Repository):
             profile = self._locked_profiles[user_id] = (username, email, display_name)
         return profile
 
-    def known_profile(self, user_id: str) -> tuple[str, str, str] | None:
-        """The profile this transaction has locked, if it has."""
-        return self._locked_profiles.get(user_id)
-
-    def hold(self, user_id: str, profile: tuple[str, str, str]) -> None:
-        """Records a profile a statement of this transaction found and locked."""
-        self._locked_profiles[user_id] = profile
-
     def reindex_user(self, user_id: str, profile: tuple[str, str, str]) -> list[str]:
         """Rewrites the terms of every membership of a user whose profile changed;
         returns the organizations of those memberships."""

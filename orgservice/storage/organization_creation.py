@@ -268,17 +268,17 @@ _CREATE_IN_ONE_STATEMENT = select(
 
 
 def create_organization(
-    sql: Sql, search: MemberSearchIndex, new: NewOrganization, *, last: bool
+    sql: Sql, search: MemberSearchIndex, new: NewOrganization, *, alone: bool
 ) -> str | None:
     """Inserts an active organization with its built-in roles, its owner, its default
     workspace (so its counts start at one) and its first audit event; returns the slug
     it claimed, or None when every one was taken (then nothing was inserted).
 
-    `last`: nothing but a commit follows in this unit of work, so on PostgreSQL, if it
+    `alone`: nothing but a commit follows in this unit of work, so on PostgreSQL, if it
     has not begun a transaction either, the statement may be a transaction of its own."""
     values = _organization_values(new)
     if sql.postgresql:
-        return _create_in_one_statement(sql, search, new, values, alone=last)
+        return _create_in_one_statement(sql, search, new, values, alone=alone)
     slug = next(
         (
             slug
@@ -336,7 +336,7 @@ def _create_in_one_statement(
     """The profile the caller expects costs no read of its own; if it has changed since,
     the statement inserts nothing and runs again under the profile read and locked."""
     owner = new.owner_user_id
-    profile = search.known_profile(owner) or new.owner_profile or search.locked_profile(owner)
+    profile = new.owner_profile or search.locked_profile(owner)
     parameters = {
         **values,
         "slugs": json.dumps(new.slugs),
@@ -363,8 +363,6 @@ def _create_in_one_statement(
             row = sql.run_alone(_CREATE_IN_ONE_STATEMENT, run_parameters)
         else:
             row = sql.execute(_CREATE_IN_ONE_STATEMENT, run_parameters).one()
-            if row.profile_held:
-                search.hold(owner, profile)  # locked until this transaction ends
         return row.profile_held, row.slug
 
     held, claimed = run(profile)

@@ -85,7 +85,7 @@ class OrganizationRepository(Repository):
         """Inserts an active organization with its built-in roles, its owner, its
         default workspace and its first audit event; None when every slug is taken.
         `commit`: and commits the unit of work if it did."""
-        slug = create_organization(self._sql, self._search, new, last=commit)
+        slug = create_organization(self._sql, self._search, new, alone=commit)
         if slug is None:
             return None
         self._sql.touch(new.id)

@@ -44,9 +44,7 @@ class _PostgresProbe:
                 self._connection = await psycopg.AsyncConnection.connect(
                     **self._kwargs, autocommit=True
                 )
-            # Never prepared: behind a transaction pooler the next probe may reach a
-            # server connection that does not hold the prepared statement.
-            await self._connection.execute("SELECT 1", prepare=False)
+            await self._connection.execute("SELECT 1")
         except BaseException:
             connection, self._connection = self._connection, None
             if connection is not None:

@@ -97,8 +97,8 @@ class UserRepository:
                 )
             )
             user_id = row._mapping["u_id"]
-            if _searchable(row) != _searchable_claims(identity):
-                organization_ids = self._search.reindex_user(user_id, _searchable_claims(identity))
+            if _searchable(row) != identity.profile:
+                organization_ids = self._search.reindex_user(user_id, identity.profile)
             else:
                 organization_ids = list(
                     self._sql.execute(_ORGANIZATIONS_OF, {"user_id": user_id}).scalars()
@@ -123,11 +123,6 @@ def _profile_changed(row: AnyRow, identity: Identity) -> bool:
 def _searchable(row: AnyRow) -> tuple[str, str, str]:
     m = row._mapping
     return m["u_username"], m["u_email"], m["u_display_name"]
-
-
-def _searchable_claims(identity: Identity) -> tuple[str, str, str]:
-    """What members are found by (member_search): username, email, display name."""
-    return identity.username, identity.email, identity.display_name
 
 
 def to_user(row: AnyRow) -> User:

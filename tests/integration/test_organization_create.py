@@ -7,24 +7,19 @@ from __future__ import annotations
 import re
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import UTC
 from datetime import datetime
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import grpc
 import psycopg
 import pytest
 from orgs.v1 import organization_service_pb2 as rpc
-from sqlalchemy import make_url
 
 from orgservice.storage.sql import NOTIFY_CHANNEL
 from tests.conftest import Api
 from tests.conftest import failure
-from tests.conftest import settings_for
-from tests.conftest import start_api
 from tests.support.clients import tag
 from tests.support.organizations import ACTIVE
 from tests.support.organizations import SLUG_RE
@@ -32,6 +27,7 @@ from tests.support.organizations import get_org
 from tests.support.organizations import list_all
 from tests.support.organizations import memberships
 from tests.support.organizations import when
+from tests.support.pgbouncer import direct_conninfo
 from tests.support.pgbouncer import direct_url_for
 from tests.support.processes import poll
 
@@ -104,20 +100,12 @@ def test_same_name_twice_gets_a_second_slug_with_a_suffix(api: Api) -> None:
         assert (event.action, event.details["slug"]) == ("organization.created", organization.slug)
 
 
-@pytest.fixture(scope="module")
-def postgres_api(postgres_url: str, dev_key_file: Path) -> Iterator[Api]:
-    """A server of this module's own on PostgreSQL, for what only PostgreSQL does."""
-    yield from start_api(settings_for(postgres_url, dev_key_file))
-
-
-def test_a_create_notifies_every_process_of_the_new_organization(postgres_api: Api) -> None:
+def test_a_create_notifies_every_process_of_the_new_organization(pg_api: Api) -> None:
     """On PostgreSQL a create is one statement, a transaction of its own: the statement
     itself sends the notification that caches and change feeds in other processes hear."""
-    url = postgres_api.server.database.engine.url
-    owner = postgres_api.client()
+    owner = pg_api.client()
     owner.create_org()  # provisioned: the next create is the whole of its transaction
-    direct = direct_url_for(url.render_as_string(hide_password=False))
-    conninfo = make_url(direct).set(drivername="postgresql").render_as_string(hide_password=False)
+    conninfo = direct_conninfo(pg_api.server.settings.database_url)
     with psycopg.connect(conninfo, autocommit=True) as listener:
         listener.execute(f"LISTEN {NOTIFY_CHANNEL}")
         organization_id = owner.create_org().id
@@ -128,17 +116,17 @@ def test_a_create_notifies_every_process_of_the_new_organization(postgres_api: A
 
 
 def test_a_create_on_a_connection_the_database_closed_is_retried_on_a_fresh_one(
-    postgres_api: Api,
+    pg_api: Api,
 ) -> None:
     """The pooled connections die (as when the database restarts): the create, a
     transaction of its own, is retried only because the server had closed its
     connection before it was sent, so it cannot have run."""
-    url = postgres_api.server.database.engine.url.render_as_string(hide_password=False)
+    url = pg_api.server.settings.database_url
     if direct_url_for(url) != url:
         pytest.skip("behind PgBouncer the service's own connections stay up")
-    owner = postgres_api.client()
+    owner = pg_api.client()
     owner.create_org()  # provisioned, and the pool holds connections
-    conninfo = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    conninfo = direct_conninfo(url)
     with psycopg.connect(conninfo, autocommit=True) as admin:
         terminated = [
             pid
@@ -166,16 +154,13 @@ def test_a_create_on_a_connection_the_database_closed_is_retried_on_a_fresh_one(
     assert [o.name for o in list_all(owner) if o.name == name] == [name]
 
 
-def test_a_create_never_commits_after_its_deadline_behind_a_locked_profile(
-    postgres_api: Api,
-) -> None:
+def test_a_create_never_commits_after_its_deadline_behind_a_locked_profile(pg_api: Api) -> None:
     """A profile change holding the owner's row: the create, which would run alone and
     without a lock timeout, skips the row and waits under its budget instead; once its
     deadline has passed, releasing the row must not let it commit after all."""
-    owner = postgres_api.client()
+    owner = pg_api.client()
     owner.create_org()  # provisioned
-    url = postgres_api.server.database.engine.url.render_as_string(hide_password=False)
-    conninfo = make_url(direct_url_for(url)).set(drivername="postgresql").render_as_string(False)
+    conninfo = direct_conninfo(pg_api.server.settings.database_url)
     name = f"Too late {uuid.uuid4().hex[:8]}"
     with psycopg.connect(conninfo) as holder:
         holder.execute("SELECT 1 FROM users WHERE id = %s FOR UPDATE", (owner.user_id,))

@@ -194,3 +194,10 @@ def direct_url_for(url: str) -> str:
             direct = parsed.set(host=bouncer.upstream_host, port=bouncer.upstream_port)
             return direct.render_as_string(hide_password=False)
     return url
+
+
+def direct_conninfo(url: str) -> str:
+    """A libpq URL straight to the database of `url` (past PgBouncer if it goes through
+    one), for psycopg connections of a test's own."""
+    direct = make_url(direct_url_for(url)).set(drivername="postgresql")
+    return direct.render_as_string(hide_password=False)
