@@ -32,6 +32,7 @@ from orgservice.domain.errors import DomainError
 from orgservice.domain.errors import ShuttingDown
 from orgservice.domain.errors import TooManyRequests
 from orgservice.domain.models import Identity
+from orgservice.telemetry.logging import log_fields
 
 log = logging.getLogger("orgservice.access")
 error_log = logging.getLogger("orgservice.errors")
@@ -178,24 +179,7 @@ class OutcomeInterceptor(aio.ServerInterceptor):
             observe(method, grpc_type, code, elapsed)
             level = logging.DEBUG if is_public(method) else logging.INFO
             if log.isEnabledFor(level):
-                log.log(
-                    level,
-                    "method=%s code=%s duration_ms=%.1f user_id=%s correlation_id=%s%s",
-                    method,
-                    code.name,
-                    elapsed * 1000,
-                    record.user_id or "-",
-                    record.correlation_id,
-                    f" trace_id={record.trace_id}" if record.trace_id else "",
-                    extra={
-                        "method": method,
-                        "code": code.name,
-                        "duration_ms": round(elapsed * 1000, 3),
-                        "user_id": record.user_id,
-                        "correlation_id": record.correlation_id,
-                        "trace_id": record.trace_id,
-                    },
-                )
+                _log_access(level, method, code, elapsed, record)
 
         def observed(behavior: Unary) -> Unary:
             """A unary call, or a stream that writes with context.write() instead of
@@ -263,6 +247,27 @@ class OutcomeInterceptor(aio.ServerInterceptor):
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )
+
+
+def _log_access(
+    level: int, method: str, code: grpc.StatusCode, elapsed: float, record: CallRecord
+) -> None:
+    milliseconds = elapsed * 1000
+    trace = f" trace_id={record.trace_id}" if record.trace_id else ""
+    log_fields(
+        log,
+        level,
+        f"method={method} code={code.name} duration_ms={milliseconds:.1f} "
+        f"user_id={record.user_id or '-'} correlation_id={record.correlation_id}{trace}",
+        {
+            "method": method,
+            "code": code.name,
+            "duration_ms": round(milliseconds, 3),
+            "user_id": record.user_id,
+            "correlation_id": record.correlation_id,
+            "trace_id": record.trace_id,
+        },
+    )
 
 
 async def _abort(

@@ -160,9 +160,10 @@ def test_metrics_count_calls_by_method_and_code(start_service: StartService) -> 
         assert (value(samples, counter) or 0) > (value(before, counter) or 0), counter
 
 
-def access_lines_by_worker(service: ServiceProcess) -> dict[str, int]:
-    """Worker process name -> access lines it logged (the text format names the process)."""
-    workers = re.findall(r" (orgservice-worker-\d+) orgservice\.access: ", service.stderr())
+def access_lines_by_worker(service: ServiceProcess, calls: int) -> dict[str, int]:
+    """Worker process name -> access lines it logged (the text format names the process),
+    once the `calls` lines are written (a worker writes its lines in batches)."""
+    workers = service.wait_for_stderr(r" (orgservice-worker-\d+) orgservice\.access: ", calls)
     return {name: workers.count(name) for name in set(workers)}
 
 
@@ -184,9 +185,9 @@ def test_workers_metrics_are_served_as_one_sum_by_the_parent(start_service: Star
                     rpc.GetCurrentUserRequest(), metadata=bearer(token), timeout=CALL_TIMEOUT
                 )
                 calls += 1
-        if len(access_lines_by_worker(service)) == workers:
+        if len(access_lines_by_worker(service, calls)) == workers:
             break
-    served = access_lines_by_worker(service)
+    served = access_lines_by_worker(service, calls)
     assert len(served) == workers, served
     assert sum(served.values()) == calls
 
