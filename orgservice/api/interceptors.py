@@ -13,8 +13,8 @@ import contextvars
 import inspect
 import logging
 import re
+import secrets
 import time
-import uuid
 from collections.abc import AsyncIterator
 from collections.abc import Awaitable
 from collections.abc import Callable
@@ -168,7 +168,7 @@ class OutcomeInterceptor(aio.ServerInterceptor):
         def start() -> tuple[CallRecord, contextvars.Token[CallRecord], float]:
             requested_id = str(metadata.get("x-request-id", ""))
             correlation_id = (
-                requested_id if _CORRELATION_ID.fullmatch(requested_id) else uuid.uuid4().hex
+                requested_id if _CORRELATION_ID.fullmatch(requested_id) else secrets.token_hex(16)
             )
             record = CallRecord(method, correlation_id, streaming, trace_id=trace_id())
             observe(method, grpc_type, None, 0.0)

@@ -11,10 +11,12 @@ from orgservice.api.rpc_base import answers_from_memory
 from orgservice.domain.errors import invalid
 from orgservice.domain.models import Call
 
+_CONSISTENCIES = frozenset(rpc.Consistency.values())
+
 
 def _known_consistency(consistency: int) -> Callable[[], None]:
     def validate() -> None:
-        if consistency not in rpc.Consistency.values():
+        if consistency not in _CONSISTENCIES:
             raise invalid("consistency", f"unknown consistency {consistency}")
 
     return validate
