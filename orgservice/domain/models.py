@@ -111,11 +111,16 @@ class Organization:
     private_metadata: Metadata | None = field(default_factory=dict)
 
 
+# Slugs one create may try, in order (a name's plain slug, then suffixed ones).
+MAX_SLUG_CANDIDATES = 5
+
+
 @dataclass(frozen=True)
 class NewOrganization:
     """An organization about to be created with its built-in roles, its owner, its
-    default workspace and its first audit event. It takes the first of `slugs` that no
-    organization holds, and its created event names that slug."""
+    default workspace and its first audit event. It takes the first of `slugs` (at most
+    MAX_SLUG_CANDIDATES) that no organization holds, and its created event names that
+    slug."""
 
     id: str
     slugs: tuple[str, ...]
@@ -131,6 +136,10 @@ class NewOrganization:
     owner_profile: tuple[str, str, str] | None = None
     workspace_slug: str = "default"
     workspace_name: str = "Default"
+
+    def __post_init__(self) -> None:
+        if not 0 < len(self.slugs) <= MAX_SLUG_CANDIDATES:
+            raise ValueError(f"1 to {MAX_SLUG_CANDIDATES} candidate slugs, not {len(self.slugs)}")
 
     def created_event_for(self, slug: str) -> AuditEvent:
         return replace(self.created_event, details={**self.created_event.details, "slug": slug})

@@ -25,6 +25,7 @@ from orgservice.domain.errors import PermissionDenied
 from orgservice.domain.errors import SlugTaken
 from orgservice.domain.errors import Violations
 from orgservice.domain.errors import invalid
+from orgservice.domain.models import MAX_SLUG_CANDIDATES
 from orgservice.domain.models import Call
 from orgservice.domain.models import Caller
 from orgservice.domain.models import Deferred
@@ -60,7 +61,6 @@ from orgservice.service.ports import UnitOfWork
 from orgservice.service.use_cases import UseCases
 
 PURGE_AFTER = timedelta(days=30)
-_DERIVED_SLUG_CANDIDATES = 5
 _DERIVED_SLUG_ROUNDS = 2
 
 GET = to_read(ORGANIZATIONS_GET)
@@ -296,7 +296,7 @@ def slug_candidates(requested: str | None, derive_from: str) -> tuple[str, ...]:
     if requested:
         return (requested,)
     base = slugify(derive_from)
-    return (base, *(with_suffix(base) for _ in range(_DERIVED_SLUG_CANDIDATES - 1)))
+    return (base, *(with_suffix(base) for _ in range(MAX_SLUG_CANDIDATES - 1)))
 
 
 def insert_organization(

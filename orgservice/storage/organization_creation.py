@@ -32,6 +32,7 @@ from sqlalchemy import true
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
+from orgservice.domain.models import MAX_SLUG_CANDIDATES
 from orgservice.domain.models import NewOrganization
 from orgservice.domain.models import OrganizationSettings
 from orgservice.domain.models import OrganizationState
@@ -71,10 +72,19 @@ def _parameter(table: Any, name: str, key: str | None = None) -> Any:
 
 # The first candidate slug no organization holds. A concurrent create may claim it
 # between the check and the insert: then nothing is inserted, as for a taken slug.
-_candidate = (
+# The LIMIT tells the planner how few candidates there are (it assumes 100 rows of a
+# set-returning function): then each is looked up in the slug index, where otherwise
+# the cached plan hash-joined them with a scan of every slug, a create costing more
+# with every organization.
+_candidates = (
     func.jsonb_array_elements_text(cast(bindparam("slugs", type_=Text), JSONB))
     .table_valued("value", with_ordinality="position")
-    .render_derived("candidate")
+    .render_derived("candidates")
+)
+_candidate = (
+    select(_candidates.c.value, _candidates.c.position)
+    .limit(literal_column(str(MAX_SLUG_CANDIDATES), Integer))  # a constant, not a parameter
+    .subquery("candidate")
 )
 # The owner's profile, locked if it is the one the caller expects (then the owner is
 # indexed under it): a concurrent profile change, which reindexes the user's
