@@ -9,6 +9,8 @@ import statistics
 import struct
 import subprocess
 import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +18,8 @@ from google.protobuf.message import Message
 
 CLIENTS = 4
 STREAMS_PER_CLIENT = 4
+# h2load's --rps timer fires every 1/rate seconds, but at most every 10 ms.
+_RPS_TICK_SECONDS = 0.01
 
 
 def require_h2load() -> str:
@@ -58,14 +62,43 @@ def load(
     """Sends the request as fast as CLIENTS x STREAMS_PER_CLIENT allow for `seconds` (or
     at `rate_per_client` requests per second per connection); returns the run and
     every request's latency in milliseconds. h2load cannot read gRPC trailers: callers
-    check the outcome on the server (its metrics)."""
+    check the outcome on the server (its metrics).
+
+    At a rate, each connection gets an h2load of its own, and they start a fraction of
+    a tick apart: one h2load's connections open together, so their request timers
+    (a tick is 1/rate, at least 10 ms) fire together, and its clients would send in
+    bursts of CLIENTS requests, which measures the burst rather than the rate."""
+    if rate_per_client is None:
+        return _h2load(url, body, token, seconds=seconds, clients=CLIENTS)
+    tick = max(_RPS_TICK_SECONDS, 1 / rate_per_client)
+    with ThreadPoolExecutor(CLIENTS) as pool:
+        futures = []
+        for client in range(CLIENTS):
+            if client:
+                time.sleep(tick / CLIENTS)
+            futures.append(
+                pool.submit(
+                    _h2load, url, body, token, seconds=seconds, clients=1, rate=rate_per_client
+                )
+            )
+        results = [future.result() for future in futures]
+    run = Run(
+        requests=sum(run.requests for run, _ in results),
+        seconds=max(run.seconds for run, _ in results),
+    )
+    return run, [sample for _, samples in results for sample in samples]
+
+
+def _h2load(
+    url: str, body: Path, token: str, *, seconds: float, clients: int, rate: float | None = None
+) -> tuple[Run, list[float]]:
     with tempfile.NamedTemporaryFile(suffix=".log") as log:
         command = [
             require_h2load(),
             "-D",
             f"{seconds:g}",
             "-c",
-            str(CLIENTS),
+            str(clients),
             "-m",
             str(STREAMS_PER_CLIENT),
             "-H",
@@ -79,8 +112,8 @@ def load(
             "--log-file",
             log.name,
         ]
-        if rate_per_client is not None:
-            command += ["--rps", f"{max(rate_per_client, 1):.1f}"]
+        if rate is not None:
+            command += ["--rps", f"{max(rate, 1):.1f}"]
         result = subprocess.run(
             [*command, url], capture_output=True, text=True, timeout=seconds + 60, check=True
         )
