@@ -64,10 +64,11 @@ def load(
     every request's latency in milliseconds. h2load cannot read gRPC trailers: callers
     check the outcome on the server (its metrics).
 
-    At a rate, each connection gets an h2load of its own, and they start a fraction of
-    a tick apart: one h2load's connections open together, so their request timers
-    (a tick is 1/rate, at least 10 ms) fire together, and its clients would send in
-    bursts of CLIENTS requests, which measures the burst rather than the rate."""
+    At a rate, each connection gets an h2load of its own, started a fraction of a tick
+    apart (process start-up adds jitter of that order): one h2load's connections open
+    together, so their request timers (a tick is 1/rate, at least 10 ms) fire together,
+    and its clients would send in bursts of CLIENTS requests, which measures the burst
+    rather than the rate."""
     if rate_per_client is None:
         return _h2load(url, body, token, seconds=seconds, clients=CLIENTS)
     tick = max(_RPS_TICK_SECONDS, 1 / rate_per_client)

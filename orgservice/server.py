@@ -395,8 +395,9 @@ async def _run(
 ) -> int:
     settings = server.settings
     port = await server.start()
-    # What start-up made (modules, statements, handlers) lives as long as the process:
-    # the collector need not scan it again at every full collection.
+    # What start-up made and kept (modules, statements, handlers) lives as long as the
+    # process: the collector need not scan it again at every full collection.
+    gc.collect()
     gc.freeze()
     log.info("orgservice listening on %s:%d", settings.host, port)
     if on_listening is not None:

@@ -13,6 +13,7 @@ else would read the record.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import multiprocessing
@@ -43,10 +44,12 @@ _BATCH_BYTES = select.PIPE_BUF
 class LogOutput(logging.StreamHandler):  # type: ignore[type-arg]
     """The process's log stream (stderr), written in batches: at once from WARNING up
     (with every line before it), else when a batch fills or FLUSH_SECONDS after its
-    first line, and when logging shuts down."""
+    first line, and when logging shuts down. A process killed outright loses what the
+    batch held (at most FLUSH_SECONDS of lines below WARNING)."""
 
     def __init__(self, log_format: str, stream: TextIO | None = None) -> None:
         super().__init__(stream or sys.stderr)
+        self._encoding = getattr(self.stream, "encoding", None) or "utf-8"
         self._json = log_format == "json"
         if self._json:
             self.setFormatter(
@@ -62,13 +65,11 @@ class LogOutput(logging.StreamHandler):  # type: ignore[type-arg]
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            line = self.format(record)
+            self.write_line(self.format(record), urgent=record.levelno >= logging.WARNING)
         except RecursionError:
             raise
         except Exception:
             self.handleError(record)
-            return
-        self.write_line(line, urgent=record.levelno >= logging.WARNING)
 
     def line(self, logger: str, level: int, message: str, fields: Mapping[str, Any]) -> str:
         """What the formatter makes of a record of `message` with `fields` as extras,
@@ -91,7 +92,8 @@ class LogOutput(logging.StreamHandler):  # type: ignore[type-arg]
 
     def write_line(self, line: str, *, urgent: bool = False) -> None:
         line += self.terminator
-        size = len(line) if line.isascii() else len(line.encode())
+        # What the stream writes at most (backslashreplace is the longest escape).
+        size = len(line) if line.isascii() else len(line.encode(self._encoding, "backslashreplace"))
         with self.lock:  # type: ignore[union-attr]
             if self._bytes + size > _BATCH_BYTES:
                 self._write()
@@ -116,9 +118,14 @@ class LogOutput(logging.StreamHandler):  # type: ignore[type-arg]
             self.stream.write(batch)
             self.stream.flush()
         except Exception:
-            self.handleError(
-                logging.makeLogRecord({"msg": "log lines lost: %d bytes", "args": (len(batch),)})
-            )
+            # Reported as logging reports a record it cannot write (stderr closed, say),
+            # and dropped; the report itself may fail the same way.
+            with contextlib.suppress(Exception):
+                self.handleError(
+                    logging.makeLogRecord(
+                        {"msg": "log lines lost: %d bytes", "args": (len(batch),)}
+                    )
+                )
 
     def _flush_later(self) -> None:
         self._pending.set()
@@ -158,20 +165,22 @@ def log_fields(logger: logging.Logger, level: int, message: str, fields: Mapping
     """Logs `message` with `fields` as the record's extra attributes (the caller has
     checked the level): straight to the process's output when it alone would read the
     record, through `logging` otherwise (a test capturing records, say)."""
-    output = _sole_output(logger)
+    output = _sole_output(logger, level)
     if output is None:
         logger.log(level, message, extra=fields)
     else:
         output.write_line(output.line(logger.name, level, message, fields))
 
 
-def _sole_output(logger: logging.Logger) -> LogOutput | None:
+def _sole_output(logger: logging.Logger, level: int) -> LogOutput | None:
     node = logger
     while node.parent is not None:
         if node.handlers or node.filters or not node.propagate:
             return None
         node = node.parent
     match node.handlers:
-        case [LogOutput() as output] if not node.filters and not output.filters:
+        case [LogOutput() as output] if (
+            level >= output.level and not node.filters and not output.filters
+        ):
             return output
     return None

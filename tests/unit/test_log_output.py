@@ -8,6 +8,7 @@ import json
 import logging
 import select
 import time
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -29,13 +30,24 @@ MESSAGE = "method=/orgs.v1.OrganizationService/GetOrganization code=OK déjà 10
 
 
 class Stream(io.StringIO):
-    def __init__(self) -> None:
+    def __init__(self, failures: int = 0) -> None:
         super().__init__()
         self.writes: list[str] = []
+        self.failures = failures
 
     def write(self, text: str) -> int:
+        if self.failures:
+            self.failures -= 1
+            raise ValueError("I/O operation on closed file")
         self.writes.append(text)
         return super().write(text)
+
+
+def wait_for(stream: Stream, text: str) -> None:
+    deadline = time.monotonic() + 5
+    while stream.getvalue() != text:
+        assert time.monotonic() < deadline, f"never written: {text!r}, only {stream.getvalue()!r}"
+        time.sleep(log_setup.FLUSH_SECONDS / 4)
 
 
 @pytest.fixture
@@ -97,14 +109,29 @@ def test_a_warning_is_written_at_once_after_the_lines_before_it(stream: Stream) 
 def test_a_quiet_batch_is_written_soon(stream: Stream) -> None:
     output = LogOutput("text", stream)
     output.write_line("alone")
-    deadline = time.monotonic() + 5
-    while stream.getvalue() != "alone\n":
-        assert time.monotonic() < deadline, "the batch was never written"
-        time.sleep(log_setup.FLUSH_SECONDS / 4)
+    wait_for(stream, "alone\n")
     output.write_line("again")  # a later line is written by the same flusher
-    while stream.getvalue() != "alone\nagain\n":
-        assert time.monotonic() < deadline, "the second batch was never written"
-        time.sleep(log_setup.FLUSH_SECONDS / 4)
+    wait_for(stream, "alone\nagain\n")
+
+
+def test_a_failed_write_loses_its_batch_but_not_later_ones(monkeypatch: pytest.MonkeyPatch) -> None:
+    def report_fails_too(_record: logging.LogRecord) -> None:
+        raise ValueError("I/O operation on closed file")  # stderr is closed: so is the report
+
+    stream = Stream(failures=1)
+    output = LogOutput("text", stream)
+    monkeypatch.setattr(output, "handleError", report_fails_too)
+    output.write_line("lost")
+    time.sleep(log_setup.FLUSH_SECONDS * 3)
+    output.write_line("kept")
+    wait_for(stream, "kept\n")
+
+
+def test_logging_shutdown_writes_the_pending_batch(stream: Stream) -> None:
+    output = LogOutput("text", stream)
+    output.write_line("last words")
+    logging.shutdown([weakref.ref(output)])
+    assert stream.getvalue() == "last words\n"
 
 
 def test_every_write_holds_whole_lines_within_pipe_buf(stream: Stream) -> None:
@@ -147,3 +174,12 @@ def test_the_access_log_makes_records_when_someone_else_reads_them(
     assert record.getMessage() == MESSAGE
     assert record.__dict__["correlation_id"] == "req-1"
     assert stream.getvalue().endswith(f" orgservice.access: {MESSAGE}\n")
+
+
+def test_the_access_log_obeys_the_output_s_level(stream: Stream) -> None:
+    output = LogOutput("text", stream)
+    output.setLevel(logging.WARNING)
+    with sole_root_handler(output):
+        log_fields(logging.getLogger("orgservice.access"), logging.INFO, MESSAGE, FIELDS)
+    output.flush()
+    assert stream.getvalue() == ""
