@@ -62,8 +62,8 @@ class TokenVerifier:
         self._audience = audience
         self._clock = clock
         # Signature checks are the expensive part; a verified token is re-checked only
-        # for expiry until it falls out of the cache.
-        self._decode_cached = functools.lru_cache(maxsize=_CACHED_TOKENS)(self._decode)
+        # for expiry until it falls out of the cache, and its identity is made once.
+        self._verified = functools.lru_cache(maxsize=_CACHED_TOKENS)(self._verify_token)
 
     def verify(self, authorization: str | None) -> Identity:
         """Returns the identity behind an `authorization` metadata value, or raises."""
@@ -72,12 +72,13 @@ class TokenVerifier:
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise Unauthenticated()
-        claims = self._decode_cached(token.strip())
-        if claims["exp"] + LEEWAY_SECONDS < self._clock():
+        expires, identity = self._verified(token.strip())
+        if expires + LEEWAY_SECONDS < self._clock():
             raise Unauthenticated()
-        return identity_from_claims(claims)
+        return identity
 
-    def _decode(self, token: str) -> Mapping[str, Any]:
+    def _verify_token(self, token: str) -> tuple[float, Identity]:
+        """The token's expiry and identity, once its signature and claims are checked."""
         try:
             claims: dict[str, Any] = jwt.decode(
                 token,
@@ -104,7 +105,7 @@ class TokenVerifier:
         # PyJWT also takes a numeric string as `exp`; `verify` compares it as a number.
         if not isinstance(claims["exp"], int | float) or isinstance(claims["exp"], bool):
             raise Unauthenticated()
-        return claims
+        return claims["exp"], identity_from_claims(claims)
 
 
 def identity_from_claims(claims: Mapping[str, Any]) -> Identity:
