@@ -183,3 +183,10 @@ def test_the_access_log_obeys_the_output_s_level(stream: Stream) -> None:
         log_fields(logging.getLogger("orgservice.access"), logging.INFO, MESSAGE, FIELDS)
     output.flush()
     assert stream.getvalue() == ""
+
+
+def test_a_line_the_stream_cannot_encode_never_raises_into_the_caller(stream: Stream) -> None:
+    output = LogOutput("text", stream)
+    output.write_line("lone surrogate \udcff")  # as os.fsdecode makes of a bad byte
+    output.flush()
+    assert stream.getvalue() == "lone surrogate \udcff\n"
