@@ -179,7 +179,7 @@ class Sql:
         return connection
 
     def _begin(self, connection: Connection) -> None:
-        remaining_ms = self._remaining_ms()
+        remaining_ms = max(1, int(self._budget.remaining() * 1000))
         if self._postgresql:
             commands = [
                 f"BEGIN; SET LOCAL statement_timeout = {remaining_ms};"
@@ -197,9 +197,6 @@ class Sql:
             self._raise_translated(error)
             raise
         self._in_transaction = True
-
-    def _remaining_ms(self) -> int:
-        return max(1, int(self._budget.remaining() * 1000))
 
     def _raise_translated(self, error: DBAPIError, *, retry_safe: bool = True) -> None:
         """Raises the domain error for a driver failure we expect (lost or refused

@@ -74,21 +74,18 @@ class LogOutput(logging.StreamHandler):  # type: ignore[type-arg]
     def line(self, logger: str, level: int, message: str, fields: Mapping[str, Any]) -> str:
         """What the formatter makes of a record of `message` with `fields` as extras,
         without the record."""
-        now = time.time()
-        asctime = self._asctime(now)
-        level_name = logging.getLevelName(level)
-        process = multiprocessing.current_process().name
+        attributes = {
+            "asctime": self._asctime(time.time()),
+            "levelname": logging.getLevelName(level),
+            "processName": multiprocessing.current_process().name,
+            "name": logger,
+            "message": message,
+        }
         if self._json:
-            document = {
-                "time": asctime,
-                "level": level_name,
-                "logger": logger,
-                "processName": process,
-                "message": message,
-            }
+            document = {_JSON_NAMES.get(name, name): attributes[name] for name in _JSON_FIELDS}
             document.update(fields)
             return json.dumps(document)
-        return f"{asctime} {level_name} {process} {logger}: {message}"
+        return _TEXT_FORMAT % attributes
 
     def write_line(self, line: str, *, urgent: bool = False) -> None:
         line += self.terminator

@@ -102,15 +102,15 @@ class _MethodSeries:
     def __init__(self, metrics: Metrics, method: str, grpc_type: str) -> None:
         service, _, name = method.lstrip("/").rpartition("/")
         self._labels = (grpc_type, service, name)
-        self._metrics = metrics
         self.started = metrics.started.labels(*self._labels)
         self.handling_seconds = metrics.handling_seconds.labels(*self._labels)
+        self._handled_family = metrics.handled
         self._handled: dict[grpc.StatusCode, Counter] = {}
 
     def handled(self, code: grpc.StatusCode) -> Counter:
         counter = self._handled.get(code)
         if counter is None:
-            counter = self._handled[code] = self._metrics.handled.labels(*self._labels, code.name)
+            counter = self._handled[code] = self._handled_family.labels(*self._labels, code.name)
         return counter
 
 

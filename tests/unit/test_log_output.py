@@ -17,6 +17,7 @@ import pytest
 from orgservice.telemetry import logging as log_setup
 from orgservice.telemetry.logging import LogOutput
 from orgservice.telemetry.logging import log_fields
+from tests.support.processes import poll
 
 FIELDS = {
     "method": "/orgs.v1.OrganizationService/GetOrganization",
@@ -44,10 +45,7 @@ class Stream(io.StringIO):
 
 
 def wait_for(stream: Stream, text: str) -> None:
-    deadline = time.monotonic() + 5
-    while stream.getvalue() != text:
-        assert time.monotonic() < deadline, f"never written: {text!r}, only {stream.getvalue()!r}"
-        time.sleep(log_setup.FLUSH_SECONDS / 4)
+    poll(lambda: stream.getvalue() == text, 5, f"{text!r} to be written")
 
 
 @pytest.fixture
