@@ -19,10 +19,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
-from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC
-from datetime import datetime
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -32,20 +29,21 @@ import psycopg
 from orgs.v1 import organization_service_pb2 as rpc
 from orgs.v1 import organization_service_pb2_grpc as rpc_grpc
 
+from benchmarks.dataset import EPOCH
+from benchmarks.dataset import copy_organizations
+from benchmarks.dataset import copy_rows
+from benchmarks.dataset import copy_users
+from benchmarks.dataset import direct_url
 from benchmarks.processes import Service
 from benchmarks.processes import fresh_postgres_database
 from orgservice import devkeys
 from orgservice.api.page_tokens import PageTokens
 from orgservice.api.page_tokens import request_binding
 from orgservice.domain.models import Cursor
-from orgservice.domain.models import OrganizationSettings
-from orgservice.domain.permissions import BUILT_IN_ROLES
-from orgservice.storage.organization_creation import settings_values
 from orgservice.storage.startup import prepare_database
 
 SECRET = "bench-scale-page-token-secret"  # noqa: S105 (a throwaway for this benchmark)
 DEPTH = 90_000
-EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -57,33 +55,20 @@ class Organization:
 
 def load(url: str, organizations: int, members: int) -> tuple[Organization, Organization]:
     """Writes the data set with COPY; returns the large and the small organization."""
-    direct = url.replace("postgresql+psycopg://", "postgresql://")
     large = Organization(str(uuid.uuid4()), "owner-large", [])
     small = Organization(str(uuid.uuid4()), "owner-small", [])
     sizes = {large.id: members, small.id: 100}
     started = time.monotonic()
-    with psycopg.connect(direct) as connection:
+    with psycopg.connect(direct_url(url)) as connection:
         org_ids = [large.id, small.id, *(str(uuid.uuid4()) for _ in range(organizations - 2))]
-        owner_ids = [str(uuid.uuid4()) for _ in org_ids]
         owner_subjects = [large.owner_subject, small.owner_subject]
         owner_subjects += [f"owner-{index}" for index in range(2, len(org_ids))]
-        _copy_users(connection, zip(owner_ids, owner_subjects, strict=True))
-        _copy_organizations(connection, org_ids, sizes)
-        _copy_roles(connection, org_ids)
-        _copy(
-            connection,
-            "memberships",
-            ("organization_id", "user_id", "role", "create_time", "update_time"),
-            (
-                (org, owner, "owner", EPOCH, EPOCH)
-                for org, owner in zip(org_ids, owner_ids, strict=True)
-            ),
-        )
+        owner_ids = copy_organizations(connection, org_ids, owner_subjects, sizes)
         # The large and the small organization come first: their owners are owner_ids[0, 1].
         for index, (organization, size) in enumerate(((large, members), (small, 100))):
             member_ids = [str(uuid.uuid4()) for _ in range(size - 1)]
-            _copy_users(connection, ((member, f"member-{member}") for member in member_ids))
-            _copy(
+            copy_users(connection, ((member, f"member-{member}") for member in member_ids))
+            copy_rows(
                 connection,
                 "memberships",
                 ("organization_id", "user_id", "role", "create_time", "update_time"),
@@ -96,120 +81,6 @@ def load(url: str, organizations: int, members: int) -> tuple[Organization, Orga
         connection.execute("ANALYZE")
     print(f"loaded {organizations:,} organizations in {time.monotonic() - started:.0f}s")
     return large, small
-
-
-def _copy(
-    connection: psycopg.Connection[Any], table: str, columns: tuple[str, ...], rows: Iterator[Any]
-) -> None:
-    with connection.cursor().copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
-        for row in rows:
-            copy.write_row(row)
-
-
-def _copy_users(connection: psycopg.Connection[Any], users: Iterator[tuple[str, str]]) -> None:
-    _copy(
-        connection,
-        "users",
-        (
-            "id",
-            "subject",
-            "username",
-            "email",
-            "email_verified",
-            "display_name",
-            "create_time",
-            "update_time",
-        ),
-        ((user_id, subject, subject, "", False, "", EPOCH, EPOCH) for user_id, subject in users),
-    )
-
-
-_DEFAULT_SETTINGS = settings_values(OrganizationSettings())
-
-
-def _copy_organizations(
-    connection: psycopg.Connection[Any], org_ids: list[str], sizes: dict[str, int]
-) -> None:
-    _copy(
-        connection,
-        "organization_slugs",
-        ("slug", "organization_id"),
-        ((f"org-{i}", org) for i, org in enumerate(org_ids)),
-    )
-    _copy(
-        connection,
-        "organizations",
-        (
-            "id",
-            "slug",
-            "name",
-            "description",
-            "labels",
-            "personal",
-            "state",
-            "version",
-            "member_count",
-            "workspace_count",
-            "event_seq",
-            *_DEFAULT_SETTINGS,
-            "public_metadata",
-            "private_metadata",
-            "create_time",
-            "update_time",
-        ),
-        (
-            (
-                org,
-                f"org-{i}",
-                f"Org {i}",
-                "",
-                "{}",
-                False,
-                "active",
-                1,
-                sizes.get(org, 1),
-                0,
-                0,
-                *_DEFAULT_SETTINGS.values(),
-                "{}",
-                "{}",
-                EPOCH,
-                EPOCH,
-            )
-            for i, org in enumerate(org_ids)
-        ),
-    )
-
-
-def _copy_roles(connection: psycopg.Connection[Any], org_ids: list[str]) -> None:
-    import json
-
-    _copy(
-        connection,
-        "roles",
-        (
-            "organization_id",
-            "name",
-            "description",
-            "permissions",
-            "built_in",
-            "create_time",
-            "update_time",
-        ),
-        (
-            (
-                org,
-                role.name,
-                role.description,
-                json.dumps(list(role.permissions)),
-                True,
-                EPOCH,
-                EPOCH,
-            )
-            for org in org_ids
-            for role in BUILT_IN_ROLES
-        ),
-    )
 
 
 def measure(calls: dict[str, Callable[[], Any]], rounds: int) -> dict[str, float]:
