@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import string
 import uuid
 from collections.abc import Callable
 
@@ -100,6 +101,15 @@ def test_a_suffix_keeps_the_slug_valid(base: str) -> None:
     slug = with_suffix(base)
     assert valid_slug(slug), slug
     assert slug.startswith(base[:10].rstrip("-"))
+
+
+def test_suffixes_draw_every_character_at_every_position() -> None:
+    suffixes = [with_suffix("x").removeprefix("x-") for _ in range(3000)]
+    assert {len(suffix) for suffix in suffixes} == {5}
+    for position in range(5):
+        assert {suffix[position] for suffix in suffixes} == set(
+            string.ascii_lowercase + "0123456789"
+        )
 
 
 def test_collisions_are_retried_with_distinct_suffixes() -> None:
