@@ -14,6 +14,7 @@ row by row.
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from datetime import timedelta
 from typing import Any
 
@@ -28,6 +29,7 @@ from sqlalchemy import insert
 from sqlalchemy import literal
 from sqlalchemy import literal_column
 from sqlalchemy import select
+from sqlalchemy import text
 from sqlalchemy import true
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -116,19 +118,19 @@ _claimed = (
     .returning(organization_slugs.c.slug)
     .cte("claimed")
 )
-_ORGANIZATION_COLUMNS = [c.name for c in organizations.c]
+# The new row travels as one JSON document, read as an organizations record with the
+# claimed slug set in. PostgreSQL fills the columns by name, so the statement neither
+# lists them nor takes a parameter for each: it stays within what psycopg caches the
+# parsing of (4 KiB, 50 parameters; parsing it again cost about 0.1 ms a create).
 _created = (
-    insert(organizations)
-    .from_select(
-        _ORGANIZATION_COLUMNS,
-        select(
-            *(
-                _claimed.c.slug if name == "slug" else _parameter(organizations, name)
-                for name in _ORGANIZATION_COLUMNS
-            )
-        ).select_from(_claimed),
+    text(
+        "INSERT INTO organizations SELECT new.* FROM claimed,"
+        " jsonb_populate_record(NULL::organizations, CAST(:organization AS JSONB)"
+        " || jsonb_build_object('slug', claimed.slug)) AS new"
+        " RETURNING id, slug, create_time, event_seq"
     )
-    .returning(
+    .bindparams(bindparam("organization", type_=Text))
+    .columns(
         organizations.c.id,
         organizations.c.slug,
         organizations.c.create_time,
@@ -274,7 +276,7 @@ _CREATE_IN_ONE_STATEMENT = select(
     # Caches and change feeds hear of the new organization (in a transaction that
     # also notifies on COMMIT, PostgreSQL delivers the same notification once).
     select(func.pg_notify(NOTIFY_CHANNEL, _created.c.id)).scalar_subquery().label("notified"),
-).add_cte(_roles, _owner_terms, _workspace, _first_event)
+).add_cte(_claimed, _created, _roles, _owner_terms, _workspace, _first_event)
 
 
 def create_organization(
@@ -348,10 +350,11 @@ def _create_in_one_statement(
     owner = new.owner_user_id
     profile = new.owner_profile or search.locked_profile(owner)
     parameters = {
-        **values,
+        "id": new.id,
+        # Numbered 1 here: the first event is inserted with it.
+        "organization": json.dumps({**values, "event_seq": 1}, default=_json_value),
         "slugs": json.dumps(new.slugs),
         "built_in_roles": _BUILT_IN_ROLES,
-        "event_seq": 1,
         "owner_user_id": owner,
         "workspace_id": new.workspace_id,
         "workspace_slug": new.workspace_slug,
@@ -381,6 +384,15 @@ def _create_in_one_statement(
         held, claimed = run(profile)
         assert held, "a profile this transaction locked cannot have changed"
     return claimed
+
+
+def _json_value(value: object) -> str:
+    """Times and durations as PostgreSQL reads them from text."""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, timedelta):
+        return f"{value.total_seconds()} seconds"
+    raise TypeError(f"no JSON form for {type(value).__name__}")
 
 
 def _organization_values(new: NewOrganization) -> dict[str, Any]:
