@@ -13,7 +13,6 @@ import contextvars
 import inspect
 import logging
 import re
-import secrets
 import time
 from collections.abc import AsyncIterator
 from collections.abc import Awaitable
@@ -32,6 +31,7 @@ from orgservice.domain.errors import DomainError
 from orgservice.domain.errors import ShuttingDown
 from orgservice.domain.errors import TooManyRequests
 from orgservice.domain.models import Identity
+from orgservice.domain.randomness import random_bytes
 from orgservice.telemetry.logging import log_fields
 
 log = logging.getLogger("orgservice.access")
@@ -168,7 +168,7 @@ class OutcomeInterceptor(aio.ServerInterceptor):
         def start() -> tuple[CallRecord, contextvars.Token[CallRecord], float]:
             requested_id = str(metadata.get("x-request-id", ""))
             correlation_id = (
-                requested_id if _CORRELATION_ID.fullmatch(requested_id) else secrets.token_hex(16)
+                requested_id if _CORRELATION_ID.fullmatch(requested_id) else random_bytes(16).hex()
             )
             record = CallRecord(method, correlation_id, streaming, trace_id=trace_id())
             observe(method, grpc_type, None, 0.0)

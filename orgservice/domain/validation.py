@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import math
 import re
-import secrets
 import string
 import unicodedata
-import uuid
 from collections.abc import Iterator
 from collections.abc import Mapping
 from collections.abc import Sequence
@@ -24,6 +22,8 @@ import idna
 from orgservice.domain.errors import Violations
 from orgservice.domain.errors import invalid
 from orgservice.domain.errors import quoted
+from orgservice.domain.randomness import random_below
+from orgservice.domain.randomness import random_uuid
 
 # Use with fullmatch: `match` lets "$" match before a trailing newline.
 SLUG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
@@ -190,7 +190,7 @@ def check_count(
 
 
 def new_id() -> str:
-    return str(uuid.uuid4())
+    return random_uuid()
 
 
 def slugify(text: str) -> str:
@@ -209,8 +209,8 @@ def slugify(text: str) -> str:
 
 def with_suffix(slug: str) -> str:
     """Appends a short random suffix, trimming the base so the result stays a valid slug."""
-    # One draw for the whole suffix: a draw per character cost a system call each.
-    number = secrets.randbelow(_SUFFIXES)
+    # One draw for the whole suffix.
+    number = random_below(_SUFFIXES)
     characters = []
     for _ in range(_SUFFIX_LENGTH):
         number, index = divmod(number, len(_SUFFIX_ALPHABET))
