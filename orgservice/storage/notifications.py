@@ -8,9 +8,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from typing import Any
 
 import psycopg
-from psycopg import pq
 from sqlalchemy import make_url
 
 from orgservice.storage.database import create_database_engine
@@ -38,7 +38,6 @@ class ChangeListener:
 
     async def run(self) -> None:
         connected_before = False
-        changed = self._changed
         while True:
             try:
                 connection = await psycopg.AsyncConnection.connect(**self._kwargs, autocommit=True)
@@ -48,13 +47,15 @@ class ChangeListener:
                 continue
             try:
                 # Notifications psycopg reads while LISTEN runs come through its handler.
-                connection.add_notify_handler(lambda notification: changed(notification.payload))
+                connection.add_notify_handler(
+                    lambda notification: self._report(notification.payload)
+                )
                 await connection.execute(f"LISTEN {NOTIFY_CHANNEL}")
                 if connected_before:
                     # Notifications sent while the connection was down are lost.
                     self._lost()
                 connected_before = True
-                await _receive(connection.pgconn, changed)
+                await _receive(connection, self._report)
             except psycopg.Error as error:
                 log.info(
                     "stopped listening for changes on %s (%s); reconnecting", self._where, error
@@ -64,27 +65,41 @@ class ChangeListener:
                 await connection.close()
             await asyncio.sleep(_RETRY_SECONDS)
 
+    def _report(self, organization_id: str) -> None:
+        """A change that could not be handled counts as a lost notification (caches drop
+        everything), and the listening goes on."""
+        try:
+            self._changed(organization_id)
+        except Exception:
+            log.exception("could not handle the change of organization %s", organization_id)
+            self._lost()
 
-async def _receive(pgconn: pq.abc.PGconn, changed: Callable[[str], None]) -> None:
+
+async def _receive(connection: psycopg.AsyncConnection[Any], report: Callable[[str], None]) -> None:
     """Reports each notification as the socket brings it, until the connection fails.
     The loop keeps one reader on the socket: psycopg's `notifies()` registers and drops
     a reader per wait, which cost about 40 us more per notification, and every process
     hears every change."""
+    pgconn = connection.pgconn
+    encoding = connection.info.encoding
     loop = asyncio.get_running_loop()
     failed: asyncio.Future[None] = loop.create_future()
+    socket = pgconn.socket
 
     def readable() -> None:
         try:
             pgconn.consume_input()
             while (notification := pgconn.notifies()) is not None:
-                changed(notification.extra.decode())
+                report(notification.extra.decode(encoding))
         except psycopg.Error as error:
+            # libpq has closed the socket: its number may soon belong to another one.
+            loop.remove_reader(socket)
             if not failed.done():
                 failed.set_exception(error)
 
-    socket = pgconn.socket
     loop.add_reader(socket, readable)
     try:
         await failed
     finally:
-        loop.remove_reader(socket)
+        if not failed.done():  # cancelled while listening
+            loop.remove_reader(socket)

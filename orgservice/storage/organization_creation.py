@@ -121,12 +121,14 @@ _claimed = (
 # The new row travels as one JSON document, read as an organizations record with the
 # claimed slug set in. PostgreSQL fills the columns by name, so the statement neither
 # lists them nor takes a parameter for each: it stays within what psycopg caches the
-# parsing of (4 KiB, 50 parameters; parsing it again cost about 0.1 ms a create).
+# parsing of (4 KiB, 50 parameters; parsing it again cost about 0.1 ms a create). A key
+# the document lacks would be NULL, not the column's default: the document names every
+# column (tested). `claimed` is named in the text, so the statement adds that CTE first.
 _created = (
     text(
-        "INSERT INTO organizations SELECT new.* FROM claimed,"
+        "INSERT INTO organizations SELECT given.* FROM claimed,"
         " jsonb_populate_record(NULL::organizations, CAST(:organization AS JSONB)"
-        " || jsonb_build_object('slug', claimed.slug)) AS new"
+        " || jsonb_build_object('slug', claimed.slug)) AS given"
         " RETURNING id, slug, create_time, event_seq"
     )
     .bindparams(bindparam("organization", type_=Text))
@@ -350,9 +352,11 @@ def _create_in_one_statement(
     owner = new.owner_user_id
     profile = new.owner_profile or search.locked_profile(owner)
     parameters = {
-        "id": new.id,
+        "id": new.id,  # for the slug claim; the document holds it too
         # Numbered 1 here: the first event is inserted with it.
-        "organization": json.dumps({**values, "event_seq": 1}, default=_json_value),
+        "organization": json.dumps(
+            {**values, "event_seq": 1}, default=_json_value, ensure_ascii=False
+        ),
         "slugs": json.dumps(new.slugs),
         "built_in_roles": _BUILT_IN_ROLES,
         "owner_user_id": owner,
@@ -387,11 +391,10 @@ def _create_in_one_statement(
 
 
 def _json_value(value: object) -> str:
-    """Times and durations as PostgreSQL reads them from text."""
+    """Times as PostgreSQL reads them from text (a new organization has no other
+    value JSON lacks: its invitation TTL is unset)."""
     if isinstance(value, datetime):
         return value.isoformat()
-    if isinstance(value, timedelta):
-        return f"{value.total_seconds()} seconds"
     raise TypeError(f"no JSON form for {type(value).__name__}")
 
 

@@ -1,5 +1,6 @@
-"""The change listener: it hears every notification, and when its connection is lost it
-says so (caches then drop everything they hold) and listens again."""
+"""The change listener: it hears every notification, and when its connection is lost or
+a change cannot be handled it says so (caches then drop everything they hold) and
+listens on."""
 
 from __future__ import annotations
 
@@ -42,8 +43,14 @@ def test_listener_hears_every_change_and_listens_again_after_losing_its_connecti
         async def scenario() -> None:
             heard: asyncio.Queue[str] = asyncio.Queue()
             losses = asyncio.Queue[None]()
+
+            def changed(organization_id: str) -> None:
+                if organization_id == "unhandled":
+                    raise RuntimeError("a consumer failed")
+                heard.put_nowait(organization_id)
+
             listener = ChangeListener(
-                direct_url_for(url), changed=heard.put_nowait, lost=lambda: losses.put_nowait(None)
+                direct_url_for(url), changed=changed, lost=lambda: losses.put_nowait(None)
             )
             listening = asyncio.create_task(listener.run())
             try:
@@ -62,6 +69,12 @@ def test_listener_hears_every_change_and_listens_again_after_losing_its_connecti
                                 received.append(payload)
                     assert received == burst
                     assert losses.empty()
+
+                    # A change its consumer fails on counts as lost; the listening goes on.
+                    await sender.execute("SELECT pg_notify(%s, 'unhandled')", (NOTIFY_CHANNEL,))
+                    async with asyncio.timeout(_WAIT_SECONDS):
+                        await losses.get()
+                    await _notify_until_heard(sender, heard, "still listening")
 
                     await sender.execute(
                         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"

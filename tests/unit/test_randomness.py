@@ -59,10 +59,12 @@ def test_a_forked_child_draws_other_bytes_than_its_parent() -> None:
     random_bytes(1)  # the parent holds a page the child would otherwise share
     read_end, write_end = os.pipe()
     child = os.fork()
-    if child == 0:
-        os.close(read_end)
-        os.write(write_end, random_bytes(32))
-        os._exit(0)
+    if child == 0:  # never returns into pytest, whatever happens
+        try:
+            os.close(read_end)
+            os.write(write_end, random_bytes(32))
+        finally:
+            os._exit(0)
     os.close(write_end)
     with os.fdopen(read_end, "rb") as pipe:
         from_child = pipe.read()
