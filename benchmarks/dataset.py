@@ -23,6 +23,7 @@ from orgservice.domain.models import OrganizationSettings
 from orgservice.domain.permissions import BUILT_IN_ROLES
 from orgservice.storage.organization_creation import settings_values
 from orgservice.storage.startup import prepare_database
+from orgservice.storage.tables import roles
 
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 _DEFAULT_SETTINGS = settings_values(OrganizationSettings())
@@ -107,15 +108,7 @@ def copy_organizations(
     copy_rows(
         connection,
         "roles",
-        (
-            "organization_id",
-            "name",
-            "description",
-            "permissions",
-            "built_in",
-            "create_time",
-            "update_time",
-        ),
+        tuple(roles.c.keys()),  # every column, in the table's order
         (
             (
                 org,
