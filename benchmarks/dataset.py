@@ -24,21 +24,17 @@ from orgservice.domain.permissions import BUILT_IN_ROLES
 from orgservice.storage.organization_creation import settings_values
 from orgservice.storage.startup import prepare_database
 from orgservice.storage.tables import roles
+from tests.support.pgbouncer import direct_conninfo
 
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 _DEFAULT_SETTINGS = settings_values(OrganizationSettings())
-
-
-def direct_url(url: str) -> str:
-    """psycopg's form of a SQLAlchemy PostgreSQL URL."""
-    return url.replace("postgresql+psycopg://", "postgresql://")
 
 
 def seed(url: str, organizations: int) -> None:
     """Migrates the database at `url`, writes `organizations` organizations (each with
     its own owner) and analyzes every table."""
     prepare_database(url)
-    with psycopg.connect(direct_url(url)) as connection:
+    with psycopg.connect(direct_conninfo(url)) as connection:
         org_ids = [str(uuid.uuid4()) for _ in range(organizations)]
         subjects = [f"seed-owner-{index}" for index in range(organizations)]
         copy_organizations(connection, org_ids, subjects, {})

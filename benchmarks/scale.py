@@ -33,7 +33,6 @@ from benchmarks.dataset import EPOCH
 from benchmarks.dataset import copy_organizations
 from benchmarks.dataset import copy_rows
 from benchmarks.dataset import copy_users
-from benchmarks.dataset import direct_url
 from benchmarks.processes import Service
 from benchmarks.processes import fresh_postgres_database
 from orgservice import devkeys
@@ -41,6 +40,7 @@ from orgservice.api.page_tokens import PageTokens
 from orgservice.api.page_tokens import request_binding
 from orgservice.domain.models import Cursor
 from orgservice.storage.startup import prepare_database
+from tests.support.pgbouncer import direct_conninfo
 
 SECRET = "bench-scale-page-token-secret"  # noqa: S105 (a throwaway for this benchmark)
 DEPTH = 90_000
@@ -59,7 +59,7 @@ def load(url: str, organizations: int, members: int) -> tuple[Organization, Orga
     small = Organization(str(uuid.uuid4()), "owner-small", [])
     sizes = {large.id: members, small.id: 100}
     started = time.monotonic()
-    with psycopg.connect(direct_url(url)) as connection:
+    with psycopg.connect(direct_conninfo(url)) as connection:
         org_ids = [large.id, small.id, *(str(uuid.uuid4()) for _ in range(organizations - 2))]
         owner_subjects = [large.owner_subject, small.owner_subject]
         owner_subjects += [f"owner-{index}" for index in range(2, len(org_ids))]

@@ -12,16 +12,17 @@ from __future__ import annotations
 
 import os
 import threading
-import uuid
 
 _PAGE_BYTES = 4096
 
 
 class _RandomPages:
+    _lock: threading.Lock
+    _page: bytes
+    _offset: int
+
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._page = b""
-        self._offset = 0
+        self.forget()
 
     def take(self, count: int) -> bytes:
         with self._lock:
@@ -33,7 +34,7 @@ class _RandomPages:
             return self._page[start : self._offset]
 
     def forget(self) -> None:
-        """A forked child must not draw what its parent draws next."""
+        """Starts afresh: a forked child must not draw what its parent draws next."""
         self._lock = threading.Lock()
         self._page = b""
         self._offset = 0
@@ -45,11 +46,6 @@ os.register_at_fork(after_in_child=_pages.forget)
 
 def random_bytes(count: int) -> bytes:
     return _pages.take(count)
-
-
-def random_uuid() -> str:
-    """A random (version 4) UUID in its canonical text form."""
-    return str(uuid.UUID(bytes=random_bytes(16), version=4))
 
 
 def random_below(limit: int) -> int:

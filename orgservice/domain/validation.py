@@ -12,6 +12,7 @@ import math
 import re
 import string
 import unicodedata
+import uuid
 from collections.abc import Iterator
 from collections.abc import Mapping
 from collections.abc import Sequence
@@ -23,7 +24,7 @@ from orgservice.domain.errors import Violations
 from orgservice.domain.errors import invalid
 from orgservice.domain.errors import quoted
 from orgservice.domain.randomness import random_below
-from orgservice.domain.randomness import random_uuid
+from orgservice.domain.randomness import random_bytes
 
 # Use with fullmatch: `match` lets "$" match before a trailing newline.
 SLUG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
@@ -190,7 +191,8 @@ def check_count(
 
 
 def new_id() -> str:
-    return random_uuid()
+    """A random (version 4) UUID in its canonical text form."""
+    return str(uuid.UUID(bytes=random_bytes(16), version=4))
 
 
 def slugify(text: str) -> str:

@@ -355,7 +355,7 @@ def _create_in_one_statement(
         "id": new.id,  # for the slug claim; the document holds it too
         # Numbered 1 here: the first event is inserted with it.
         "organization": json.dumps(
-            {**values, "event_seq": 1}, default=_json_value, ensure_ascii=False
+            {**values, "event_seq": 1}, default=datetime.isoformat, ensure_ascii=False
         ),
         "slugs": json.dumps(new.slugs),
         "built_in_roles": _BUILT_IN_ROLES,
@@ -388,14 +388,6 @@ def _create_in_one_statement(
         held, claimed = run(profile)
         assert held, "a profile this transaction locked cannot have changed"
     return claimed
-
-
-def _json_value(value: object) -> str:
-    """Times as PostgreSQL reads them from text (a new organization has no other
-    value JSON lacks: its invitation TTL is unset)."""
-    if isinstance(value, datetime):
-        return value.isoformat()
-    raise TypeError(f"no JSON form for {type(value).__name__}")
 
 
 def _organization_values(new: NewOrganization) -> dict[str, Any]:

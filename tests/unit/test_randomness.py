@@ -12,14 +12,14 @@ import pytest
 
 from orgservice.domain.randomness import random_below
 from orgservice.domain.randomness import random_bytes
-from orgservice.domain.randomness import random_uuid
+from orgservice.domain.validation import new_id
 
 
 def test_uuids_are_version_4_and_distinct_across_pages_and_threads() -> None:
     drawn: list[str] = []
 
     def draw() -> None:
-        drawn.extend(random_uuid() for _ in range(2_000))  # several 4 KiB pages each
+        drawn.extend(new_id() for _ in range(2_000))  # several 4 KiB pages each
 
     threads = [threading.Thread(target=draw) for _ in range(4)]
     for thread in threads:
