@@ -38,9 +38,10 @@ from orgservice.api.auth import static_key
 from orgservice.api.dispatch import Dispatcher
 from orgservice.api.feed_cursors import FeedCursors
 from orgservice.api.feed_hub import FeedHub
-from orgservice.api.interceptors import AdmissionInterceptor
-from orgservice.api.interceptors import AuthInterceptor
-from orgservice.api.interceptors import OutcomeInterceptor
+from orgservice.api.interceptors import Admission
+from orgservice.api.interceptors import CallGuard
+from orgservice.api.interceptors import Outcome
+from orgservice.api.interceptors import PublicMethodsInterceptor
 from orgservice.api.interceptors import is_public
 from orgservice.api.page_tokens import PageTokens
 from orgservice.api.rpc_base import Feed
@@ -190,8 +191,16 @@ class OrgServer:
             personal_organizations=settings.personal_organizations,
         )
         self._services = services
+        outcome = Outcome(
+            metrics.observe_call if metrics else no_metrics,
+            current_trace_id if self.tracing.enabled else str,
+        )
+        self.admission = Admission(settings.max_concurrent_rpcs, settings.max_streams)
         self.dispatcher = Dispatcher(
-            services, threads=settings.threads, max_call_seconds=settings.max_call_seconds
+            services,
+            CallGuard(outcome, self.admission, verifier),
+            threads=settings.threads,
+            max_call_seconds=settings.max_call_seconds,
         )
         # Notifications need a direct PostgreSQL connection (SQLite has none).
         self._listen_url = settings.listen_url if is_postgresql(settings.listen_url) else ""
@@ -202,15 +211,9 @@ class OrgServer:
             ),
         )
         self.database.on_commit = self.feed_hub.changed
-        self.admission = AdmissionInterceptor(settings.max_concurrent_rpcs, settings.max_streams)
         self._interceptors: list[aio.ServerInterceptor] = [
             *self.tracing.server_interceptors(untraced=is_public),
-            OutcomeInterceptor(
-                metrics.observe_call if metrics else no_metrics,
-                current_trace_id if self.tracing.enabled else str,
-            ),
-            self.admission,
-            AuthInterceptor(verifier),
+            PublicMethodsInterceptor(outcome),
         ]
         secret = settings.page_token_secret.encode()
         self._servicer = OrganizationServicer(

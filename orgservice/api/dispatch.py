@@ -38,6 +38,7 @@ from google.protobuf.message import DecodeError
 from google.protobuf.message import Message
 from grpc import aio
 
+from orgservice.api.interceptors import CallGuard
 from orgservice.api.interceptors import current_identity
 from orgservice.api.interceptors import note_user
 from orgservice.api.streams import Stream
@@ -149,8 +150,11 @@ class Gates:
 
 
 class Dispatcher:
-    def __init__(self, services: Services, *, threads: int, max_call_seconds: float) -> None:
+    def __init__(
+        self, services: Services, guard: CallGuard, *, threads: int, max_call_seconds: float
+    ) -> None:
         self._services = services
+        self._guard = guard
         self._max_call_seconds = max_call_seconds
         self.executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="rpc")
         self._gates = Gates()
@@ -165,20 +169,21 @@ class Dispatcher:
         same names; a method the servicer lacks is an error at start-up."""
         handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
         for descriptor in service.methods:
-            handlers[descriptor.name] = self._handler(descriptor, servicer)
+            handlers[descriptor.name] = self._handler(service, descriptor, servicer)
         return grpc.method_handlers_generic_handler(service.full_name, handlers)
 
     def _handler(
-        self, descriptor: MethodDescriptor, servicer: object
+        self, service: ServiceDescriptor, descriptor: MethodDescriptor, servicer: object
     ) -> grpc.RpcMethodHandler[Any, Any]:
         method = getattr(servicer, descriptor.name, None)
         if method is None:
             raise TypeError(f"the servicer implements no {descriptor.full_name}")
         request_type = _message_class(descriptor.input_type)
         serialize = _message_class(descriptor.output_type).SerializeToString
+        full_name = f"/{service.full_name}/{descriptor.name}"
         if descriptor.server_streaming:
             return grpc.unary_stream_rpc_method_handler(
-                functools.partial(self.stream, method),
+                self._guard.stream(full_name, functools.partial(self.stream, method)),
                 request_deserializer=safe_deserializer(request_type),
                 response_serializer=serialize,
             )
@@ -198,7 +203,7 @@ class Dispatcher:
             return await self.run(rpc, request, context)
 
         return grpc.unary_unary_rpc_method_handler(
-            unary,
+            self._guard.unary(full_name, unary),
             request_deserializer=safe_deserializer(request_type),
             response_serializer=serialize,
         )

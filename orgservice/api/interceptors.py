@@ -1,9 +1,9 @@
-"""Server interceptors, outermost first: call outcome (error mapping, access log,
+"""What surrounds every call, outermost first: its outcome (error mapping, access log,
 metrics), admission (overload and shutdown), authentication.
 
-Each wraps the behaviour of unary and server-streaming handlers alike. Health checks and
-server reflection pass every interceptor without a token, are never refused, and are
-logged at DEBUG only.
+`CallGuard` wraps the service's unary and server-streaming methods alike, once, when the
+dispatcher builds their handlers. Health checks and server reflection need no token and
+are never refused: `PublicMethodsInterceptor` reports their outcome, logged at DEBUG only.
 """
 
 from __future__ import annotations
@@ -94,52 +94,7 @@ def is_public(method: str) -> bool:
     return method.startswith(PUBLIC_METHOD_PREFIXES)
 
 
-def wrap_handler(
-    handler: grpc.RpcMethodHandler[Any, Any] | None,
-    method: str,
-    before: Callable[[str, aio.ServicerContext[Any, Any], bool], Awaitable[Callable[[], None]]],
-) -> grpc.RpcMethodHandler[Any, Any] | None:
-    """The handler with `before(method, context, streaming)` awaited ahead of its
-    behaviour; what `before` returns runs when the call ends, however it ends."""
-    if handler is None:
-        return None
-    if handler.unary_unary is not None:
-        unary: Unary = handler.unary_unary  # type: ignore[assignment]
-
-        async def unary_behavior(request: Any, context: aio.ServicerContext[Any, Any]) -> Any:
-            after = await before(method, context, False)
-            try:
-                return await unary(request, context)
-            finally:
-                after()
-
-        return grpc.unary_unary_rpc_method_handler(
-            unary_behavior,
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
-    if handler.unary_stream is not None:
-        streaming: Streaming = handler.unary_stream  # type: ignore[assignment]
-
-        async def stream_behavior(
-            request: Any, context: aio.ServicerContext[Any, Any]
-        ) -> AsyncIterator[Any]:
-            after = await before(method, context, True)
-            try:
-                async for response in streaming(request, context):
-                    yield response
-            finally:
-                after()
-
-        return grpc.unary_stream_rpc_method_handler(
-            stream_behavior,
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
-    raise TypeError(f"{method}: only unary and server-streaming RPCs are served")
-
-
-class OutcomeInterceptor(aio.ServerInterceptor):
+class Outcome:
     """Turns exceptions into statuses (DomainErrors by the error table, anything else
     into INTERNAL with the correlation id), and reports every call's outcome: one access
     log line and the metrics."""
@@ -153,20 +108,65 @@ class OutcomeInterceptor(aio.ServerInterceptor):
         self._observe = observe
         self._trace_id = trace_id
 
-    async def intercept_service(
-        self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
-    ) -> grpc.RpcMethodHandler[Any, Any] | None:
-        method = handler_call_details.method
-        handler = await continuation(handler_call_details)
-        if handler is None:
-            return None
-        metadata = dict(handler_call_details.invocation_metadata or ())
-        streaming = handler.request_streaming or handler.response_streaming
-        grpc_type = _GRPC_TYPES[handler.request_streaming, handler.response_streaming]
-        observe, trace_id = self._observe, self._trace_id
+    def unary(self, method: str, behavior: Unary, *, grpc_type: str = "unary") -> Unary:
+        """A unary call, or a stream that writes with context.write() instead of
+        yielding (grpc's health Watch): one coroutine either way."""
+        start, finish = self._reporting(method, grpc_type)
 
-        def start() -> tuple[CallRecord, contextvars.Token[CallRecord], float]:
-            requested_id = str(metadata.get("x-request-id", ""))
+        async def observed(request: Any, context: aio.ServicerContext[Any, Any]) -> Any:
+            record, token, started = start(context)
+            code = grpc.StatusCode.OK
+            try:
+                return await behavior(request, context)
+            except BaseException as error:
+                code = grpc.StatusCode.CANCELLED  # what _abort leaves when it re-raises
+                code = await _abort(error, context, record)
+            finally:
+                finish(record, started, code)
+                _restore(_call, token)
+
+        return observed
+
+    def stream(
+        self, method: str, behavior: Streaming, *, grpc_type: str = "server_stream"
+    ) -> Streaming:
+        """A stream that yields its responses."""
+        start, finish = self._reporting(method, grpc_type)
+
+        async def observed(
+            request: Any, context: aio.ServicerContext[Any, Any]
+        ) -> AsyncIterator[Any]:
+            record, token, started = start(context)
+            code = grpc.StatusCode.OK
+            try:
+                async for response in behavior(request, context):
+                    yield response
+            except BaseException as error:
+                code = grpc.StatusCode.CANCELLED  # what _abort leaves when it re-raises
+                code = await _abort(error, context, record)
+            finally:
+                finish(record, started, code)
+                _restore(_call, token)
+
+        return observed
+
+    def _reporting(
+        self, method: str, grpc_type: str
+    ) -> tuple[
+        Callable[
+            [aio.ServicerContext[Any, Any]], tuple[CallRecord, contextvars.Token[CallRecord], float]
+        ],
+        Callable[[CallRecord, float, grpc.StatusCode], None],
+    ]:
+        """What a call of `method` does when it starts and when it ends."""
+        observe, trace_id = self._observe, self._trace_id
+        streaming = grpc_type != "unary"
+        level = logging.DEBUG if is_public(method) else logging.INFO
+
+        def start(
+            context: aio.ServicerContext[Any, Any],
+        ) -> tuple[CallRecord, contextvars.Token[CallRecord], float]:
+            requested_id = _metadata_value(context, "x-request-id") or ""
             correlation_id = (
                 requested_id if _CORRELATION_ID.fullmatch(requested_id) else random_bytes(16).hex()
             )
@@ -177,76 +177,10 @@ class OutcomeInterceptor(aio.ServerInterceptor):
         def finish(record: CallRecord, started: float, code: grpc.StatusCode) -> None:
             elapsed = time.perf_counter() - started
             observe(method, grpc_type, code, elapsed)
-            level = logging.DEBUG if is_public(method) else logging.INFO
             if log.isEnabledFor(level):
                 _log_access(level, method, code, elapsed, record)
 
-        def observed(behavior: Unary) -> Unary:
-            """A unary call, or a stream that writes with context.write() instead of
-            yielding (grpc's health Watch): one coroutine either way."""
-
-            async def coroutine_behavior(
-                request: Any, context: aio.ServicerContext[Any, Any]
-            ) -> Any:
-                record, token, started = start()
-                code = grpc.StatusCode.OK
-                try:
-                    return await behavior(request, context)
-                except BaseException as error:
-                    code = grpc.StatusCode.CANCELLED  # what _abort leaves when it re-raises
-                    code = await _abort(error, context, record)
-                finally:
-                    finish(record, started, code)
-                    _restore(_call, token)
-
-            return coroutine_behavior
-
-        def observed_stream(behavior: Streaming) -> Streaming:
-            """A stream that yields its responses."""
-
-            async def stream_behavior(
-                request: Any, context: aio.ServicerContext[Any, Any]
-            ) -> AsyncIterator[Any]:
-                record, token, started = start()
-                code = grpc.StatusCode.OK
-                try:
-                    async for response in behavior(request, context):
-                        yield response
-                except BaseException as error:
-                    code = grpc.StatusCode.CANCELLED  # what _abort leaves when it re-raises
-                    code = await _abort(error, context, record)
-                finally:
-                    finish(record, started, code)
-                    _restore(_call, token)
-
-            return stream_behavior
-
-        if handler.unary_unary is not None:
-            return grpc.unary_unary_rpc_method_handler(
-                observed(handler.unary_unary),  # type: ignore[arg-type]
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        # A request stream (server reflection's) passes through like a request.
-        behavior: Any = handler.unary_stream or handler.stream_stream
-        if behavior is None:
-            return handler  # client streaming: no such method is served
-        wrapped = (
-            observed(behavior)
-            if inspect.iscoroutinefunction(behavior)
-            else observed_stream(behavior)
-        )
-        if handler.unary_stream is not None:
-            return grpc.unary_stream_rpc_method_handler(
-                wrapped,
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        return grpc.stream_stream_rpc_method_handler(
-            wrapped,
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
+        return start, finish
 
 
 def _log_access(
@@ -295,7 +229,7 @@ async def _abort(
     return status.code
 
 
-class AdmissionInterceptor(aio.ServerInterceptor):
+class Admission:
     """At most `max_unary` unary calls and `max_streams` streams at once per process;
     beyond either, RESOURCE_EXHAUSTED at once instead of a queue. While the server shuts
     down, every new call is refused with UNAVAILABLE (health checks excepted)."""
@@ -308,51 +242,106 @@ class AdmissionInterceptor(aio.ServerInterceptor):
     def in_flight(self, *, streaming: bool = False) -> int:
         return self._in_flight[streaming]
 
-    async def intercept_service(
-        self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
-    ) -> grpc.RpcMethodHandler[Any, Any] | None:
-        handler = await continuation(handler_call_details)
-        method = handler_call_details.method
-        if is_public(method):
-            return handler
-        return wrap_handler(handler, method, self._admit)
-
-    async def _admit(
-        self, _method: str, _context: aio.ServicerContext[Any, Any], streaming: bool
-    ) -> Callable[[], None]:
+    def admit(self, *, streaming: bool) -> None:
+        """Counts the call in, or refuses it; a call admitted must be `release()`d."""
         if self.draining:
             raise ShuttingDown()
         if self._in_flight[streaming] >= self._limits[streaming]:
             raise TooManyRequests("too many open streams; retry with backoff" if streaming else "")
         self._in_flight[streaming] += 1
 
-        def release() -> None:
-            self._in_flight[streaming] -= 1
-
-        return release
+    def release(self, *, streaming: bool) -> None:
+        self._in_flight[streaming] -= 1
 
 
-class AuthInterceptor(aio.ServerInterceptor):
-    """Requires a valid bearer token on every method but health and reflection."""
+class CallGuard:
+    """What every call of the service goes through, outermost first: its outcome
+    (status, access log, metrics), admission, then authentication (a valid bearer token).
 
-    def __init__(self, verifier: TokenVerifier) -> None:
+    The guard wraps each method's behaviour once, when the handlers are built: grpc's
+    server interceptors would build new handlers on every call."""
+
+    def __init__(self, outcome: Outcome, admission: Admission, verifier: TokenVerifier) -> None:
+        self._outcome = outcome
+        self._admission = admission
         self._verifier = verifier
+
+    def unary(self, method: str, behavior: Unary) -> Unary:
+        admission, verify = self._admission, self._verifier.verify
+
+        async def guarded(request: Any, context: aio.ServicerContext[Any, Any]) -> Any:
+            admission.admit(streaming=False)
+            try:
+                token = _identity.set(verify(_metadata_value(context, "authorization")))
+                try:
+                    return await behavior(request, context)
+                finally:
+                    _restore(_identity, token)
+            finally:
+                admission.release(streaming=False)
+
+        return self._outcome.unary(method, guarded)
+
+    def stream(self, method: str, behavior: Streaming) -> Streaming:
+        admission, verify = self._admission, self._verifier.verify
+
+        async def guarded(
+            request: Any, context: aio.ServicerContext[Any, Any]
+        ) -> AsyncIterator[Any]:
+            admission.admit(streaming=True)
+            try:
+                token = _identity.set(verify(_metadata_value(context, "authorization")))
+                try:
+                    async for response in behavior(request, context):
+                        yield response
+                finally:
+                    _restore(_identity, token)
+            finally:
+                admission.release(streaming=True)
+
+        return self._outcome.stream(method, guarded)
+
+
+class PublicMethodsInterceptor(aio.ServerInterceptor):
+    """Reports the outcome of health checks and server reflection (at DEBUG): they need
+    no token and are never refused. Every other call passes through untouched."""
+
+    def __init__(self, outcome: Outcome) -> None:
+        self._outcome = outcome
 
     async def intercept_service(
         self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
     ) -> grpc.RpcMethodHandler[Any, Any] | None:
         handler = await continuation(handler_call_details)
         method = handler_call_details.method
-        if is_public(method):
+        if handler is None or not is_public(method):
             return handler
-        metadata = handler_call_details.invocation_metadata or ()
-        authorization = next((str(v) for k, v in metadata if k == "authorization"), None)
-        verifier = self._verifier
+        outcome = self._outcome
+        if handler.unary_unary is not None:
+            return grpc.unary_unary_rpc_method_handler(
+                outcome.unary(method, handler.unary_unary),  # type: ignore[arg-type]
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        # Health's Watch writes with context.write(); reflection streams requests.
+        behavior: Any = handler.unary_stream or handler.stream_stream
+        grpc_type = _GRPC_TYPES[handler.request_streaming, handler.response_streaming]
+        wrapped = (
+            outcome.unary(method, behavior, grpc_type=grpc_type)
+            if inspect.iscoroutinefunction(behavior)
+            else outcome.stream(method, behavior, grpc_type=grpc_type)
+        )
+        make = (
+            grpc.unary_stream_rpc_method_handler
+            if handler.unary_stream is not None
+            else grpc.stream_stream_rpc_method_handler
+        )
+        return make(
+            wrapped,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
 
-        async def authenticate(
-            _method: str, _context: aio.ServicerContext[Any, Any], _streaming: bool
-        ) -> Callable[[], None]:
-            token = _identity.set(verifier.verify(authorization))
-            return lambda: _restore(_identity, token)
 
-        return wrap_handler(handler, method, authenticate)
+def _metadata_value(context: aio.ServicerContext[Any, Any], key: str) -> str | None:
+    return next((str(v) for k, v in context.invocation_metadata() or () if k == key), None)
