@@ -3,6 +3,8 @@ per organization in commit order (the change feed reads it as an outbox)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import bindparam
 from sqlalchemy import insert
 from sqlalchemy import or_
@@ -64,21 +66,37 @@ _RECORD_NUMBERED = insert(audit_events).from_select(
 )
 
 
+_INSERT = insert(audit_events)
+
+
+def _values(
+    event: AuditEvent, *, id_key: str = "id", time_key: str = "create_time"
+) -> dict[str, Any]:
+    """The event's columns as parameters, its id and time under the keys given."""
+    return {
+        "organization_id": event.organization_id,
+        **{name: getattr(event, name) for name in EVENT_COLUMNS},
+        id_key: event.id,
+        time_key: event.create_time,
+    }
+
+
 class AuditRepository(Repository):
     def record(self, event: AuditEvent) -> None:
         """Adds the event numbered after the organization's newest; the caller holds the
         organization row lock, so the numbers follow commit order."""
-        values = {name: getattr(event, name) for name in ("organization_id", *EVENT_COLUMNS)}
         if self._sql.postgresql:
-            numbered = {**values, "event_id": event.id, "event_time": event.create_time}
-            self._sql.execute(_RECORD_NUMBERED, numbered)
+            self._sql.execute(
+                _RECORD_NUMBERED, _values(event, id_key="event_id", time_key="event_time")
+            )
             return
         next_seq = {"organization_id": event.organization_id}
         seq = self._sql.execute(_NEXT_SEQ, next_seq).scalar_one()
-        self._sql.execute(
-            insert(audit_events),
-            {**values, "id": event.id, "create_time": event.create_time, "seq": seq},
-        )
+        self.insert(event, seq)
+
+    def insert(self, event: AuditEvent, seq: int) -> None:
+        """Adds the event with the number given (the organization's row says it is next)."""
+        self._sql.execute(_INSERT, {**_values(event), "seq": seq})
 
     def find_page(self, organization_id: str, action: str, page: PageRequest) -> Page[AuditEvent]:
         """Newest first; `action` matches itself or, as a group, `action.*`."""

@@ -33,6 +33,7 @@ from sqlalchemy import text
 from sqlalchemy import true
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from orgservice.domain.models import MAX_SLUG_CANDIDATES
 from orgservice.domain.models import NewOrganization
@@ -47,7 +48,6 @@ from orgservice.storage.member_search import MemberSearchIndex
 from orgservice.storage.roles import role_values
 from orgservice.storage.sql import NOTIFY_CHANNEL
 from orgservice.storage.sql import Sql
-from orgservice.storage.sql import insert_if_absent
 from orgservice.storage.tables import audit_events
 from orgservice.storage.tables import member_search_terms
 from orgservice.storage.tables import memberships
@@ -57,9 +57,28 @@ from orgservice.storage.tables import roles
 from orgservice.storage.tables import users
 from orgservice.storage.tables import workspaces
 
+# The organization's first audit event (its creation) is numbered 1.
+FIRST_EVENT_SEQ = 1
+
 # -- row by row (SQLite) ---------------------------------------------------------------------
 
 _INSERT_ORGANIZATION = insert(organizations)
+# The first candidate slug no organization holds, claimed in one statement (SQLite has
+# a single writer: nothing can claim it between the check and the insert).
+_sqlite_candidates = func.json_each(bindparam("slugs", type_=Text)).table_valued(
+    "value", "key", name="candidates"
+)
+_CLAIM_FIRST_FREE = (
+    sqlite_insert(organization_slugs)
+    .from_select(
+        ["slug", "organization_id"],
+        select(_sqlite_candidates.c.value, bindparam("id", type_=organizations.c.id.type))
+        .where(~exists().where(organization_slugs.c.slug == _sqlite_candidates.c.value))
+        .order_by(_sqlite_candidates.c.key)
+        .limit(1),
+    )
+    .returning(organization_slugs.c.slug)
+)
 _INSERT_ROLES = insert(roles)
 _INSERT_MEMBERSHIP = insert(memberships)
 _INSERT_WORKSPACE = insert(workspaces)
@@ -293,14 +312,8 @@ def create_organization(
     values = _organization_values(new)
     if sql.postgresql:
         return _create_in_one_statement(sql, search, new, values, alone=alone)
-    slug = next(
-        (
-            slug
-            for slug in new.slugs
-            if insert_if_absent(sql, organization_slugs, {"slug": slug, "organization_id": new.id})
-        ),
-        None,
-    )
+    claim = {"slugs": json.dumps(new.slugs), "id": new.id}
+    slug: str | None = sql.execute(_CLAIM_FIRST_FREE, claim).scalar_one_or_none()
     if slug is None:
         return None
     now = new.create_time
@@ -335,7 +348,7 @@ def create_organization(
             "update_time": now,
         },
     )
-    AuditRepository(sql).record(new.created_event_for(slug))
+    AuditRepository(sql).insert(new.created_event_for(slug), FIRST_EVENT_SEQ)
     return slug
 
 
@@ -353,10 +366,7 @@ def _create_in_one_statement(
     profile = new.owner_profile or search.locked_profile(owner)
     parameters = {
         "id": new.id,  # for the slug claim; the document holds it too
-        # Numbered 1 here: the first event is inserted with it.
-        "organization": json.dumps(
-            {**values, "event_seq": 1}, default=datetime.isoformat, ensure_ascii=False
-        ),
+        "organization": json.dumps(values, default=datetime.isoformat, ensure_ascii=False),
         "slugs": json.dumps(new.slugs),
         "built_in_roles": _BUILT_IN_ROLES,
         "owner_user_id": owner,
@@ -402,7 +412,7 @@ def _organization_values(new: NewOrganization) -> dict[str, Any]:
         "version": 1,
         "member_count": 1,
         "workspace_count": 1,
-        "event_seq": 0,
+        "event_seq": FIRST_EVENT_SEQ,  # the created event, inserted with the organization
         **settings_values(OrganizationSettings()),
         "public_metadata": {},
         "private_metadata": {},

@@ -16,6 +16,7 @@ import grpc
 import psycopg
 import pytest
 from orgs.v1 import organization_service_pb2 as rpc
+from sqlalchemy import text
 
 from orgservice.storage.sql import NOTIFY_CHANNEL
 from tests.conftest import Api
@@ -98,6 +99,30 @@ def test_same_name_twice_gets_a_second_slug_with_a_suffix(api: Api) -> None:
             rpc.ListAuditEventsRequest(organization_id=organization.id)
         ).events
         assert (event.action, event.details["slug"]) == ("organization.created", organization.slug)
+
+
+def test_the_created_event_is_the_organizations_first_and_the_next_follows_it(api: Api) -> None:
+    """The created event is inserted with the organization, numbered 1; the next change
+    is numbered after it, by the organization's row."""
+    owner = api.client()
+    organization = owner.create_org()
+    owner.CreateWorkspace(
+        rpc.CreateWorkspaceRequest(organization_id=organization.id, name="Second")
+    )
+
+    with api.server.database.engine.connect() as connection:
+        events = connection.execute(
+            text("SELECT seq, action FROM audit_events WHERE organization_id = :o ORDER BY seq"),
+            {"o": organization.id},
+        ).all()
+        newest = connection.execute(
+            text("SELECT event_seq FROM organizations WHERE id = :o"), {"o": organization.id}
+        ).scalar_one()
+    assert [tuple(event) for event in events] == [
+        (1, "organization.created"),
+        (2, "workspace.created"),
+    ]
+    assert newest == 2
 
 
 def test_a_create_notifies_every_process_of_the_new_organization(pg_api: Api) -> None:
