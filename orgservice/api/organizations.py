@@ -86,8 +86,13 @@ class OrganizationRpcs(RpcBase):
         organization = self._services.organizations.get(
             call, organization_id=request.organization_id, slug=request.slug
         )
+        encoded = self._encodings.of(
+            organization,
+            "organization",
+            lambda: converters.organization(organization).SerializeToString(),
+        )
         response = rpc.GetOrganizationResponse()
-        converters.fill_organization(response.organization, organization)
+        response.organization.MergeFromString(encoded)
         return response
 
     def ListOrganizations(

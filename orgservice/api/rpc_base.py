@@ -17,6 +17,7 @@ from typing import cast
 
 from google.protobuf.message import Message
 
+from orgservice.api.encodings import Encodings
 from orgservice.api.feed_cursors import FeedCursors
 from orgservice.api.feed_hub import FeedHub
 from orgservice.api.page_tokens import PageTokens
@@ -51,6 +52,7 @@ class RpcBase:
         self._services = services
         self._page_tokens = page_tokens
         self._feed = feed
+        self._encodings = Encodings()
 
     def _page(self, request: Message, call: Call) -> Callable[[], PageRequest]:
         """The page a List request asks for (page_size and page_token validated)."""
@@ -76,16 +78,22 @@ class RpcBase:
     ) -> R:
         """A List response: `items` names its repeated field and the converter that fills
         one element from an item of `page`; next_page_token and total_size follow from
-        the page."""
+        the page (the token is bound to the caller, so it is made for every call)."""
         [(field, fill)] = items.items()
         token = ""
         if page.next_cursor is not None:
             binding = request_binding(request, call.caller.user_id)
             token = self._page_tokens.encode(page.next_cursor, binding)
+
+        def encode_items() -> bytes:
+            only_items = response()
+            add = getattr(only_items, field).add
+            for item in page.items:
+                fill(add(), item)
+            return only_items.SerializeToString()
+
         listed = response(next_page_token=token, total_size=page.total_size)
-        add = getattr(listed, field).add
-        for item in page.items:
-            fill(add(), item)
+        listed.MergeFromString(self._encodings.of(page, field, encode_items))
         return listed
 
 
