@@ -4,9 +4,10 @@ For each backend (SQLite, PostgreSQL) and worker count, the benchmark starts the
 and, beside it, an empty-handler grpcio server with as many processes (the ceiling of the
 Python gRPC stack here: benchmarks/ceiling.py). Rounds alternate between the two so both
 see the same machine noise; each RPC is loaded with h2load (4 connections x 4 streams)
-and the medians of the rounds are compared. Every response must be a success: the
-service's own metrics (grpc_server_handled_total by code) are read before and after each
-run, since a fast error is not a result. Then each RPC runs at half its measured maximum
+and the medians of the rounds are compared (`rounds`: the lowest and highest share
+within one round, what the machine's noise does to it). Every response must be a
+success: the service's own metrics (grpc_server_handled_total by code) are read before
+and after each run, since a fast error is not a result. Then each RPC runs at half its measured maximum
 rate, for p50/p99 latency, and the ceiling at that same rate: what h2load, the machine
 and the gRPC stack add before the service does anything. A PostgreSQL database starts
 with 20,000 organizations, analyzed, as a database in use would be; SQLite starts empty.
@@ -58,6 +59,15 @@ class Result:
     def share(self) -> float:
         return statistics.median(self.service) / statistics.median(self.ceiling)
 
+    @property
+    def round_shares(self) -> tuple[float, float]:
+        """The lowest and highest share within a round (service and ceiling measured
+        back to back): how much the machine's noise moves the share."""
+        shares = [
+            service / ceiling for service, ceiling in zip(self.service, self.ceiling, strict=True)
+        ]
+        return min(shares), max(shares)
+
 
 def bench(database_url: str, workers: int, rounds: int, seconds: float, work: Path) -> list[Result]:
     results = {rpc: Result(rpc) for rpc in RPCS}
@@ -107,16 +117,18 @@ def report(label: str, workers: int, results: list[Result]) -> None:
         "service's maximum rate, and the ceiling's at that same rate)"
     )
     print(
-        f"  {'RPC':<20}{'ceiling req/s':>14}{'service req/s':>15}{'share':>8}"
+        f"  {'RPC':<20}{'ceiling req/s':>14}{'service req/s':>15}{'share':>8}{'rounds':>10}"
         f"{'p50 ms':>9}{'p99 ms':>9}{'ceiling p50/p99':>17}"
     )
     for result in results:
         assert result.latency is not None
         assert result.ceiling_latency is not None
         ceiling = f"{result.ceiling_latency.p50_ms:.2f}/{result.ceiling_latency.p99_ms:.2f}"
+        low, high = result.round_shares
+        rounds = f"{low * 100:.0f}-{high * 100:.0f}%"
         print(
             f"  {result.rpc:<20}{statistics.median(result.ceiling):>14.0f}"
-            f"{statistics.median(result.service):>15.0f}{result.share:>8.0%}"
+            f"{statistics.median(result.service):>15.0f}{result.share:>8.0%}{rounds:>10}"
             f"{result.latency.p50_ms:>9.2f}{result.latency.p99_ms:>9.2f}{ceiling:>17}"
         )
     sys.stdout.flush()
