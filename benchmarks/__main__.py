@@ -7,10 +7,11 @@ see the same machine noise; each RPC is loaded with h2load (4 connections x 4 st
 and the medians of the rounds are compared (`rounds`: the lowest and highest share
 within one round, what the machine's noise does to it). Every response must be a
 success: the service's own metrics (grpc_server_handled_total by code) are read before
-and after each run, since a fast error is not a result. Then each RPC runs at half its measured maximum
-rate, for p50/p99 latency, and the ceiling at that same rate: what h2load, the machine
-and the gRPC stack add before the service does anything. A PostgreSQL database starts
-with 20,000 organizations, analyzed, as a database in use would be; SQLite starts empty.
+and after each run, since a fast error is not a result. Then each RPC runs at half its
+measured maximum rate, for p50/p99 latency, and the ceiling at that same rate: what
+h2load, the machine and the gRPC stack add before the service does anything. A
+PostgreSQL database starts with 20,000 organizations, analyzed, as a database in use
+would be; SQLite starts empty.
 
     make bench                                # both backends, --workers 1 and 2
     python -m benchmarks --backends postgresql --workers 2 --rounds 3 --seconds 5
