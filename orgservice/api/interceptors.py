@@ -79,7 +79,7 @@ def _restore(variable: contextvars.ContextVar[Any], token: contextvars.Token[Any
 
 
 def current_identity() -> Identity:
-    """The verified identity of the call being served (set by AuthInterceptor)."""
+    """The verified identity of the call being served (set by the call guard)."""
     return _identity.get()
 
 
@@ -325,6 +325,8 @@ class PublicMethodsInterceptor(aio.ServerInterceptor):
             )
         # Health's Watch writes with context.write(); reflection streams requests.
         behavior: Any = handler.unary_stream or handler.stream_stream
+        if behavior is None:
+            return handler  # client streaming: no such method is served
         grpc_type = _GRPC_TYPES[handler.request_streaming, handler.response_streaming]
         wrapped = (
             outcome.unary(method, behavior, grpc_type=grpc_type)

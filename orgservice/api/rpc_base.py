@@ -17,12 +17,12 @@ from typing import cast
 
 from google.protobuf.message import Message
 
-from orgservice.api.encodings import Encodings
 from orgservice.api.feed_cursors import FeedCursors
 from orgservice.api.feed_hub import FeedHub
 from orgservice.api.page_tokens import PageTokens
 from orgservice.api.page_tokens import page_size
 from orgservice.api.page_tokens import request_binding
+from orgservice.domain.identity_memo import IdentityMemo
 from orgservice.domain.models import Call
 from orgservice.domain.models import Page
 from orgservice.domain.models import PageRequest
@@ -52,7 +52,10 @@ class RpcBase:
         self._services = services
         self._page_tokens = page_tokens
         self._feed = feed
-        self._encodings = Encodings()
+        # Protobuf encodings of what the read cache serves again (organizations, pages of
+        # members): converting a page of 50 members cost about 170 µs of a 460 µs
+        # ListMembers, merging its encoding about 10.
+        self._encodings: IdentityMemo[bytes] = IdentityMemo()
 
     def _page(self, request: Message, call: Call) -> Callable[[], PageRequest]:
         """The page a List request asks for (page_size and page_token validated)."""
@@ -93,7 +96,8 @@ class RpcBase:
             return only_items.SerializeToString()
 
         listed = response(next_page_token=token, total_size=page.total_size)
-        listed.MergeFromString(self._encodings.of(page, field, encode_items))
+        kind = f"{response.DESCRIPTOR.full_name}.{field}"
+        listed.MergeFromString(self._encodings.of(page, kind, encode_items))
         return listed
 
 

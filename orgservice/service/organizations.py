@@ -25,6 +25,7 @@ from orgservice.domain.errors import PermissionDenied
 from orgservice.domain.errors import SlugTaken
 from orgservice.domain.errors import Violations
 from orgservice.domain.errors import invalid
+from orgservice.domain.identity_memo import IdentityMemo
 from orgservice.domain.models import MAX_SLUG_CANDIDATES
 from orgservice.domain.models import Call
 from orgservice.domain.models import Caller
@@ -219,12 +220,19 @@ class OrganizationService(UseCases):
         return as_seen_by(organization, access.permissions)
 
 
+# A cached organization's view without its private metadata, made once: every member
+# reading it then gets the same object, whose encoding is made once too.
+_PUBLIC_VIEWS: IdentityMemo[Organization] = IdentityMemo()
+
+
 def as_seen_by(organization: Organization, permissions: Collection[str]) -> Organization:
     """The organization as a caller holding `permissions` may see it (platform callers
     hold them all): private metadata only with `organizations.update`."""
     if ORGANIZATIONS_UPDATE in permissions:
         return organization
-    return replace(organization, private_metadata=None)
+    return _PUBLIC_VIEWS.of(
+        organization, "public", lambda: replace(organization, private_metadata=None)
+    )
 
 
 def load_organization(uow: UnitOfWork, organization_id: str) -> Organization:

@@ -98,6 +98,19 @@ def test_members_without_organizations_update_see_only_public(
     assert org.get(org.owner).private_metadata == struct(PRIVATE)
 
 
+def test_a_member_sees_each_change_and_still_only_public(api: Api, org: Org) -> None:
+    """Repeated reads share one view of the cached organization; a change replaces it."""
+    member = org.add(api.client(), "viewer")
+    assert org.get(member).public_metadata == struct(PUBLIC)
+    changed = {**PUBLIC, "plan": "team"}
+    org.set(public_metadata=struct(changed), private_metadata=struct({"billing_id": "cus_456"}))
+
+    for seen in (org.get(member), org.get(member)):
+        assert seen.public_metadata == struct(changed)
+        assert not seen.HasField("private_metadata")
+    assert org.get(org.owner).private_metadata == struct({"billing_id": "cus_456"})
+
+
 def test_holders_of_organizations_update_and_platform_callers_see_private(
     api: Api, org: Org
 ) -> None:

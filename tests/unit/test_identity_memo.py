@@ -1,11 +1,13 @@
-"""Encodings: one conversion per cached object, for as long as that object lives."""
+"""IdentityMemo: one value per object and kind, for as long as that object lives."""
 
 from __future__ import annotations
 
 import gc
 from dataclasses import dataclass
 
-from orgservice.api.encodings import Encodings
+import pytest
+
+from orgservice.domain.identity_memo import IdentityMemo
 
 
 @dataclass(frozen=True)
@@ -23,7 +25,7 @@ class Encoder:
 
 
 def test_an_object_is_encoded_once_per_kind() -> None:
-    encodings, encoder = Encodings(), Encoder()
+    encodings, encoder = IdentityMemo[bytes](), Encoder()
     source = Source("acme")
 
     first = encodings.of(source, "organization", lambda: encoder(source))
@@ -37,7 +39,7 @@ def test_an_object_is_encoded_once_per_kind() -> None:
 def test_equal_objects_are_encoded_each_on_its_own() -> None:
     """Identity, not equality: an object the cache replaced is never answered for by the
     encoding of the one before, whatever they compare as."""
-    encodings, encoder = Encodings(), Encoder()
+    encodings, encoder = IdentityMemo[bytes](), Encoder()
     before, after = Source("acme"), Source("acme")
 
     encodings.of(before, "organization", lambda: encoder(before))
@@ -47,7 +49,7 @@ def test_equal_objects_are_encoded_each_on_its_own() -> None:
 
 
 def test_an_entry_goes_with_its_object() -> None:
-    encodings = Encodings()
+    encodings = IdentityMemo[bytes]()
     for index in range(100):
         source = Source(f"organization {index}")
         encodings.of(source, "organization", lambda: b"encoded")
@@ -55,3 +57,13 @@ def test_an_entry_goes_with_its_object() -> None:
     gc.collect()
 
     assert len(encodings) == 0
+
+
+def test_an_object_without_weak_references_keeps_nothing() -> None:
+    """Its entry could never be dropped, and its id would be given to another object."""
+    memo = IdentityMemo[bytes]()
+
+    with pytest.raises(TypeError):
+        memo.of(("not", "weakly", "referenced"), "organization", lambda: b"encoded")
+
+    assert len(memo) == 0
