@@ -21,8 +21,14 @@ class MemberRpcs(RpcBase):
             role=request.role,
             query=request.query,
         )
+        # Pages without a query come from the read cache (SqlUnitOfWork.member_page).
         return self._listed(
-            rpc.ListMembersResponse, request, call, page, members=converters.fill_member
+            rpc.ListMembersResponse,
+            request,
+            call,
+            page,
+            cached=not request.query,
+            members=converters.fill_member,
         )
 
     def AddMember(self, request: rpc.AddMemberRequest, call: Call) -> rpc.AddMemberResponse:

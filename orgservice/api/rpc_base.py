@@ -77,27 +77,32 @@ class RpcBase:
         request: Message,
         call: Call,
         page: Page[Any],
+        *,
+        cached: bool = False,
         **items: Callable[[Any, Any], None],
     ) -> R:
         """A List response: `items` names its repeated field and the converter that fills
         one element from an item of `page`; next_page_token and total_size follow from
-        the page (the token is bound to the caller, so it is made for every call)."""
+        the page (the token is bound to the caller, so it is made for every call).
+        `cached`: the page may come from the read cache, so its items are encoded once."""
         [(field, fill)] = items.items()
         token = ""
         if page.next_cursor is not None:
             binding = request_binding(request, call.caller.user_id)
             token = self._page_tokens.encode(page.next_cursor, binding)
 
-        def encode_items() -> bytes:
-            only_items = response()
-            add = getattr(only_items, field).add
+        def fill_items(target: R) -> R:
+            add = getattr(target, field).add
             for item in page.items:
                 fill(add(), item)
-            return only_items.SerializeToString()
+            return target
 
         listed = response(next_page_token=token, total_size=page.total_size)
+        if not cached:
+            return fill_items(listed)
         kind = f"{response.DESCRIPTOR.full_name}.{field}"
-        listed.MergeFromString(self._encodings.of(page, kind, encode_items))
+        encoded = self._encodings.of(page, kind, lambda: fill_items(response()).SerializeToString())
+        listed.MergeFromString(encoded)
         return listed
 
 

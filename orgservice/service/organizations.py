@@ -117,7 +117,7 @@ class OrganizationService(UseCases):
             decision = decide(organization_id, record, GET, is_platform=call.caller.is_platform)
             access = decision.enforce()
             assert organization is not None, "allowed, so it exists"
-            return as_seen_by(organization, access.permissions)
+            return as_seen_by(organization, access.permissions, cached=True)
 
     def list(
         self,
@@ -225,14 +225,21 @@ class OrganizationService(UseCases):
 _PUBLIC_VIEWS: IdentityMemo[Organization] = IdentityMemo()
 
 
-def as_seen_by(organization: Organization, permissions: Collection[str]) -> Organization:
+def as_seen_by(
+    organization: Organization, permissions: Collection[str], *, cached: bool = False
+) -> Organization:
     """The organization as a caller holding `permissions` may see it (platform callers
-    hold them all): private metadata only with `organizations.update`."""
+    hold them all): private metadata only with `organizations.update`. `cached`: it may
+    come from the read cache, so its view is made once for all such callers."""
     if ORGANIZATIONS_UPDATE in permissions:
         return organization
-    return _PUBLIC_VIEWS.of(
-        organization, "public", lambda: replace(organization, private_metadata=None)
-    )
+    if cached:
+        return _PUBLIC_VIEWS.of(organization, "public", lambda: _public(organization))
+    return _public(organization)
+
+
+def _public(organization: Organization) -> Organization:
+    return replace(organization, private_metadata=None)
 
 
 def load_organization(uow: UnitOfWork, organization_id: str) -> Organization:
