@@ -33,6 +33,7 @@ from orgservice.domain.errors import TooManyRequests
 from orgservice.domain.models import Identity
 from orgservice.domain.randomness import random_bytes
 from orgservice.telemetry.logging import log_fields
+from orgservice.telemetry.metrics import ObserveCall
 
 log = logging.getLogger("orgservice.access")
 error_log = logging.getLogger("orgservice.errors")
@@ -99,11 +100,7 @@ class Outcome:
     into INTERNAL with the correlation id), and reports every call's outcome: one access
     log line and the metrics."""
 
-    def __init__(
-        self,
-        observe: Callable[[str, str, grpc.StatusCode | None, float], None],
-        trace_id: Callable[[], str],
-    ) -> None:
+    def __init__(self, observe: ObserveCall, trace_id: Callable[[], str]) -> None:
         # observe(method, grpc_type, code or None when the call starts, seconds): metrics.
         self._observe = observe
         self._trace_id = trace_id
@@ -111,19 +108,16 @@ class Outcome:
     def unary(self, method: str, behavior: Unary, *, grpc_type: str = "unary") -> Unary:
         """A unary call, or a stream that writes with context.write() instead of
         yielding (grpc's health Watch): one coroutine either way."""
-        start, finish = self._reporting(method, grpc_type)
+        reporting = self._reporting(method, grpc_type)
 
         async def observed(request: Any, context: aio.ServicerContext[Any, Any]) -> Any:
-            record, token, started = start(context)
-            code = grpc.StatusCode.OK
+            report = reporting.start(context)
             try:
                 return await behavior(request, context)
             except BaseException as error:
-                code = grpc.StatusCode.CANCELLED  # what _abort leaves when it re-raises
-                code = await _abort(error, context, record)
+                await report.fail(error, context)
             finally:
-                finish(record, started, code)
-                _restore(_call, token)
+                report.end()
 
         return observed
 
@@ -131,56 +125,74 @@ class Outcome:
         self, method: str, behavior: Streaming, *, grpc_type: str = "server_stream"
     ) -> Streaming:
         """A stream that yields its responses."""
-        start, finish = self._reporting(method, grpc_type)
+        reporting = self._reporting(method, grpc_type)
 
         async def observed(
             request: Any, context: aio.ServicerContext[Any, Any]
         ) -> AsyncIterator[Any]:
-            record, token, started = start(context)
-            code = grpc.StatusCode.OK
+            report = reporting.start(context)
             try:
                 async for response in behavior(request, context):
                     yield response
             except BaseException as error:
-                code = grpc.StatusCode.CANCELLED  # what _abort leaves when it re-raises
-                code = await _abort(error, context, record)
+                await report.fail(error, context)
             finally:
-                finish(record, started, code)
-                _restore(_call, token)
+                report.end()
 
         return observed
 
-    def _reporting(
-        self, method: str, grpc_type: str
-    ) -> tuple[
-        Callable[
-            [aio.ServicerContext[Any, Any]], tuple[CallRecord, contextvars.Token[CallRecord], float]
-        ],
-        Callable[[CallRecord, float, grpc.StatusCode], None],
-    ]:
-        """What a call of `method` does when it starts and when it ends."""
-        observe, trace_id = self._observe, self._trace_id
-        streaming = grpc_type != "unary"
+    def _reporting(self, method: str, grpc_type: str) -> _MethodReporting:
         level = logging.DEBUG if is_public(method) else logging.INFO
+        return _MethodReporting(method, grpc_type, level, self._observe, self._trace_id)
 
-        def start(
-            context: aio.ServicerContext[Any, Any],
-        ) -> tuple[CallRecord, contextvars.Token[CallRecord], float]:
-            requested_id = _metadata_value(context, "x-request-id") or ""
-            correlation_id = (
-                requested_id if _CORRELATION_ID.fullmatch(requested_id) else random_bytes(16).hex()
-            )
-            record = CallRecord(method, correlation_id, streaming, trace_id=trace_id())
-            observe(method, grpc_type, None, 0.0)
-            return record, _call.set(record), time.perf_counter()
 
-        def finish(record: CallRecord, started: float, code: grpc.StatusCode) -> None:
-            elapsed = time.perf_counter() - started
-            observe(method, grpc_type, code, elapsed)
-            if log.isEnabledFor(level):
-                _log_access(level, method, code, elapsed, record)
+@dataclass(frozen=True)
+class _MethodReporting:
+    """How the calls of one method are reported (made once per method)."""
 
-        return start, finish
+    method: str
+    grpc_type: str
+    level: int
+    observe: ObserveCall
+    trace_id: Callable[[], str]
+
+    def start(self, context: aio.ServicerContext[Any, Any]) -> _Report:
+        requested_id = _metadata_value(context, "x-request-id") or ""
+        correlation_id = (
+            requested_id if _CORRELATION_ID.fullmatch(requested_id) else random_bytes(16).hex()
+        )
+        streaming = self.grpc_type != "unary"
+        record = CallRecord(self.method, correlation_id, streaming, trace_id=self.trace_id())
+        self.observe(self.method, self.grpc_type, None, 0.0)
+        return _Report(self, record)
+
+
+class _Report:
+    """One call being reported: its record (the current call's, until `end()`) and its
+    status code so far."""
+
+    __slots__ = ("_reporting", "_started", "_token", "code", "record")
+
+    def __init__(self, reporting: _MethodReporting, record: CallRecord) -> None:
+        self._reporting = reporting
+        self.record = record
+        self.code = grpc.StatusCode.OK
+        self._token = _call.set(record)
+        self._started = time.perf_counter()
+
+    async def fail(self, error: BaseException, context: aio.ServicerContext[Any, Any]) -> None:
+        """Ends the call with the status for `error` (see `_abort`)."""
+        self.code = grpc.StatusCode.CANCELLED  # what _abort leaves when it re-raises
+        self.code = await _abort(error, context, self.record)
+
+    def end(self) -> None:
+        """Counts the call and writes its access line, however it ended."""
+        reporting = self._reporting
+        elapsed = time.perf_counter() - self._started
+        reporting.observe(reporting.method, reporting.grpc_type, self.code, elapsed)
+        if log.isEnabledFor(reporting.level):
+            _log_access(reporting.level, reporting.method, self.code, elapsed, self.record)
+        _restore(_call, self._token)
 
 
 def _log_access(
