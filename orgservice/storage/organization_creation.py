@@ -124,12 +124,21 @@ _owner_profile = (
     .cte("owner_profile")
 )
 _profile_held = exists().select_from(_owner_profile)
+# Which organization holds a candidate: a scalar subquery, which PostgreSQL runs per
+# candidate through the slug index. NOT EXISTS would become an anti join, which the plan
+# cached while the table has no statistics yet (a new database) hashes with a scan of
+# every slug, each create costing more than the last until the table is analyzed.
+_slug_holder = (
+    select(organization_slugs.c.organization_id)
+    .where(organization_slugs.c.slug == _candidate.c.value)
+    .scalar_subquery()
+)
 _claimed = (
     pg_insert(organization_slugs)
     .from_select(
         ["slug", "organization_id"],
         select(_candidate.c.value, _parameter(organizations, "id"))
-        .where(_profile_held, ~exists().where(organization_slugs.c.slug == _candidate.c.value))
+        .where(_profile_held, _slug_holder.is_(None))
         .order_by(_candidate.c.position)
         .limit(1),
     )

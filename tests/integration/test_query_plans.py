@@ -1,6 +1,6 @@
-"""What PostgreSQL plans for hot statements once tables have grown: the plan a pooled
-connection caches for a prepared statement must not scan a table that grows with every
-organization."""
+"""What PostgreSQL plans for hot statements, on a new database and once tables have grown:
+the plan a pooled connection caches for a prepared statement must not scan a table that
+grows with every organization."""
 
 from __future__ import annotations
 
@@ -19,12 +19,18 @@ from tests.conftest import new_postgres_database
 from tests.conftest import require_postgres_tests
 from tests.support.pgbouncer import direct_url_for
 
-SLUGS = 5_000
 
-
-@pytest.fixture
-def grown() -> Iterator[Connection]:
-    """A transaction on a new database holding SLUGS organization slugs, analyzed."""
+@pytest.fixture(
+    params=[
+        pytest.param((5_000, True), id="grown-and-analyzed"),
+        # Before autovacuum first analyzes the table: the plan cached then stays cached.
+        pytest.param((10, False), id="new-without-statistics"),
+    ]
+)
+def slugs_table(request: pytest.FixtureRequest) -> Iterator[Connection]:
+    """A transaction on a new database holding a number of organization slugs, analyzed
+    or not."""
+    slugs, analyzed = request.param
     require_postgres_tests()
     with new_postgres_database() as pooled:
         url = direct_url_for(pooled)  # SET LOCAL and ANALYZE, not through a pooler
@@ -39,23 +45,24 @@ def grown() -> Iterator[Connection]:
                         "INSERT INTO organization_slugs (slug, organization_id) "
                         "SELECT 'taken-' || n, 'org-' || n FROM generate_series(1, :count) n"
                     ),
-                    {"count": SLUGS},
+                    {"count": slugs},
                 )
-                conn.execute(text("ANALYZE organization_slugs"))
+                if analyzed:
+                    conn.execute(text("ANALYZE organization_slugs"))
                 conn.execute(text("SET LOCAL plan_cache_mode = force_generic_plan"))
                 yield conn
         finally:
             engine.dispose()
 
 
-def test_a_create_looks_its_candidate_slugs_up_in_the_index(grown: Connection) -> None:
+def test_a_create_looks_its_candidate_slugs_up_in_the_index(slugs_table: Connection) -> None:
     # The plan a pooled connection caches once psycopg prepares the statement.
     numbered = dialect(paramstyle="numeric_dollar")  # type: ignore[no-untyped-call]
     compiled = _CREATE_IN_ONE_STATEMENT.compile(dialect=numbered)
     parameters = ", ".join(["NULL"] * len(compiled.positiontup or ()))
-    grown.execute(text(f"PREPARE create_organization AS {compiled}"))
+    slugs_table.execute(text(f"PREPARE create_organization AS {compiled}"))
     plan = "\n".join(
-        grown.execute(text(f"EXPLAIN EXECUTE create_organization({parameters})")).scalars()
+        slugs_table.execute(text(f"EXPLAIN EXECUTE create_organization({parameters})")).scalars()
     )
 
     assert "Seq Scan on organization_slugs" not in plan, plan
