@@ -1,69 +1,164 @@
 """What PostgreSQL plans for hot statements, on a new database and once tables have grown:
 the plan a pooled connection caches for a prepared statement must not scan a table that
-grows with every organization."""
+grows with every organization, nor every membership of a user.
+
+Plans are the generic ones (`plan_cache_mode = force_generic_plan`): what a pooled
+connection caches once psycopg prepares a statement, and what PostgreSQL caches for the
+queries of its foreign-key checks. A plan cached before the first ANALYZE (a new
+database) stays cached until the table is analyzed, so both states are tried."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
 import pytest
+from sqlalchemy import ClauseElement
 from sqlalchemy import Connection
 from sqlalchemy import text
 from sqlalchemy.dialects.postgresql.psycopg import dialect
 
 from orgservice.storage.database import EngineOptions
 from orgservice.storage.database import create_database_engine
+from orgservice.storage.memberships import _ACCESS_LOCKED
+from orgservice.storage.memberships import _MEMBER
+from orgservice.storage.memberships import _PAGES
+from orgservice.storage.memberships import _SEEN_BY
 from orgservice.storage.organization_creation import _CREATE_IN_ONE_STATEMENT
 from orgservice.storage.startup import prepare_database
 from tests.conftest import new_postgres_database
 from tests.conftest import require_postgres_tests
 from tests.support.pgbouncer import direct_url_for
 
-
-@pytest.fixture(
-    params=[
-        pytest.param((5_000, True), id="grown-and-analyzed"),
-        # Before autovacuum first analyzes the table: the plan cached then stays cached.
-        pytest.param((10, False), id="new-without-statistics"),
-    ]
+ANALYZED = [
+    pytest.param((5_000, True), id="grown-and-analyzed"),
+    pytest.param((10, False), id="new-without-statistics"),
+]
+# What PostgreSQL runs for the foreign key of each member search term (and of nothing
+# else on memberships): the check a create makes once per term of its owner.
+MEMBERSHIP_KEY_CHECK = (
+    "SELECT 1 FROM ONLY memberships x WHERE organization_id = $1 AND user_id = $2"
+    " FOR KEY SHARE OF x"
 )
-def slugs_table(request: pytest.FixtureRequest) -> Iterator[Connection]:
-    """A transaction on a new database holding a number of organization slugs, analyzed
-    or not."""
-    slugs, analyzed = request.param
+
+
+@pytest.fixture
+def new_database() -> Iterator[Connection]:
+    """A transaction on a new database, rows inserted without their foreign keys."""
     require_postgres_tests()
     with new_postgres_database() as pooled:
         url = direct_url_for(pooled)  # SET LOCAL and ANALYZE, not through a pooler
         prepare_database(url, wait_seconds=5)
         engine = create_database_engine(url, EngineOptions(pool_size=1))
         try:
-            with engine.begin() as conn:
-                # Slugs alone, without their organizations: no foreign-key triggers.
-                conn.execute(text("SET LOCAL session_replication_role = replica"))
-                conn.execute(
-                    text(
-                        "INSERT INTO organization_slugs (slug, organization_id) "
-                        "SELECT 'taken-' || n, 'org-' || n FROM generate_series(1, :count) n"
-                    ),
-                    {"count": slugs},
-                )
-                if analyzed:
-                    conn.execute(text("ANALYZE organization_slugs"))
-                conn.execute(text("SET LOCAL plan_cache_mode = force_generic_plan"))
+            with engine.connect() as conn:
+                conn.exec_driver_sql("BEGIN")  # the engine autocommits
+                conn.exec_driver_sql("SET LOCAL session_replication_role = replica")
+                conn.exec_driver_sql("SET LOCAL plan_cache_mode = force_generic_plan")
                 yield conn
+                conn.exec_driver_sql("ROLLBACK")
         finally:
             engine.dispose()
 
 
-def test_a_create_looks_its_candidate_slugs_up_in_the_index(slugs_table: Connection) -> None:
-    # The plan a pooled connection caches once psycopg prepares the statement.
-    numbered = dialect(paramstyle="numeric_dollar")  # type: ignore[no-untyped-call]
-    compiled = _CREATE_IN_ONE_STATEMENT.compile(dialect=numbered)
-    parameters = ", ".join(["NULL"] * len(compiled.positiontup or ()))
-    slugs_table.execute(text(f"PREPARE create_organization AS {compiled}"))
-    plan = "\n".join(
-        slugs_table.execute(text(f"EXPLAIN EXECUTE create_organization({parameters})")).scalars()
+def generic_plan(conn: Connection, name: str, statement: ClauseElement | str) -> str:
+    """The plan of `statement` prepared as `name`, for NULL parameters."""
+    if isinstance(statement, str):
+        sql, parameters = statement, statement.count("$")
+    else:
+        numbered = dialect(paramstyle="numeric_dollar")  # type: ignore[no-untyped-call]
+        compiled = statement.compile(dialect=numbered)
+        sql, parameters = str(compiled), len(compiled.positiontup or ())
+    conn.execute(text(f"PREPARE {name} AS {sql}"))
+    nulls = ", ".join(["NULL"] * parameters)
+    return "\n".join(conn.execute(text(f"EXPLAIN EXECUTE {name}({nulls})")).scalars())
+
+
+@pytest.mark.parametrize("size", ANALYZED)
+def test_a_create_looks_its_candidate_slugs_up_in_the_index(
+    new_database: Connection, size: tuple[int, bool]
+) -> None:
+    slugs, analyzed = size
+    new_database.execute(
+        text(
+            "INSERT INTO organization_slugs (slug, organization_id) "
+            "SELECT 'taken-' || n, 'org-' || n FROM generate_series(1, :count) n"
+        ),
+        {"count": slugs},
     )
+    if analyzed:
+        new_database.execute(text("ANALYZE organization_slugs"))
+
+    plan = generic_plan(new_database, "create_organization", _CREATE_IN_ONE_STATEMENT)
 
     assert "Seq Scan on organization_slugs" not in plan, plan
     assert "using pk_organization_slugs on organization_slugs" in plan, plan
+
+
+# Memberships, `count` of them: one user's in as many organizations (one who creates
+# organizations for others owns them all), or one organization's members beside as many
+# organizations of one member each.
+LAYOUTS = {
+    "one-user-in-many-organizations": (
+        "SELECT 'org-' || n, 'prolific', 'owner' FROM generate_series(1, :count) n"
+    ),
+    "one-organization-among-many": (
+        "SELECT 'big', 'member-' || n, 'viewer' FROM generate_series(1, :count) n"
+        " UNION ALL SELECT 'org-' || n, 'member-' || n, 'owner'"
+        " FROM generate_series(1, :count) n"
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        pytest.param(MEMBERSHIP_KEY_CHECK, id="foreign-key-check"),
+        pytest.param(_SEEN_BY, id="organization-seen-by"),
+        pytest.param(_ACCESS_LOCKED, id="access-locked"),
+        pytest.param(_MEMBER, id="member"),
+    ],
+)
+@pytest.mark.parametrize("layout", list(LAYOUTS))
+@pytest.mark.parametrize("size", ANALYZED)
+def test_one_membership_is_looked_up_by_both_its_key_columns(
+    new_database: Connection, statement: ClauseElement | str, layout: str, size: tuple[int, bool]
+) -> None:
+    """A generic plan has no organization or user in mind: it must probe for the one
+    membership, not scan a user's memberships or an organization's members."""
+    insert_memberships(new_database, layout, size)
+
+    plan = generic_plan(new_database, "membership", statement)
+
+    lookups = [line for line in plan.splitlines() if " on memberships" in line]
+    assert lookups, plan
+    assert all("Index" in line for line in lookups), plan
+    conditions = plan.split(lookups[0], 1)[1].splitlines()[1]
+    assert "Index Cond" in conditions, plan
+    assert "organization_id" in conditions, plan
+    assert "user_id" in conditions, plan
+
+
+@pytest.mark.parametrize("page", ["first", "next"])
+@pytest.mark.parametrize("size", ANALYZED)
+def test_a_page_of_the_members_in_a_role_is_read_in_order(
+    new_database: Connection, size: tuple[int, bool], page: str
+) -> None:
+    insert_memberships(new_database, "one-organization-among-many", size)
+
+    plan = generic_plan(new_database, "members_in_role", getattr(_PAGES[True], f"_{page}"))
+
+    assert "Sort" not in plan, plan
+    assert "ix_memberships_organization_id_role_create_time_user_id" in plan, plan
+
+
+def insert_memberships(conn: Connection, layout: str, size: tuple[int, bool]) -> None:
+    count, analyzed = size
+    conn.execute(
+        text(
+            "INSERT INTO memberships (organization_id, user_id, role, create_time,"
+            f" update_time) SELECT *, now(), now() FROM ({LAYOUTS[layout]}) AS given"
+        ),
+        {"count": count},
+    )
+    if analyzed:
+        conn.execute(text("ANALYZE memberships"))
