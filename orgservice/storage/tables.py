@@ -181,16 +181,15 @@ memberships = Table(
     _time("create_time"),
     _time("update_time"),
     ForeignKeyConstraint(["organization_id", "role"], ["roles.organization_id", "roles.name"]),
-    # A page of members, and of members in a role, in the list's order.
+    # A page of members, and of members in a role, in the list's order. The second starts
+    # with the role so that no plan takes it to find one membership: from the two key
+    # columns, only the primary key and the index below lead to one entry.
     Index(None, "organization_id", "create_time", "user_id"),
-    Index(None, "organization_id", "role", "create_time", "user_id"),
-    # A user's organizations, by both key columns: a lookup of one membership is then a
-    # probe of one entry whichever of the two a generic plan takes. By user_id alone, the
-    # plan cached before the table had statistics scanned every membership of the user
-    # (one who creates organizations for others has thousands), and so did the
-    # foreign-key check of each member search term. The two indexes above, which also
-    # start with the organization, are wider than the primary key, so it wins their tie
-    # when statistics say an organization has a member or two (test_query_plans.py).
+    Index(None, "role", "organization_id", "create_time", "user_id"),
+    # A user's organizations, by both key columns. By user_id alone, a plan cached before
+    # the table had statistics found one membership by scanning all of the user's (one
+    # who creates organizations for others has thousands), and so did the foreign-key
+    # check of each member search term (tests/integration/test_query_plans.py).
     Index(None, "user_id", "organization_id"),
 )
 

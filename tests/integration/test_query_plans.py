@@ -9,6 +9,7 @@ database) stays cached until the table is analyzed, so both states are tried."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -94,19 +95,33 @@ def test_a_create_looks_its_candidate_slugs_up_in_the_index(
     assert "using pk_organization_slugs on organization_slugs" in plan, plan
 
 
-# Memberships, `count` of them: one user's in as many organizations (one who creates
-# organizations for others owns them all), or one organization's members beside as many
-# organizations of one member each.
+# Memberships, `count` of them, crowding one key column: one user's in as many
+# organizations (one who creates organizations for others owns them all), or one
+# organization's members beside as many organizations of one member each.
 LAYOUTS = {
-    "one-user-in-many-organizations": (
-        "SELECT 'org-' || n, 'prolific', 'owner' FROM generate_series(1, :count) n"
-    ),
-    "one-organization-among-many": (
+    "user_id": "SELECT 'org-' || n, 'prolific', 'owner' FROM generate_series(1, :count) n",
+    "organization_id": (
         "SELECT 'big', 'member-' || n, 'viewer' FROM generate_series(1, :count) n"
         " UNION ALL SELECT 'org-' || n, 'member-' || n, 'owner'"
         " FROM generate_series(1, :count) n"
     ),
 }
+LOOKUP_CASES = [
+    pytest.param("user_id", size.values[0], id=f"one-user-in-many-organizations-{size.id}")
+    for size in ANALYZED
+] + [
+    # A new database has no organization that large: before statistics, every lookup by
+    # organization is estimated at one row, and the plan may take any index that starts
+    # with it. Statistics tell them apart (the primary key is then the one exact probe).
+    pytest.param("organization_id", ANALYZED[0].values[0], id="one-large-organization")
+]
+_INDEX_COLUMNS = text(
+    "SELECT array_agg(a.attname::text ORDER BY k.position) FROM pg_index i"
+    " JOIN pg_class c ON c.oid = i.indexrelid"
+    " CROSS JOIN unnest(i.indkey) WITH ORDINALITY AS k(attnum, position)"
+    " JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum"
+    " WHERE c.relname = :name"
+)
 
 
 @pytest.mark.parametrize(
@@ -118,24 +133,21 @@ LAYOUTS = {
         pytest.param(_MEMBER, id="member"),
     ],
 )
-@pytest.mark.parametrize("layout", list(LAYOUTS))
-@pytest.mark.parametrize("size", ANALYZED)
-def test_one_membership_is_looked_up_by_both_its_key_columns(
-    new_database: Connection, statement: ClauseElement | str, layout: str, size: tuple[int, bool]
+@pytest.mark.parametrize(("crowded", "size"), LOOKUP_CASES)
+def test_one_membership_is_never_found_by_scanning_a_crowded_key(
+    new_database: Connection, statement: ClauseElement | str, crowded: str, size: tuple[int, bool]
 ) -> None:
-    """A generic plan has no organization or user in mind: it must probe for the one
-    membership, not scan a user's memberships or an organization's members."""
-    insert_memberships(new_database, layout, size)
+    """A generic plan has no organization or user in mind: it must not walk all the
+    memberships of a user, nor all the members of an organization, to find one."""
+    insert_memberships(new_database, crowded, size)
 
     plan = generic_plan(new_database, "membership", statement)
 
-    lookups = [line for line in plan.splitlines() if " on memberships" in line]
-    assert lookups, plan
-    assert all("Index" in line for line in lookups), plan
-    conditions = plan.split(lookups[0], 1)[1].splitlines()[1]
-    assert "Index Cond" in conditions, plan
-    assert "organization_id" in conditions, plan
-    assert "user_id" in conditions, plan
+    indexes = re.findall(r"Scan using (\w+) on memberships", plan)
+    assert indexes, plan  # no sequential scan
+    for index in indexes:
+        leading = new_database.execute(_INDEX_COLUMNS, {"name": index}).scalar_one()[:2]
+        assert leading[0] != crowded or set(leading) == {"organization_id", "user_id"}, plan
 
 
 @pytest.mark.parametrize("page", ["first", "next"])
@@ -143,20 +155,20 @@ def test_one_membership_is_looked_up_by_both_its_key_columns(
 def test_a_page_of_the_members_in_a_role_is_read_in_order(
     new_database: Connection, size: tuple[int, bool], page: str
 ) -> None:
-    insert_memberships(new_database, "one-organization-among-many", size)
+    insert_memberships(new_database, "organization_id", size)
 
     plan = generic_plan(new_database, "members_in_role", getattr(_PAGES[True], f"_{page}"))
 
     assert "Sort" not in plan, plan
-    assert "ix_memberships_organization_id_role_create_time_user_id" in plan, plan
+    assert "ix_memberships_role_organization_id_create_time_user_id" in plan, plan
 
 
-def insert_memberships(conn: Connection, layout: str, size: tuple[int, bool]) -> None:
+def insert_memberships(conn: Connection, crowded: str, size: tuple[int, bool]) -> None:
     count, analyzed = size
     conn.execute(
         text(
             "INSERT INTO memberships (organization_id, user_id, role, create_time,"
-            f" update_time) SELECT *, now(), now() FROM ({LAYOUTS[layout]}) AS given"
+            f" update_time) SELECT *, now(), now() FROM ({LAYOUTS[crowded]}) AS given"
         ),
         {"count": count},
     )

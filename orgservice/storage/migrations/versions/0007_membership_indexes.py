@@ -1,9 +1,10 @@
 """membership indexes: one membership is one index entry away
 
-The index on memberships.user_id becomes (user_id, organization_id), and the one on
-(organization_id, role) becomes (organization_id, role, create_time, user_id): a generic
-plan looks one membership up by both key columns, and a page of the members in a role
-is read in the list's order (storage.tables).
+The index on memberships.user_id becomes (user_id, organization_id), so a generic plan
+no longer finds one membership by scanning all of a user's; the one on (organization_id,
+role) becomes (role, organization_id, create_time, user_id), which reads a page of the
+members in a role in the list's order and is no candidate for finding one membership
+(storage.tables).
 
 Revision ID: 0007
 Revises: 0006
@@ -20,9 +21,9 @@ _REPLACED = {
 }
 _BY = {
     "ix_memberships_user_id_organization_id": ["user_id", "organization_id"],
-    "ix_memberships_organization_id_role_create_time_user_id": [
-        "organization_id",
+    "ix_memberships_role_organization_id_create_time_user_id": [
         "role",
+        "organization_id",
         "create_time",
         "user_id",
     ],
