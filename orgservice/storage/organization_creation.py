@@ -94,9 +94,7 @@ def _parameter(table: Any, name: str, key: str | None = None) -> Any:
 # The first candidate slug no organization holds. A concurrent create may claim it
 # between the check and the insert: then nothing is inserted, as for a taken slug.
 # The LIMIT tells the planner how few candidates there are (it assumes 100 rows of a
-# set-returning function): then each is looked up in the slug index, where otherwise
-# the cached plan hash-joined them with a scan of every slug, a create costing more
-# with every organization.
+# set-returning function); `_slug_holder` below looks each one up in the slug index.
 _candidates = (
     func.jsonb_array_elements_text(cast(bindparam("slugs", type_=Text), JSONB))
     .table_valued("value", with_ordinality="position")
@@ -125,9 +123,10 @@ _owner_profile = (
 )
 _profile_held = exists().select_from(_owner_profile)
 # Which organization holds a candidate: a scalar subquery, which PostgreSQL runs per
-# candidate through the slug index. NOT EXISTS would become an anti join, which the plan
-# cached while the table has no statistics yet (a new database) hashes with a scan of
-# every slug, each create costing more than the last until the table is analyzed.
+# candidate through the slug index whatever the statistics. NOT EXISTS becomes an anti
+# join, which a plan cached while the table had no statistics yet (a new database), or
+# with 100 candidates assumed, hashed with a scan of every slug: each create cost more
+# than the last.
 _slug_holder = (
     select(organization_slugs.c.organization_id)
     .where(organization_slugs.c.slug == _candidate.c.value)

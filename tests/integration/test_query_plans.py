@@ -30,7 +30,8 @@ from tests.conftest import new_postgres_database
 from tests.conftest import require_postgres_tests
 from tests.support.pgbouncer import direct_url_for
 
-ANALYZED = [
+# A table's rows and whether it was analyzed: grown, or new (no statistics yet).
+STATES = [
     pytest.param((5_000, True), id="grown-and-analyzed"),
     pytest.param((10, False), id="new-without-statistics"),
 ]
@@ -64,7 +65,7 @@ def new_database() -> Iterator[Connection]:
 def generic_plan(conn: Connection, name: str, statement: ClauseElement | str) -> str:
     """The plan of `statement` prepared as `name`, for NULL parameters."""
     if isinstance(statement, str):
-        sql, parameters = statement, statement.count("$")
+        sql, parameters = statement, len(set(re.findall(r"\$\d+", statement)))
     else:
         numbered = dialect(paramstyle="numeric_dollar")  # type: ignore[no-untyped-call]
         compiled = statement.compile(dialect=numbered)
@@ -74,7 +75,7 @@ def generic_plan(conn: Connection, name: str, statement: ClauseElement | str) ->
     return "\n".join(conn.execute(text(f"EXPLAIN EXECUTE {name}({nulls})")).scalars())
 
 
-@pytest.mark.parametrize("size", ANALYZED)
+@pytest.mark.parametrize("size", STATES)
 def test_a_create_looks_its_candidate_slugs_up_in_the_index(
     new_database: Connection, size: tuple[int, bool]
 ) -> None:
@@ -108,13 +109,14 @@ LAYOUTS = {
 }
 LOOKUP_CASES = [
     pytest.param("user_id", size.values[0], id=f"one-user-in-many-organizations-{size.id}")
-    for size in ANALYZED
+    for size in STATES
 ] + [
     # A new database has no organization that large: before statistics, every lookup by
     # organization is estimated at one row, and the plan may take any index that starts
     # with it. Statistics tell them apart (the primary key is then the one exact probe).
-    pytest.param("organization_id", ANALYZED[0].values[0], id="one-large-organization")
+    pytest.param("organization_id", STATES[0].values[0], id="one-large-organization")
 ]
+KEY_COLUMNS = {"organization_id", "user_id"}
 _INDEX_COLUMNS = text(
     "SELECT array_agg(a.attname::text ORDER BY k.position) FROM pg_index i"
     " JOIN pg_class c ON c.oid = i.indexrelid"
@@ -144,14 +146,15 @@ def test_one_membership_is_never_found_by_scanning_a_crowded_key(
     plan = generic_plan(new_database, "membership", statement)
 
     indexes = re.findall(r"Scan using (\w+) on memberships", plan)
-    assert indexes, plan  # no sequential scan
+    assert indexes, plan  # each statement reads memberships once: not sequentially
     for index in indexes:
         leading = new_database.execute(_INDEX_COLUMNS, {"name": index}).scalar_one()[:2]
-        assert leading[0] != crowded or set(leading) == {"organization_id", "user_id"}, plan
+        if set(leading) != KEY_COLUMNS:  # else a probe of one entry
+            assert leading[0] in KEY_COLUMNS - {crowded}, (index, plan)
 
 
 @pytest.mark.parametrize("page", ["first", "next"])
-@pytest.mark.parametrize("size", ANALYZED)
+@pytest.mark.parametrize("size", STATES)
 def test_a_page_of_the_members_in_a_role_is_read_in_order(
     new_database: Connection, size: tuple[int, bool], page: str
 ) -> None:
