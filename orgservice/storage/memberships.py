@@ -36,22 +36,26 @@ from orgservice.storage.tables import users
 from orgservice.storage.users import USER_COLUMNS
 from orgservice.storage.users import to_user
 
+# The permissions of the member's role: a scalar subquery, run for the one membership
+# through the roles' primary key whatever the statistics. As a join, a generic plan
+# bound the organization alone and filtered the name: a scan of all its roles.
+_ROLE_PERMISSIONS = (
+    select(roles.c.permissions)
+    .where(
+        roles.c.organization_id == memberships.c.organization_id,
+        roles.c.name == memberships.c.role,
+    )
+    .scalar_subquery()
+)
 # One indexed query: the organization's state, the user's role and its permissions.
 _ACCESS = (
-    select(organizations.c.state, memberships.c.role, roles.c.permissions)
+    select(organizations.c.state, memberships.c.role, _ROLE_PERMISSIONS.label("permissions"))
     .select_from(organizations)
     .outerjoin(
         memberships,
         and_(
             memberships.c.organization_id == organizations.c.id,
             memberships.c.user_id == bindparam("user_id"),
-        ),
-    )
-    .outerjoin(
-        roles,
-        and_(
-            roles.c.organization_id == memberships.c.organization_id,
-            roles.c.name == memberships.c.role,
         ),
     )
     .where(organizations.c.id == bindparam("organization_id"))
@@ -63,7 +67,7 @@ _ACCESS_LOCKED = _ACCESS.with_for_update(of=organizations)
 _SEEN_BY = _ACCESS.with_only_columns(
     organizations,
     memberships.c.role.label("member_role"),
-    roles.c.permissions.label("role_permissions"),
+    _ROLE_PERMISSIONS.label("role_permissions"),
 )
 _INSERT = insert(memberships)
 _MEMBERS = select(memberships, *USER_COLUMNS).join(users, users.c.id == memberships.c.user_id)

@@ -153,6 +153,36 @@ def test_one_membership_is_never_found_by_scanning_a_crowded_key(
             assert leading[0] in KEY_COLUMNS - {crowded}, (index, plan)
 
 
+@pytest.mark.parametrize("statement", [_SEEN_BY, _ACCESS_LOCKED], ids=["seen-by", "access-locked"])
+@pytest.mark.parametrize("size", STATES)
+def test_the_members_role_is_looked_up_by_organization_and_name(
+    new_database: Connection, statement: ClauseElement, size: tuple[int, bool]
+) -> None:
+    """An organization may define any number of roles: finding the member's must not
+    read them all."""
+    count, analyzed = size
+    new_database.execute(
+        text(
+            "INSERT INTO roles (organization_id, name, description, permissions, built_in,"
+            " create_time, update_time) SELECT 'big', 'role-' || n, '', '[]', false, now(),"
+            " now() FROM generate_series(1, :count) n"
+        ),
+        {"count": count},
+    )
+    if analyzed:
+        new_database.execute(text("ANALYZE roles"))
+
+    plan = generic_plan(new_database, "access", statement)
+
+    lines = plan.splitlines()
+    scans = [n for n, line in enumerate(lines) if " on roles" in line]
+    assert scans, plan
+    for n in scans:
+        condition = lines[n + 1]
+        assert "Index Cond" in condition, plan
+        assert "name" in condition, plan
+
+
 @pytest.mark.parametrize("page", ["first", "next"])
 @pytest.mark.parametrize("size", STATES)
 def test_a_page_of_the_members_in_a_role_is_read_in_order(
