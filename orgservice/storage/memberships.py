@@ -42,8 +42,7 @@ from orgservice.storage.users import to_user
 _ROLE_PERMISSIONS = (
     select(roles.c.permissions)
     .where(
-        roles.c.organization_id == memberships.c.organization_id,
-        roles.c.name == memberships.c.role,
+        roles.c.organization_id == memberships.c.organization_id, roles.c.name == memberships.c.role
     )
     .scalar_subquery()
 )
