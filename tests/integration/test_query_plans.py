@@ -79,16 +79,13 @@ def generic_plan(conn: Connection, name: str, statement: ClauseElement | str) ->
 def test_a_create_looks_its_candidate_slugs_up_in_the_index(
     new_database: Connection, size: tuple[int, bool]
 ) -> None:
-    slugs, analyzed = size
-    new_database.execute(
-        text(
-            "INSERT INTO organization_slugs (slug, organization_id) "
-            "SELECT 'taken-' || n, 'org-' || n FROM generate_series(1, :count) n"
-        ),
-        {"count": slugs},
+    fill(
+        new_database,
+        "organization_slugs",
+        "(slug, organization_id) SELECT 'taken-' || n, 'org-' || n"
+        " FROM generate_series(1, :count) n",
+        size,
     )
-    if analyzed:
-        new_database.execute(text("ANALYZE organization_slugs"))
 
     plan = generic_plan(new_database, "create_organization", _CREATE_IN_ONE_STATEMENT)
 
@@ -160,17 +157,14 @@ def test_the_members_role_is_looked_up_by_organization_and_name(
 ) -> None:
     """An organization may define any number of roles: finding the member's must not
     read them all."""
-    count, analyzed = size
-    new_database.execute(
-        text(
-            "INSERT INTO roles (organization_id, name, description, permissions, built_in,"
-            " create_time, update_time) SELECT 'big', 'role-' || n, '', '[]', false, now(),"
-            " now() FROM generate_series(1, :count) n"
-        ),
-        {"count": count},
+    fill(
+        new_database,
+        "roles",
+        "(organization_id, name, description, permissions, built_in, create_time,"
+        " update_time) SELECT 'big', 'role-' || n, '', '[]', false, now(), now()"
+        " FROM generate_series(1, :count) n",
+        size,
     )
-    if analyzed:
-        new_database.execute(text("ANALYZE roles"))
 
     plan = generic_plan(new_database, "access", statement)
 
@@ -197,13 +191,19 @@ def test_a_page_of_the_members_in_a_role_is_read_in_order(
 
 
 def insert_memberships(conn: Connection, crowded: str, size: tuple[int, bool]) -> None:
-    count, analyzed = size
-    conn.execute(
-        text(
-            "INSERT INTO memberships (organization_id, user_id, role, create_time,"
-            f" update_time) SELECT *, now(), now() FROM ({LAYOUTS[crowded]}) AS given"
-        ),
-        {"count": count},
+    fill(
+        conn,
+        "memberships",
+        "(organization_id, user_id, role, create_time, update_time)"
+        f" SELECT *, now(), now() FROM ({LAYOUTS[crowded]}) AS given",
+        size,
     )
+
+
+def fill(conn: Connection, table: str, rows: str, size: tuple[int, bool]) -> None:
+    """Inserts `rows` (the column list and a SELECT of `:count` rows) into `table`, and
+    analyzes it if `size` says so."""
+    count, analyzed = size
+    conn.execute(text(f"INSERT INTO {table} {rows}"), {"count": count})
     if analyzed:
-        conn.execute(text("ANALYZE memberships"))
+        conn.execute(text(f"ANALYZE {table}"))
