@@ -18,6 +18,7 @@ from datetime import datetime
 from datetime import timedelta
 from typing import Any
 
+from sqlalchemy import ColumnElement
 from sqlalchemy import Integer
 from sqlalchemy import Text
 from sqlalchemy import bindparam
@@ -60,6 +61,18 @@ from orgservice.storage.tables import workspaces
 # The organization's first audit event (its creation) is numbered 1.
 FIRST_EVENT_SEQ = 1
 
+
+def _unclaimed(candidate: ColumnElement[str]) -> ColumnElement[bool]:
+    """No organization holds the `candidate` slug. A scalar subquery, run per candidate
+    through the slug index whatever the statistics: PostgreSQL turns NOT EXISTS into an
+    anti join, which a plan cached while the table had no statistics yet (a new
+    database) hashed with a scan of every slug, each create costing more than the last."""
+    holder = select(organization_slugs.c.organization_id).where(
+        organization_slugs.c.slug == candidate
+    )
+    return holder.scalar_subquery().is_(None)
+
+
 # -- row by row (SQLite) ---------------------------------------------------------------------
 
 _INSERT_ORGANIZATION = insert(organizations)
@@ -73,7 +86,7 @@ _CLAIM_FIRST_FREE = (
     .from_select(
         ["slug", "organization_id"],
         select(_sqlite_candidates.c.value, bindparam("id", type_=organizations.c.id.type))
-        .where(~exists().where(organization_slugs.c.slug == _sqlite_candidates.c.value))
+        .where(_unclaimed(_sqlite_candidates.c.value))
         .order_by(_sqlite_candidates.c.key)
         .limit(1),
     )
@@ -94,7 +107,7 @@ def _parameter(table: Any, name: str, key: str | None = None) -> Any:
 # The first candidate slug no organization holds. A concurrent create may claim it
 # between the check and the insert: then nothing is inserted, as for a taken slug.
 # The LIMIT tells the planner how few candidates there are (it assumes 100 rows of a
-# set-returning function); `_slug_holder` below looks each one up in the slug index.
+# set-returning function); each is looked up in the slug index (`_unclaimed`).
 _candidates = (
     func.jsonb_array_elements_text(cast(bindparam("slugs", type_=Text), JSONB))
     .table_valued("value", with_ordinality="position")
@@ -122,22 +135,12 @@ _owner_profile = (
     .cte("owner_profile")
 )
 _profile_held = exists().select_from(_owner_profile)
-# Which organization holds a candidate: a scalar subquery, which PostgreSQL runs per
-# candidate through the slug index whatever the statistics. NOT EXISTS becomes an anti
-# join, which a plan cached while the table had no statistics yet (a new database), or
-# with 100 candidates assumed, hashed with a scan of every slug: each create cost more
-# than the last.
-_slug_holder = (
-    select(organization_slugs.c.organization_id)
-    .where(organization_slugs.c.slug == _candidate.c.value)
-    .scalar_subquery()
-)
 _claimed = (
     pg_insert(organization_slugs)
     .from_select(
         ["slug", "organization_id"],
         select(_candidate.c.value, _parameter(organizations, "id"))
-        .where(_profile_held, _slug_holder.is_(None))
+        .where(_profile_held, _unclaimed(_candidate.c.value))
         .order_by(_candidate.c.position)
         .limit(1),
     )

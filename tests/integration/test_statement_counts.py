@@ -12,9 +12,9 @@ which runs on its own thread ("db-health") and is left out.
   caller asks for a fully consistent answer).
 - GetCurrentUser looks for an organization to auto-join with one statement, and only
   for callers with a verified email.
-- A create is one statement on PostgreSQL, a transaction of its own; a derived slug that
-  is taken costs nothing more there (the statement claims the first free candidate) and
-  one more slug insert on SQLite.
+- A create is one statement on PostgreSQL, a transaction of its own; on both backends a
+  derived slug that is taken costs nothing more (one statement claims the first free
+  candidate).
 """
 
 from __future__ import annotations
