@@ -61,6 +61,7 @@ from orgservice.storage.probe import database_probe
 from orgservice.storage.retention import purge
 from orgservice.storage.startup import prepare_database
 from orgservice.storage.unit_of_work import SqlDatabase
+from orgservice.storage.wal_checkpoints import WalCheckpointer
 from orgservice.telemetry.logging import configure_logging
 from orgservice.telemetry.metrics import Metrics
 from orgservice.telemetry.metrics import SharedMetrics
@@ -175,8 +176,13 @@ class OrgServer:
         self.tracing = Tracing()
         engine = create_database_engine(
             settings.database_url,
-            EngineOptions(pool_size=settings.threads, pooler=settings.database_pooler),
+            EngineOptions(
+                pool_size=settings.threads,
+                pooler=settings.database_pooler,
+                background_checkpoints=True,
+            ),
         )
+        self._checkpointer = WalCheckpointer.for_engine(engine)
         self.tracing.instrument(engine)
         self.metrics = metrics
         self.cache = ReadCache(
@@ -263,6 +269,8 @@ class OrgServer:
                 self._listen_url, changed=self._changed, lost=self._changes_lost
             )
             self._tasks.append(asyncio.create_task(listener.run(), name="db-listen"))
+        if self._checkpointer is not None:
+            self._checkpointer.start()
         for each in self._servers:
             await each.start()
         return self.port
@@ -315,6 +323,8 @@ class OrgServer:
         # database (a hung server answers nothing, not even a cancel request).
         self.database.watchdog.cut_all()
         self.dispatcher.executor.shutdown(wait=False, cancel_futures=True)
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
         self.database.engine.dispose()
         self.tracing.shutdown()
 

@@ -39,6 +39,9 @@ class EngineOptions:
     pool_size: int = 16
     # "pgbouncer": transaction pooling, so no server-side prepared statements.
     pooler: str = ""
+    # SQLite: commits never checkpoint the write-ahead log; the engine's owner runs a
+    # `wal_checkpoints.WalCheckpointer` instead.
+    background_checkpoints: bool = False
 
 
 def is_postgresql(url: str) -> bool:
@@ -48,7 +51,7 @@ def is_postgresql(url: str) -> bool:
 def create_database_engine(url: str, options: EngineOptions | None = None) -> Engine:
     options = options or EngineOptions()
     if not is_postgresql(url):
-        return _sqlite_engine(url)
+        return _sqlite_engine(url, background_checkpoints=options.background_checkpoints)
     connect_args: dict[str, Any] = {"connect_timeout": CONNECT_TIMEOUT_SECONDS}
     if options.pooler == "pgbouncer":
         connect_args["prepare_threshold"] = None
@@ -64,8 +67,11 @@ def create_database_engine(url: str, options: EngineOptions | None = None) -> En
     )
 
 
-def _sqlite_engine(url: str) -> Engine:
+def _sqlite_engine(url: str, *, background_checkpoints: bool) -> Engine:
     engine = create_engine(url, connect_args={"check_same_thread": False})
+    pragmas = ["journal_mode=WAL", "foreign_keys=ON", "synchronous=NORMAL"]
+    if background_checkpoints:
+        pragmas.append("wal_autocheckpoint=0")
 
     @event.listens_for(engine, "connect")
     def _configure(dbapi_connection: sqlite3.Connection, _: ConnectionPoolEntry) -> None:
@@ -73,7 +79,7 @@ def _sqlite_engine(url: str) -> Engine:
         dbapi_connection.isolation_level = None
         # SQLite's lower() folds ASCII only; case-insensitive filters need Unicode.
         dbapi_connection.create_function("lower", 1, _lower, deterministic=True)
-        for pragma in ("journal_mode=WAL", "foreign_keys=ON", "synchronous=NORMAL"):
+        for pragma in pragmas:
             dbapi_connection.execute(f"PRAGMA {pragma}")
 
     return engine
