@@ -20,8 +20,11 @@ from psycopg import errors as pg_errors
 from sqlalchemy import Engine
 from sqlalchemy import create_engine
 from sqlalchemy import event
+from sqlalchemy import make_url
+from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.pool import QueuePool
 
 from orgservice.domain.errors import CallDeadlineExceeded
 from orgservice.domain.errors import DatabaseUnavailable
@@ -51,7 +54,7 @@ def is_postgresql(url: str) -> bool:
 def create_database_engine(url: str, options: EngineOptions | None = None) -> Engine:
     options = options or EngineOptions()
     if not is_postgresql(url):
-        return _sqlite_engine(url, background_checkpoints=options.background_checkpoints)
+        return _sqlite_engine(url, options)
     connect_args: dict[str, Any] = {"connect_timeout": CONNECT_TIMEOUT_SECONDS}
     if options.pooler == "pgbouncer":
         connect_args["prepare_threshold"] = None
@@ -67,10 +70,19 @@ def create_database_engine(url: str, options: EngineOptions | None = None) -> En
     )
 
 
-def _sqlite_engine(url: str, *, background_checkpoints: bool) -> Engine:
-    engine = create_engine(url, connect_args={"check_same_thread": False})
+def _sqlite_engine(url: str, options: EngineOptions) -> Engine:
+    # One connection per database thread, as on PostgreSQL: checkouts never wait. A
+    # database in memory has a connection per thread anyway (SingletonThreadPool).
+    sqlite_url = make_url(url)
+    in_file = SQLiteDialect_pysqlite.get_pool_class(sqlite_url) is QueuePool
+    pool: dict[str, Any] = (
+        {"pool_size": options.pool_size, "max_overflow": 0, "pool_timeout": CONNECT_TIMEOUT_SECONDS}
+        if in_file
+        else {}
+    )
+    engine = create_engine(sqlite_url, connect_args={"check_same_thread": False}, **pool)
     pragmas = ["journal_mode=WAL", "foreign_keys=ON", "synchronous=NORMAL"]
-    if background_checkpoints:
+    if options.background_checkpoints:
         pragmas.append("wal_autocheckpoint=0")
 
     @event.listens_for(engine, "connect")
