@@ -269,10 +269,10 @@ class OrgServer:
                 self._listen_url, changed=self._changed, lost=self._changes_lost
             )
             self._tasks.append(asyncio.create_task(listener.run(), name="db-listen"))
-        if self._checkpointer is not None:
-            self._checkpointer.start()
         for each in self._servers:
             await each.start()
+        if self._checkpointer is not None:
+            self._checkpointer.start()
         return self.port
 
     def _changed(self, organization_id: str) -> None:
