@@ -113,6 +113,18 @@ def psycopg_connect_kwargs(engine: Engine) -> dict[str, Any]:
     return kwargs
 
 
+def sqlite_connect(engine: Engine, *, timeout: float | None = None) -> sqlite3.Connection:
+    """A connection to the engine's SQLite database made outside its pool (the health
+    probe, the checkpointer), opened as the engine opens its own (a relative path made
+    absolute, URI options), in autocommit."""
+    [database], kwargs = engine.dialect.create_connect_args(engine.url)
+    options: dict[str, Any] = {**kwargs, "isolation_level": None}
+    if timeout is not None:
+        options["timeout"] = timeout
+    connection: sqlite3.Connection = sqlite3.connect(database, **options)
+    return connection
+
+
 # --- driver failures ------------------------------------------------------------------
 
 

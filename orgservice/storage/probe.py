@@ -4,26 +4,26 @@ request pool (which may be exhausted, or hold connections the probe would wait f
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from collections.abc import Callable
 from collections.abc import Coroutine
+from contextlib import closing
 from typing import Any
 
 import psycopg
 from sqlalchemy import Engine
 
 from orgservice.storage.database import psycopg_connect_kwargs
+from orgservice.storage.database import sqlite_connect
 
 
 def database_probe(engine: Engine) -> Callable[[], Coroutine[Any, Any, None]]:
     """A coroutine function that raises unless the database answers."""
     if engine.dialect.name == "postgresql":
         return _PostgresProbe(psycopg_connect_kwargs(engine)).probe
-    path = engine.url.database or ""
 
     async def probe_sqlite() -> None:
         def select_one() -> None:
-            with sqlite3.connect(path, timeout=1) as connection:
+            with closing(sqlite_connect(engine, timeout=1)) as connection:
                 connection.execute("SELECT 1")
 
         await asyncio.to_thread(select_one)

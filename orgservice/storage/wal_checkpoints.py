@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from typing import Any
 
 from sqlalchemy import Engine
 from sqlalchemy.pool import QueuePool
 
 from orgservice.storage.database import failures
+from orgservice.storage.database import sqlite_connect
 
 # A shorter interval copies the same hot pages (indexes, a table's last page) more
 # often; a longer one lets the log grow larger between checkpoints.
@@ -27,9 +27,8 @@ CHECKPOINT_INTERVAL_SECONDS = 0.5
 class WalCheckpointer:
     """One thread, with a connection of its own, checkpointing until `stop()`."""
 
-    def __init__(self, connect_args: list[Any], connect_kwargs: dict[str, Any]) -> None:
-        self._connect_args = connect_args
-        self._connect_kwargs = {**connect_kwargs, "isolation_level": None}
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="wal-checkpoints", daemon=True)
 
@@ -39,9 +38,7 @@ class WalCheckpointer:
         unless it is a SQLite database in a file (which SQLAlchemy pools in a QueuePool)."""
         if engine.dialect.name != "sqlite" or not isinstance(engine.pool, QueuePool):
             return None
-        # The file as the engine opens it (a relative path made absolute, URI options).
-        args, kwargs = engine.dialect.create_connect_args(engine.url)
-        return cls(list(args), dict(kwargs))
+        return cls(engine)
 
     def start(self) -> None:
         self._thread.start()
@@ -56,7 +53,7 @@ class WalCheckpointer:
         while not self._stopping.wait(CHECKPOINT_INTERVAL_SECONDS):
             try:
                 if connection is None:
-                    connection = sqlite3.connect(*self._connect_args, **self._connect_kwargs)
+                    connection = sqlite_connect(self._engine)
                 # PASSIVE never waits: frames a reader still needs wait for the next one.
                 connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
             except Exception as error:
