@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import select
+import sqlite3
 from collections.abc import Iterable
 from collections.abc import Mapping
 from typing import Any
@@ -34,6 +35,7 @@ from orgservice.storage.database import SQLITE_MAX_BUSY_SECONDS
 from orgservice.storage.database import StaleConnection
 from orgservice.storage.database import failures
 from orgservice.storage.database import translate
+from orgservice.storage.sqlite_write_lock import SqliteWriteLock
 from orgservice.storage.watchdog import Watch
 from orgservice.storage.watchdog import Watchdog
 
@@ -42,12 +44,22 @@ _CHECKOUTS = "orgservice_checkouts"
 
 
 class Sql:
-    def __init__(self, engine: Engine, budget: Budget, watchdog: Watchdog, *, writes: bool) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        budget: Budget,
+        watchdog: Watchdog,
+        *,
+        writes: bool,
+        write_lock: SqliteWriteLock | None = None,
+    ) -> None:
         self._engine = engine
         self._postgresql = engine.dialect.name == "postgresql"
         self._budget = budget
         self._watchdog = watchdog
         self._writes = writes
+        self._write_lock = write_lock  # SQLite: taken by `_begin`, until the transaction ends
+        self._holds_write_lock = False
         self._connection: Connection | None = None
         self._watch: Watch | None = None
         self._statements = 0
@@ -140,6 +152,8 @@ class Sql:
         except DBAPIError as error:
             self._raise_translated(error)
             raise
+        finally:
+            self._end_write_lock()
         self._committed = True
 
     def committed_organizations(self) -> set[str]:
@@ -158,6 +172,7 @@ class Sql:
         except Exception:  # a broken connection: the pool must not hand it out again
             connection.invalidate()
         finally:
+            self._end_write_lock()
             if self._watch is not None:
                 self._watch.release()
             connection.close()
@@ -179,26 +194,39 @@ class Sql:
         return connection
 
     def _begin(self, connection: Connection) -> None:
+        if not self._postgresql:
+            self._begin_sqlite(connection)
+            return
         remaining_ms = max(1, int(self._budget.remaining() * 1000))
-        if self._postgresql:
-            commands = [
+        try:
+            connection.exec_driver_sql(
                 f"BEGIN; SET LOCAL statement_timeout = {remaining_ms};"
                 f" SET LOCAL lock_timeout = {remaining_ms}"
-            ]
-        else:
-            busy_ms = min(remaining_ms, int(SQLITE_MAX_BUSY_SECONDS * 1000))
-            # Writers take the write lock up front: a deferred transaction that reads
-            # and then writes could fail with "database is locked" instead of waiting.
-            commands = [f"PRAGMA busy_timeout = {busy_ms}", "BEGIN IMMEDIATE"]
-        try:
-            for command in commands:
-                connection.exec_driver_sql(command)
+            )
         except DBAPIError as error:
             self._raise_translated(error)
             raise
         self._in_transaction = True
 
-    def _raise_translated(self, error: DBAPIError, *, retry_safe: bool = True) -> None:
+    def _begin_sqlite(self, connection: Connection) -> None:
+        """Writers take the write lock up front: a deferred transaction that reads and
+        then writes could fail with "database is locked" instead of waiting."""
+        assert self._write_lock is not None, "SQLite writers share their process's lock"
+        dbapi: sqlite3.Connection = connection.connection.dbapi_connection  # type: ignore[assignment]
+        try:
+            self._write_lock.begin(dbapi, self._budget, SQLITE_MAX_BUSY_SECONDS)
+        except sqlite3.Error as error:
+            self._raise_translated(error)
+            raise
+        self._holds_write_lock = True
+        self._in_transaction = True
+
+    def _end_write_lock(self) -> None:
+        if self._holds_write_lock and self._write_lock is not None:
+            self._holds_write_lock = False
+            self._write_lock.end()
+
+    def _raise_translated(self, error: Exception, *, retry_safe: bool = True) -> None:
         """Raises the domain error for a driver failure we expect (lost or refused
         connections, timeouts); returns for any other, which the caller re-raises."""
         fired = self._watch is not None and self._watch.fired

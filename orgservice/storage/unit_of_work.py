@@ -29,6 +29,7 @@ from orgservice.storage.organizations import OrganizationRepository
 from orgservice.storage.roles import RoleRepository
 from orgservice.storage.sql import Sql
 from orgservice.storage.sql import count_checkouts
+from orgservice.storage.sqlite_write_lock import SqliteWriteLock
 from orgservice.storage.users import UserRepository
 from orgservice.storage.watchdog import Watchdog
 from orgservice.storage.workspaces import WorkspaceRepository
@@ -175,12 +176,13 @@ class SqlDatabase:
         self.cache = cache
         self.on_commit: Callable[[str], None] | None = None
         self.watchdog = Watchdog()
+        self._write_lock = SqliteWriteLock() if engine.dialect.name == "sqlite" else None
         count_checkouts(engine)
 
     @contextmanager
     def transaction(self, budget: Budget) -> Iterator[SqlUnitOfWork]:
         """A read-write unit of work: rolled back unless `commit()` is called."""
-        sql = Sql(self.engine, budget, self.watchdog, writes=True)
+        sql = Sql(self.engine, budget, self.watchdog, writes=True, write_lock=self._write_lock)
         try:
             yield SqlUnitOfWork(sql, None)
         finally:
