@@ -152,8 +152,7 @@ class Sql:
         except DBAPIError as error:
             self._raise_translated(error)
             raise
-        finally:
-            self._end_write_lock()
+        self._end_write_lock()  # after a failed COMMIT, `close()` rolls back first
         self._committed = True
 
     def committed_organizations(self) -> set[str]:
@@ -216,7 +215,8 @@ class Sql:
         try:
             self._write_lock.begin(dbapi, self._budget, SQLITE_MAX_BUSY_SECONDS)
         except sqlite3.Error as error:
-            self._raise_translated(error)
+            # Waiting too long says nothing of the connection: no retry on a fresh one.
+            self._raise_translated(error, retry_safe="locked" not in str(error))
             raise
         self._holds_write_lock = True
         self._in_transaction = True

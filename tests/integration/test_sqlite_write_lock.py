@@ -1,7 +1,8 @@
-"""SQLite writers queue on their process's lock and try SQLite's write lock themselves
+"""SQLite writers wait on their process's lock and try SQLite's write lock themselves
 against other processes (`storage.sqlite_write_lock`): every write commits, a writer
-waits for another process's transaction as long as its budget lets it and no longer,
-and the lock passes on however a transaction ends."""
+waits for another process's transaction as long as its call lasts and no longer, the
+lock passes on however a transaction ends, a wait that reaches its cap is not taken for
+a dead connection, and a failed begin leaves the connection's busy timeout as it was."""
 
 from __future__ import annotations
 
@@ -26,8 +27,12 @@ from sqlalchemy.exc import IntegrityError
 
 from orgservice.domain.budget import Budget
 from orgservice.domain.errors import CallDeadlineExceeded
+from orgservice.domain.errors import DatabaseUnavailable
 from orgservice.storage import migrate
+from orgservice.storage import sql
+from orgservice.storage.database import StaleConnection
 from orgservice.storage.database import create_database_engine
+from orgservice.storage.sqlite_write_lock import SqliteWriteLock
 from orgservice.storage.tables import users
 from orgservice.storage.unit_of_work import SqlDatabase
 
@@ -62,8 +67,8 @@ def new_user() -> dict[str, Any]:
     }
 
 
-def write_user(database: SqlDatabase, budget: float = 5.0) -> None:
-    with database.transaction(Budget(budget)) as uow:
+def write_user(database: SqlDatabase, budget: float | Budget = 5.0) -> None:
+    with database.transaction(Budget(budget) if isinstance(budget, float | int) else budget) as uow:
         uow.sql.execute(insert(users), new_user())
         uow.commit()
 
@@ -110,12 +115,20 @@ def test_concurrent_writers_of_two_processes_all_commit(path: Path) -> None:
 def test_a_writer_waits_for_another_process_and_commits_once_it_ends(
     database: SqlDatabase, path: Path
 ) -> None:
+    started = threading.Event()
+
+    def write() -> float:
+        started.set()
+        write_user(database)
+        return time.monotonic()
+
     with ThreadPoolExecutor(1) as pool:
         with held_by_another_process(path):
-            waiting = pool.submit(write_user, database)
+            waiting = pool.submit(write)
+            assert started.wait(5)
             time.sleep(0.3)  # longer than many of the writer's tries
-            assert not waiting.done(), "the writer did not wait for the other process"
-        waiting.result(timeout=5)
+            released = time.monotonic()
+        assert waiting.result(timeout=5) > released
     assert user_count(database) == 1
 
 
@@ -167,3 +180,89 @@ def test_the_lock_passes_on_after_a_rollback_and_a_failed_statement(database: Sq
     # A lock left held would make this writer wait out its budget.
     write_user(database, budget=1)
     assert user_count(database) == 2
+
+
+def test_a_writer_whose_call_is_cancelled_stops_waiting(database: SqlDatabase, path: Path) -> None:
+    """Cancelled while it tries SQLite's lock (held by another process), and while it
+    waits for its turn behind another thread of its process."""
+    budgets = [Budget(10), Budget(10)]
+
+    def write(budget: Budget) -> float:
+        with pytest.raises(CallDeadlineExceeded):
+            write_user(database, budget)
+        return time.monotonic()
+
+    with ThreadPoolExecutor(2) as pool, held_by_another_process(path):
+        trying = pool.submit(write, budgets[0])
+        time.sleep(0.2)
+        waiting = pool.submit(write, budgets[1])  # its turn comes after the first's
+        time.sleep(0.2)
+        for budget in budgets:
+            budget.cancel()
+        cancelled = time.monotonic()
+        ended = [trying.result(timeout=5), waiting.result(timeout=5)]
+    assert all(end - cancelled < 1.0 for end in ended), [end - cancelled for end in ended]
+    assert user_count(database) == 0
+
+
+def test_a_writer_that_waited_its_longest_is_not_retried_as_if_its_connection_died(
+    database: SqlDatabase, path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_user(database)  # the pool's connection has been used: a failure could look stale
+    monkeypatch.setattr(sql, "SQLITE_MAX_BUSY_SECONDS", 0.3)
+    with held_by_another_process(path), pytest.raises(DatabaseUnavailable) as raised:
+        write_user(database)
+    assert not isinstance(raised.value, StaleConnection)
+
+
+def test_the_lock_passes_on_after_a_commit_refused_for_a_spent_budget(
+    database: SqlDatabase,
+) -> None:
+    def commit_too_late() -> None:
+        with database.transaction(Budget(0.2)) as uow:
+            uow.sql.execute(insert(users), new_user())
+            time.sleep(0.25)
+            uow.commit()
+
+    with pytest.raises(CallDeadlineExceeded):
+        commit_too_late()
+    write_user(database, budget=1)
+    assert user_count(database) == 1
+
+
+class _FailingAfterBegin(sqlite3.Connection):
+    """A connection whose statement after BEGIN fails, and then its rollback."""
+
+    def execute(self, sql: str, *args: Any) -> sqlite3.Cursor:
+        if self.in_transaction and sql.startswith("PRAGMA busy_timeout ="):
+            raise sqlite3.OperationalError("disk I/O error")
+        return super().execute(sql, *args)
+
+    def rollback(self) -> None:
+        raise sqlite3.OperationalError("disk I/O error")
+
+
+def test_the_lock_is_released_when_a_begun_transaction_cannot_be_set_up(path: Path) -> None:
+    lock = SqliteWriteLock()
+    failing = sqlite3.connect(path, isolation_level=None, factory=_FailingAfterBegin)
+    healthy = sqlite3.connect(path, isolation_level=None)
+    try:
+        with pytest.raises(sqlite3.OperationalError, match="disk I/O"):
+            lock.begin(failing, Budget(5), max_wait=5)
+        failing.close()  # ends its transaction: SQLite's lock is free again
+        lock.begin(healthy, Budget(1), max_wait=1)  # and so is the process's
+        healthy.execute("ROLLBACK")
+        lock.end()
+    finally:
+        healthy.close()
+
+
+def test_a_failed_begin_leaves_the_connections_busy_timeout_as_it_was(path: Path) -> None:
+    connection = sqlite3.connect(path, isolation_level=None)
+    try:
+        connection.execute("PRAGMA busy_timeout = 4321")
+        with held_by_another_process(path), pytest.raises(sqlite3.OperationalError):
+            SqliteWriteLock().begin(connection, Budget(0.2), max_wait=5)
+        assert connection.execute("PRAGMA busy_timeout").fetchone() == (4321,)
+    finally:
+        connection.close()
