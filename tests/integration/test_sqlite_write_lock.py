@@ -9,13 +9,10 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from contextlib import contextmanager
-from datetime import UTC
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +32,7 @@ from orgservice.storage.database import create_database_engine
 from orgservice.storage.sqlite_write_lock import SqliteWriteLock
 from orgservice.storage.tables import users
 from orgservice.storage.unit_of_work import SqlDatabase
+from tests.support.rows import user_row
 
 THREADS = 16
 WRITES_PER_THREAD = 20
@@ -54,17 +52,7 @@ def database(path: Path) -> Iterator[SqlDatabase]:
 
 
 def new_user() -> dict[str, Any]:
-    now = datetime.now(UTC)
-    return {
-        "id": str(uuid.uuid4()),
-        "subject": f"writer-{uuid.uuid4().hex}",
-        "username": "",
-        "email": "",
-        "email_verified": False,
-        "display_name": "",
-        "create_time": now,
-        "update_time": now,
-    }
+    return user_row("writer")
 
 
 def write_user(database: SqlDatabase, budget: float | Budget = 5.0) -> None:

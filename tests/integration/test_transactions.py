@@ -4,10 +4,7 @@ timeouts (statement and lock timeouts on PostgreSQL, the busy timeout on SQLite)
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
-from datetime import UTC
-from datetime import datetime
 from typing import Any
 
 import pytest
@@ -23,6 +20,7 @@ from orgservice.storage.database import create_database_engine
 from orgservice.storage.tables import users
 from orgservice.storage.unit_of_work import SqlDatabase
 from tests.support.pgbouncer import direct_url_for
+from tests.support.rows import user_row
 
 
 @pytest.fixture(scope="module")
@@ -37,17 +35,7 @@ def database(database_url: str) -> Iterator[SqlDatabase]:
 
 
 def new_user() -> dict[str, Any]:
-    now = datetime.now(UTC)
-    return {
-        "id": str(uuid.uuid4()),
-        "subject": f"transactions-{uuid.uuid4().hex}",
-        "username": "",
-        "email": "",
-        "email_verified": False,
-        "display_name": "",
-        "create_time": now,
-        "update_time": now,
-    }
+    return user_row("transactions")
 
 
 def stored(database: SqlDatabase, rows: list[dict[str, Any]]) -> int:
