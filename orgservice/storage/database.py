@@ -142,11 +142,17 @@ def translate(error: Exception, *, deadline_passed: bool) -> DomainError | None:
     original = error.orig if isinstance(error, DBAPIError) else error
     if isinstance(original, _TIMEOUTS) or (deadline_passed and _is_connection_failure(original)):
         return CallDeadlineExceeded()
-    if isinstance(original, sqlite3.OperationalError) and "locked" in str(original):
+    if is_sqlite_locked(original):
         return CallDeadlineExceeded() if deadline_passed else DatabaseUnavailable()
     if _is_connection_failure(original):
         return DatabaseUnavailable()
     return None
+
+
+def is_sqlite_locked(error: BaseException | None) -> bool:
+    """SQLite's "database is locked": a wait for its write lock ended, which says
+    nothing of the connection."""
+    return isinstance(error, sqlite3.OperationalError) and "locked" in str(error)
 
 
 def _is_connection_failure(error: BaseException | None) -> bool:

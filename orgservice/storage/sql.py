@@ -34,6 +34,7 @@ from orgservice.domain.errors import DatabaseUnavailable
 from orgservice.storage.database import SQLITE_MAX_BUSY_SECONDS
 from orgservice.storage.database import StaleConnection
 from orgservice.storage.database import failures
+from orgservice.storage.database import is_sqlite_locked
 from orgservice.storage.database import translate
 from orgservice.storage.sqlite_write_lock import SqliteWriteLock
 from orgservice.storage.watchdog import Watch
@@ -59,7 +60,7 @@ class Sql:
         self._watchdog = watchdog
         self._writes = writes
         self._write_lock = write_lock  # SQLite: taken by `_begin`, until the transaction ends
-        self._holds_write_lock = False
+        self._held_write_lock: SqliteWriteLock | None = None
         self._connection: Connection | None = None
         self._watch: Watch | None = None
         self._statements = 0
@@ -216,15 +217,15 @@ class Sql:
             self._write_lock.begin(dbapi, self._budget, SQLITE_MAX_BUSY_SECONDS)
         except sqlite3.Error as error:
             # Waiting too long says nothing of the connection: no retry on a fresh one.
-            self._raise_translated(error, retry_safe="locked" not in str(error))
+            self._raise_translated(error, retry_safe=not is_sqlite_locked(error))
             raise
-        self._holds_write_lock = True
+        self._held_write_lock = self._write_lock
         self._in_transaction = True
 
     def _end_write_lock(self) -> None:
-        if self._holds_write_lock and self._write_lock is not None:
-            self._holds_write_lock = False
-            self._write_lock.end()
+        held, self._held_write_lock = self._held_write_lock, None
+        if held is not None:
+            held.end()
 
     def _raise_translated(self, error: Exception, *, retry_safe: bool = True) -> None:
         """Raises the domain error for a driver failure we expect (lost or refused

@@ -19,6 +19,7 @@ import threading
 import time
 
 from orgservice.domain.budget import Budget
+from orgservice.storage.database import is_sqlite_locked
 
 # How long SQLite's busy handler waits (one sleep) before the next try is ours.
 RETRY_MILLISECONDS = 1
@@ -80,6 +81,6 @@ class SqliteWriteLock:
                 connection.execute("BEGIN IMMEDIATE")
                 return
             except sqlite3.OperationalError as error:
-                if "locked" not in str(error) or budget.spent or time.monotonic() > give_up:
+                if not is_sqlite_locked(error) or budget.spent or time.monotonic() > give_up:
                     connection.execute(f"PRAGMA busy_timeout = {previous_ms}")
                     raise
