@@ -7,9 +7,14 @@ organizations, each transaction held the lock about a millisecond, yet the waits
 reached 35 to 55 ms at the 90th percentile and half a second at the 99th, and the lock
 sat free while its waiters slept.
 
-So the threads of a process wait on a lock of their own, released the moment a
-transaction ends, and only the thread holding it tries SQLite's lock, every millisecond,
-against other processes (`--workers`) and other programs.
+So the threads of a process wait for their turn, which passes on the moment a
+transaction ends, and only the thread whose turn it is tries SQLite's lock, every
+millisecond, against other processes (`--workers`) and other programs.
+
+Turns are taken in the order they were asked for. With a plain lock, the thread the
+scheduler happened to wake won, and under load some writers were overtaken again and
+again: at full rate (one worker, 16 database threads) creates had a p99 of 260 to 310 ms
+against a p50 of 57; taken in order, 89 to 98 ms.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
+from collections import deque
 
 from orgservice.domain.budget import Budget
 from orgservice.storage.database import is_sqlite_locked
@@ -33,11 +39,52 @@ def _locked(why: str) -> sqlite3.OperationalError:
     return sqlite3.OperationalError(f"database is locked ({why})")
 
 
+class _Turns:
+    """A lock handed to its waiters first come, first served: each waiter blocks on a
+    lock of its own, which the thread ending its turn releases (waking that one
+    thread). A waiter that gives up leaves the queue."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._taken = False
+        self._waiting: deque[threading.Lock] = deque()
+
+    def take(self, budget: Budget, give_up: float) -> None:
+        """Returns once it is this thread's turn; raises SQLite's "database is locked"
+        when the call ends (budget spent or cancelled) or `give_up` passes first."""
+        with self._guard:
+            if not self._taken:
+                self._taken = True
+                return
+            baton = threading.Lock()
+            baton.acquire()
+            self._waiting.append(baton)
+        # Looks every _TURN_CHECK_SECONDS whether the call has ended meanwhile.
+        while not baton.acquire(timeout=min(_TURN_CHECK_SECONDS, budget.remaining())):
+            if budget.spent or time.monotonic() > give_up:
+                with self._guard:
+                    if baton in self._waiting:
+                        self._waiting.remove(baton)
+                        raise _locked("by this process")
+                break  # the turn was handed over meanwhile: it is this thread's
+        if budget.spent:  # cancelled while it waited
+            self.pass_on()
+            raise _locked("the call ended")
+
+    def pass_on(self) -> None:
+        """Ends this thread's turn: the longest waiter's begins."""
+        with self._guard:
+            if self._waiting:
+                self._waiting.popleft().release()
+            else:
+                self._taken = False
+
+
 class SqliteWriteLock:
     """The write lock of one SQLite database, for the threads of this process."""
 
     def __init__(self) -> None:
-        self._turn = threading.Lock()
+        self._turns = _Turns()
 
     def begin(self, connection: sqlite3.Connection, budget: Budget, max_wait: float) -> None:
         """`BEGIN IMMEDIATE` on `connection`, waiting at most `max_wait` seconds and while
@@ -46,7 +93,7 @@ class SqliteWriteLock:
         "database is locked" when the wait ends first. `end()` must follow a
         successful begin."""
         started = time.monotonic()
-        self._take_turn(budget, started + max_wait)
+        self._turns.take(budget, started + max_wait)
         try:
             self._begin_immediate(connection, budget, started + max_wait)
             remaining_ms = max(1, int(min(max_wait, budget.remaining()) * 1000))
@@ -56,20 +103,12 @@ class SqliteWriteLock:
                 if connection.in_transaction:
                     connection.rollback()
             finally:
-                self._turn.release()
+                self._turns.pass_on()
             raise
 
     def end(self) -> None:
         """After the transaction's COMMIT or ROLLBACK: the next thread's turn."""
-        self._turn.release()
-
-    def _take_turn(self, budget: Budget, give_up: float) -> None:
-        while not self._turn.acquire(timeout=min(_TURN_CHECK_SECONDS, budget.remaining())):
-            if budget.spent or time.monotonic() > give_up:
-                raise _locked("by this process")
-        if budget.spent:  # cancelled while it waited
-            self._turn.release()
-            raise _locked("the call ended")
+        self._turns.pass_on()
 
     @staticmethod
     def _begin_immediate(connection: sqlite3.Connection, budget: Budget, give_up: float) -> None:

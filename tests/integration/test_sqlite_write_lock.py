@@ -1,14 +1,16 @@
 """SQLite writers wait on their process's lock and try SQLite's write lock themselves
 against other processes (`storage.sqlite_write_lock`): every write commits, a writer
 waits for another process's transaction as long as its call lasts and no longer, the
-lock passes on however a transaction ends, a wait that reaches its cap is not taken for
-a dead connection, and a failed begin leaves the connection's busy timeout as it was."""
+lock passes on however a transaction ends, the threads of a process take turns in the
+order they asked, a wait that reaches its cap is not taken for a dead connection, and a
+failed begin leaves the connection's busy timeout as it was."""
 
 from __future__ import annotations
 
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
@@ -22,6 +24,7 @@ from sqlalchemy import insert
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from orgservice.domain.budget import COMMIT_MARGIN_SECONDS
 from orgservice.domain.budget import Budget
 from orgservice.domain.errors import CallDeadlineExceeded
 from orgservice.domain.errors import DatabaseUnavailable
@@ -168,6 +171,96 @@ def test_the_lock_passes_on_after_a_rollback_and_a_failed_statement(database: Sq
     # A lock left held would make this writer wait out its budget.
     write_user(database, budget=1)
     assert user_count(database) == 2
+
+
+def test_the_threads_of_a_process_take_turns_in_the_order_they_asked(path: Path) -> None:
+    lock = SqliteWriteLock()
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    lock.begin(holder, Budget(10), max_wait=10)
+    served: list[int] = []
+
+    def write(position: int) -> None:
+        connection = sqlite3.connect(path, isolation_level=None)
+        try:
+            lock.begin(connection, Budget(10), max_wait=10)
+            served.append(position)
+            connection.execute("ROLLBACK")
+            lock.end()
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(8) as pool:
+        waiters = []
+        for position in range(8):
+            waiters.append(pool.submit(write, position))
+            # Asked 30 ms apart: each waiter wakes every 50 ms to look at its call, so
+            # a lock that lets the first awake thread win would mix them up.
+            time.sleep(0.03)
+        time.sleep(0.3)
+        holder.execute("ROLLBACK")
+        lock.end()
+        for waiter in waiters:
+            waiter.result(timeout=10)
+    holder.close()
+    assert served == list(range(8))
+
+
+def test_no_turn_is_lost_when_waiters_give_up_as_it_reaches_them(database: SqlDatabase) -> None:
+    def try_to_write(budget: float) -> bool:
+        try:
+            write_user(database, budget)
+        except CallDeadlineExceeded:
+            return False
+        return True
+
+    # Budgets about as long as the queue ahead (beyond the margin a commit needs):
+    # many writers give up, some just as their turn comes (then it is theirs to pass on).
+    budgets = [COMMIT_MARGIN_SECONDS + 0.002 * (index % 20) for index in range(600)]
+    with ThreadPoolExecutor(THREADS) as pool:
+        written = sum(pool.map(try_to_write, budgets))
+    assert user_count(database) == written
+    write_user(database, budget=1)  # a lost turn would leave this one waiting its budget out
+    assert user_count(database) == written + 1
+
+
+class _EndsAsTheTurnComes(Budget):
+    """A call that ends at the moment the thread ahead hands it the turn."""
+
+    def __init__(self, hand_over: Callable[[], None]) -> None:
+        super().__init__(10)
+        self._hand_over: Callable[[], None] | None = hand_over
+
+    def remaining(self) -> float:
+        return 0.01  # the waiter looks again soon
+
+    @property
+    def spent(self) -> bool:
+        if self._hand_over is not None:  # the first look, after a wait that timed out
+            self._hand_over, hand_over = None, self._hand_over
+            hand_over()
+        return True
+
+
+def test_a_turn_handed_to_a_waiter_that_just_gave_up_passes_on(path: Path) -> None:
+    lock = SqliteWriteLock()
+    holder, late, next_writer = (sqlite3.connect(path, isolation_level=None) for _ in range(3))
+    try:
+        lock.begin(holder, Budget(10), max_wait=10)
+
+        def hand_over() -> None:
+            holder.execute("ROLLBACK")
+            lock.end()
+
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            lock.begin(late, _EndsAsTheTurnComes(hand_over), max_wait=10)
+        started = time.monotonic()
+        lock.begin(next_writer, Budget(1), max_wait=1)  # a lost turn: this would wait
+        assert time.monotonic() - started < 0.5
+        next_writer.execute("ROLLBACK")
+        lock.end()
+    finally:
+        for connection in (holder, late, next_writer):
+            connection.close()
 
 
 def test_a_writer_whose_call_is_cancelled_stops_waiting(database: SqlDatabase, path: Path) -> None:
