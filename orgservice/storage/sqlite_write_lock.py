@@ -41,8 +41,9 @@ def _locked(why: str) -> sqlite3.OperationalError:
 
 class _Turns:
     """A lock handed to its waiters first come, first served: each waiter blocks on a
-    lock of its own, which the thread ending its turn releases (waking that one
-    thread). A waiter that gives up leaves the queue."""
+    lock of its own (its baton), which the thread ending its turn releases, waking that
+    one thread. A waiter whose call ends first leaves the queue, or passes the turn on
+    if it came meanwhile."""
 
     def __init__(self) -> None:
         self._guard = threading.Lock()
@@ -50,34 +51,51 @@ class _Turns:
         self._waiting: deque[threading.Lock] = deque()
 
     def take(self, budget: Budget, give_up: float) -> None:
-        """Returns once it is this thread's turn; raises SQLite's "database is locked"
-        when the call ends (budget spent or cancelled) or `give_up` passes first."""
+        """Returns once it is this thread's turn (`pass_on()` must follow). Raises
+        SQLite's "database is locked" if the call has ended (budget spent or cancelled),
+        or if it ends or `give_up` passes before the turn comes (noticed within
+        _TURN_CHECK_SECONDS)."""
         with self._guard:
+            if budget.spent:
+                raise _locked("the call ended")
             if not self._taken:
                 self._taken = True
                 return
             baton = threading.Lock()
             baton.acquire()
             self._waiting.append(baton)
-        # Looks every _TURN_CHECK_SECONDS whether the call has ended meanwhile.
-        while not baton.acquire(timeout=min(_TURN_CHECK_SECONDS, budget.remaining())):
-            if budget.spent or time.monotonic() > give_up:
-                with self._guard:
-                    if baton in self._waiting:
-                        self._waiting.remove(baton)
-                        raise _locked("by this process")
-                break  # the turn was handed over meanwhile: it is this thread's
-        if budget.spent:  # cancelled while it waited
-            self.pass_on()
-            raise _locked("the call ended")
+        try:
+            _wait(baton, budget, give_up)
+        except BaseException:
+            self._give_back(baton)
+            raise
 
     def pass_on(self) -> None:
         """Ends this thread's turn: the longest waiter's begins."""
         with self._guard:
+            assert self._taken, "a turn passed on twice"
             if self._waiting:
                 self._waiting.popleft().release()
             else:
                 self._taken = False
+
+    def _give_back(self, baton: threading.Lock) -> None:
+        """Leaves the queue, or passes the turn on if it came meanwhile."""
+        with self._guard:
+            if baton in self._waiting:
+                self._waiting.remove(baton)
+                return
+        self.pass_on()
+
+
+def _wait(baton: threading.Lock, budget: Budget, give_up: float) -> None:
+    """Until the turn comes (the baton is released), looking every _TURN_CHECK_SECONDS
+    whether the call has ended meanwhile."""
+    while not baton.acquire(timeout=min(_TURN_CHECK_SECONDS, budget.remaining())):
+        if budget.spent or time.monotonic() > give_up:
+            raise _locked("by this process")
+    if budget.spent:  # cancelled just as its turn came
+        raise _locked("the call ended")
 
 
 class SqliteWriteLock:

@@ -2,11 +2,13 @@
 against other processes (`storage.sqlite_write_lock`): every write commits, a writer
 waits for another process's transaction as long as its call lasts and no longer, the
 lock passes on however a transaction ends, the threads of a process take turns in the
-order they asked, a wait that reaches its cap is not taken for a dead connection, and a
+order they asked and no turn is lost when a waiter's call ends (however late) or is
+interrupted, a wait that reaches its cap is not taken for a dead connection, and a
 failed begin leaves the connection's busy timeout as it was."""
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 import threading
 import time
@@ -35,6 +37,7 @@ from orgservice.storage.database import create_database_engine
 from orgservice.storage.sqlite_write_lock import SqliteWriteLock
 from orgservice.storage.tables import users
 from orgservice.storage.unit_of_work import SqlDatabase
+from tests.support.processes import poll
 from tests.support.rows import user_row
 
 THREADS = 16
@@ -78,6 +81,55 @@ def held_by_another_process(path: Path) -> Iterator[sqlite3.Connection]:
         connection.execute("BEGIN IMMEDIATE")
         yield connection
         connection.execute("COMMIT")
+    finally:
+        connection.close()
+
+
+class _EndsWhileQueued(Budget):
+    """A call that ends while its writer waits for its turn: `ending()` runs as the
+    writer starts waiting (it may hand the turn over, or raise)."""
+
+    def __init__(self, ending: Callable[[], None]) -> None:
+        super().__init__(10)
+        self._ending = ending
+        self._ended = False
+
+    def remaining(self) -> float:
+        if not self._ended:
+            self._ended = True
+            self._ending()
+        return 0.01
+
+    @property
+    def spent(self) -> bool:
+        return self._ended
+
+
+@contextmanager
+def turn_held(lock: SqliteWriteLock, path: Path) -> Iterator[Callable[[], None]]:
+    """A transaction holding the process's turn; yields what ends it (rolled back)."""
+    holder = sqlite3.connect(path, isolation_level=None)
+    lock.begin(holder, Budget(10), max_wait=10)
+
+    def end() -> None:
+        holder.execute("ROLLBACK")
+        lock.end()
+
+    try:
+        yield end
+    finally:
+        holder.close()
+
+
+def next_writer_begins_at_once(lock: SqliteWriteLock, path: Path) -> bool:
+    """Whether a writer gets its turn at once (a lost turn would keep it waiting)."""
+    connection = sqlite3.connect(path, isolation_level=None)
+    try:
+        started = time.monotonic()
+        lock.begin(connection, Budget(1), max_wait=1)
+        connection.execute("ROLLBACK")
+        lock.end()
+        return time.monotonic() - started < 0.5
     finally:
         connection.close()
 
@@ -173,10 +225,12 @@ def test_the_lock_passes_on_after_a_rollback_and_a_failed_statement(database: Sq
     assert user_count(database) == 2
 
 
+def queued(lock: SqliteWriteLock, writers: int) -> bool:
+    return len(lock._turns._waiting) == writers
+
+
 def test_the_threads_of_a_process_take_turns_in_the_order_they_asked(path: Path) -> None:
     lock = SqliteWriteLock()
-    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    lock.begin(holder, Budget(10), max_wait=10)
     served: list[int] = []
 
     def write(position: int) -> None:
@@ -190,22 +244,21 @@ def test_the_threads_of_a_process_take_turns_in_the_order_they_asked(path: Path)
             connection.close()
 
     with ThreadPoolExecutor(8) as pool:
-        waiters = []
-        for position in range(8):
-            waiters.append(pool.submit(write, position))
-            # Asked 30 ms apart: each waiter wakes every 50 ms to look at its call, so
-            # a lock that lets the first awake thread win would mix them up.
-            time.sleep(0.03)
-        time.sleep(0.3)
-        holder.execute("ROLLBACK")
-        lock.end()
+        with turn_held(lock, path) as end_turn:
+            waiters = []
+            for position in range(8):
+                waiters.append(pool.submit(write, position))
+                poll(functools.partial(queued, lock, position + 1), 5, "the writer to queue")
+            # Each waiter wakes every 50 ms to look at its call: a lock that let the
+            # first thread awake win would mix them up meanwhile.
+            time.sleep(0.3)
+            end_turn()
         for waiter in waiters:
             waiter.result(timeout=10)
-    holder.close()
     assert served == list(range(8))
 
 
-def test_no_turn_is_lost_when_waiters_give_up_as_it_reaches_them(database: SqlDatabase) -> None:
+def test_no_turn_is_lost_when_many_writers_give_up(database: SqlDatabase) -> None:
     def try_to_write(budget: float) -> bool:
         try:
             write_user(database, budget)
@@ -213,8 +266,8 @@ def test_no_turn_is_lost_when_waiters_give_up_as_it_reaches_them(database: SqlDa
             return False
         return True
 
-    # Budgets about as long as the queue ahead (beyond the margin a commit needs):
-    # many writers give up, some just as their turn comes (then it is theirs to pass on).
+    # Budgets about as long as the queue ahead (beyond the margin a commit needs): many
+    # writers give up, now and then just as their turn comes (the next test makes it so).
     budgets = [COMMIT_MARGIN_SECONDS + 0.002 * (index % 20) for index in range(600)]
     with ThreadPoolExecutor(THREADS) as pool:
         written = sum(pool.map(try_to_write, budgets))
@@ -223,44 +276,54 @@ def test_no_turn_is_lost_when_waiters_give_up_as_it_reaches_them(database: SqlDa
     assert user_count(database) == written + 1
 
 
-class _EndsAsTheTurnComes(Budget):
-    """A call that ends at the moment the thread ahead hands it the turn."""
-
-    def __init__(self, hand_over: Callable[[], None]) -> None:
-        super().__init__(10)
-        self._hand_over: Callable[[], None] | None = hand_over
-
-    def remaining(self) -> float:
-        return 0.01  # the waiter looks again soon
-
-    @property
-    def spent(self) -> bool:
-        if self._hand_over is not None:  # the first look, after a wait that timed out
-            self._hand_over, hand_over = None, self._hand_over
-            hand_over()
-        return True
-
-
-def test_a_turn_handed_to_a_waiter_that_just_gave_up_passes_on(path: Path) -> None:
+def test_a_turn_handed_to_a_writer_whose_call_just_ended_passes_on(path: Path) -> None:
     lock = SqliteWriteLock()
-    holder, late, next_writer = (sqlite3.connect(path, isolation_level=None) for _ in range(3))
+    late = sqlite3.connect(path, isolation_level=None)
     try:
-        lock.begin(holder, Budget(10), max_wait=10)
-
-        def hand_over() -> None:
-            holder.execute("ROLLBACK")
-            lock.end()
-
-        with pytest.raises(sqlite3.OperationalError, match="locked"):
-            lock.begin(late, _EndsAsTheTurnComes(hand_over), max_wait=10)
-        started = time.monotonic()
-        lock.begin(next_writer, Budget(1), max_wait=1)  # a lost turn: this would wait
-        assert time.monotonic() - started < 0.5
-        next_writer.execute("ROLLBACK")
-        lock.end()
+        with turn_held(lock, path) as end_turn, pytest.raises(sqlite3.OperationalError):
+            lock.begin(late, _EndsWhileQueued(end_turn), max_wait=10)
+        assert not late.in_transaction
     finally:
-        for connection in (holder, late, next_writer):
-            connection.close()
+        late.close()
+    assert next_writer_begins_at_once(lock, path)
+
+
+def test_a_writer_interrupted_while_it_waits_leaves_the_queue(path: Path) -> None:
+    def interrupt() -> None:
+        raise KeyboardInterrupt
+
+    lock = SqliteWriteLock()
+    interrupted = sqlite3.connect(path, isolation_level=None)
+    try:
+        with turn_held(lock, path) as end_turn:
+            with pytest.raises(KeyboardInterrupt):
+                lock.begin(interrupted, _EndsWhileQueued(interrupt), max_wait=10)
+            end_turn()  # would hand the turn to the interrupted writer, were it queued
+    finally:
+        interrupted.close()
+    assert next_writer_begins_at_once(lock, path)
+
+
+def test_a_call_that_has_ended_does_not_begin_even_if_the_turn_is_free(path: Path) -> None:
+    lock = SqliteWriteLock()
+    ended = Budget(10)
+    ended.cancel()
+    connection = sqlite3.connect(path, isolation_level=None)
+    try:
+        with pytest.raises(sqlite3.OperationalError, match="the call ended"):
+            lock.begin(connection, ended, max_wait=10)
+        assert not connection.in_transaction
+    finally:
+        connection.close()
+    assert next_writer_begins_at_once(lock, path)
+
+
+def test_a_turn_cannot_end_twice(path: Path) -> None:
+    lock = SqliteWriteLock()
+    with turn_held(lock, path) as end_turn:
+        end_turn()
+        with pytest.raises(AssertionError):
+            lock.end()
 
 
 def test_a_writer_whose_call_is_cancelled_stops_waiting(database: SqlDatabase, path: Path) -> None:
