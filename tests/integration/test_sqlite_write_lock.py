@@ -121,17 +121,25 @@ def turn_held(lock: SqliteWriteLock, path: Path) -> Iterator[Callable[[], None]]
         holder.close()
 
 
-def next_writer_begins_at_once(lock: SqliteWriteLock, path: Path) -> bool:
-    """Whether a writer gets its turn at once (a lost turn would keep it waiting)."""
+def take_a_turn(
+    lock: SqliteWriteLock, path: Path, budget: Budget, during: Callable[[], None] = lambda: None
+) -> None:
+    """A write transaction on a connection of its own: begun, `during()`, rolled back."""
     connection = sqlite3.connect(path, isolation_level=None)
     try:
-        started = time.monotonic()
-        lock.begin(connection, Budget(1), max_wait=1)
+        lock.begin(connection, budget, max_wait=10)
+        during()
         connection.execute("ROLLBACK")
         lock.end()
-        return time.monotonic() - started < 0.5
     finally:
         connection.close()
+
+
+def next_writer_begins_at_once(lock: SqliteWriteLock, path: Path) -> bool:
+    """Whether a writer gets its turn at once (a lost turn would keep it waiting)."""
+    started = time.monotonic()
+    take_a_turn(lock, path, Budget(1))
+    return time.monotonic() - started < 0.5
 
 
 def test_concurrent_writers_of_two_processes_all_commit(path: Path) -> None:
@@ -234,14 +242,7 @@ def test_the_threads_of_a_process_take_turns_in_the_order_they_asked(path: Path)
     served: list[int] = []
 
     def write(position: int) -> None:
-        connection = sqlite3.connect(path, isolation_level=None)
-        try:
-            lock.begin(connection, Budget(10), max_wait=10)
-            served.append(position)
-            connection.execute("ROLLBACK")
-            lock.end()
-        finally:
-            connection.close()
+        take_a_turn(lock, path, Budget(10), during=functools.partial(served.append, position))
 
     with ThreadPoolExecutor(8) as pool:
         with turn_held(lock, path) as end_turn:
