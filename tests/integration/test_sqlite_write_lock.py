@@ -16,6 +16,7 @@ from collections.abc import Callable
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
+from contextlib import closing
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -125,14 +126,11 @@ def take_a_turn(
     lock: SqliteWriteLock, path: Path, budget: Budget, during: Callable[[], None] = lambda: None
 ) -> None:
     """A write transaction on a connection of its own: begun, `during()`, rolled back."""
-    connection = sqlite3.connect(path, isolation_level=None)
-    try:
+    with closing(sqlite3.connect(path, isolation_level=None)) as connection:
         lock.begin(connection, budget, max_wait=10)
         during()
         connection.execute("ROLLBACK")
         lock.end()
-    finally:
-        connection.close()
 
 
 def next_writer_begins_at_once(lock: SqliteWriteLock, path: Path) -> bool:
@@ -279,13 +277,10 @@ def test_no_turn_is_lost_when_many_writers_give_up(database: SqlDatabase) -> Non
 
 def test_a_turn_handed_to_a_writer_whose_call_just_ended_passes_on(path: Path) -> None:
     lock = SqliteWriteLock()
-    late = sqlite3.connect(path, isolation_level=None)
-    try:
+    with closing(sqlite3.connect(path, isolation_level=None)) as late:
         with turn_held(lock, path) as end_turn, pytest.raises(sqlite3.OperationalError):
             lock.begin(late, _EndsWhileQueued(end_turn), max_wait=10)
         assert not late.in_transaction
-    finally:
-        late.close()
     assert next_writer_begins_at_once(lock, path)
 
 
@@ -294,14 +289,13 @@ def test_a_writer_interrupted_while_it_waits_leaves_the_queue(path: Path) -> Non
         raise KeyboardInterrupt
 
     lock = SqliteWriteLock()
-    interrupted = sqlite3.connect(path, isolation_level=None)
-    try:
-        with turn_held(lock, path) as end_turn:
-            with pytest.raises(KeyboardInterrupt):
-                lock.begin(interrupted, _EndsWhileQueued(interrupt), max_wait=10)
-            end_turn()  # would hand the turn to the interrupted writer, were it queued
-    finally:
-        interrupted.close()
+    with (
+        closing(sqlite3.connect(path, isolation_level=None)) as interrupted,
+        turn_held(lock, path) as end_turn,
+    ):
+        with pytest.raises(KeyboardInterrupt):
+            lock.begin(interrupted, _EndsWhileQueued(interrupt), max_wait=10)
+        end_turn()  # would hand the turn to the interrupted writer, were it queued
     assert next_writer_begins_at_once(lock, path)
 
 
@@ -309,13 +303,10 @@ def test_a_call_that_has_ended_does_not_begin_even_if_the_turn_is_free(path: Pat
     lock = SqliteWriteLock()
     ended = Budget(10)
     ended.cancel()
-    connection = sqlite3.connect(path, isolation_level=None)
-    try:
+    with closing(sqlite3.connect(path, isolation_level=None)) as connection:
         with pytest.raises(sqlite3.OperationalError, match="the call ended"):
             lock.begin(connection, ended, max_wait=10)
         assert not connection.in_transaction
-    finally:
-        connection.close()
     assert next_writer_begins_at_once(lock, path)
 
 
@@ -390,16 +381,10 @@ class _FailingAfterBegin(sqlite3.Connection):
 def test_the_lock_is_released_when_a_begun_transaction_cannot_be_set_up(path: Path) -> None:
     lock = SqliteWriteLock()
     failing = sqlite3.connect(path, isolation_level=None, factory=_FailingAfterBegin)
-    healthy = sqlite3.connect(path, isolation_level=None)
-    try:
-        with pytest.raises(sqlite3.OperationalError, match="disk I/O"):
-            lock.begin(failing, Budget(5), max_wait=5)
-        failing.close()  # ends its transaction: SQLite's lock is free again
-        lock.begin(healthy, Budget(1), max_wait=1)  # and so is the process's
-        healthy.execute("ROLLBACK")
-        lock.end()
-    finally:
-        healthy.close()
+    with pytest.raises(sqlite3.OperationalError, match="disk I/O"):
+        lock.begin(failing, Budget(5), max_wait=5)
+    failing.close()  # ends its transaction: SQLite's lock is free again
+    take_a_turn(lock, path, Budget(1))  # and so is the process's
 
 
 def test_a_failed_begin_leaves_the_connections_busy_timeout_as_it_was(path: Path) -> None:
