@@ -7,6 +7,9 @@
   Without a listen connection (SQLite, PgBouncer without --database-listen-url) this is
   how changes from other processes arrive, within a second; with one it only covers
   notifications lost while the connection was down.
+- Streams that watch every organization are woken every `EVERY_ORGANIZATION_SECONDS`
+  whatever the notifications: a creation notifies no other process (see
+  `storage.organization_creation`), and they are the only ones it concerns there.
 
 A woken stream reads the audit log after its position; a wake-up that finds nothing
 costs one short read, so waking too often is harmless and never waking is not.
@@ -26,6 +29,8 @@ from orgservice.domain.errors import DomainError
 log = logging.getLogger(__name__)
 
 EVERY_ORGANIZATION = ""
+# Well within the second in which new events, creations included, must reach watchers.
+EVERY_ORGANIZATION_SECONDS = 0.5
 # The newest event number of each watched organization that still exists.
 Heads = Callable[[list[str]], Awaitable[dict[str, int]]]
 
@@ -67,10 +72,17 @@ class FeedHub:
         self._call_soon(self._wake_all)
 
     async def poll(self) -> None:
-        """Runs until cancelled: wakes watchers of organizations whose newest event moved."""
+        """Runs until cancelled: wakes watchers of organizations whose newest event moved,
+        and watchers of every organization on each tick."""
+        ticks_per_poll = max(1, round(self.poll_seconds / EVERY_ORGANIZATION_SECONDS))
+        tick = min(self.poll_seconds, EVERY_ORGANIZATION_SECONDS)
+        ticks = 0
         while True:
-            await asyncio.sleep(self.poll_seconds)
+            await asyncio.sleep(tick)
             self._wake_everything_watchers()
+            ticks += 1
+            if ticks % ticks_per_poll:
+                continue
             watched = [key for key in self._watchers if key != EVERY_ORGANIZATION]
             if not watched:
                 continue

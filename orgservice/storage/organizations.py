@@ -88,7 +88,7 @@ class OrganizationRepository(Repository):
         slug = create_organization(self._sql, self._search, new, alone=commit)
         if slug is None:
             return None
-        self._sql.touch(new.id)
+        self._sql.touch(new.id, announce=False)
         if commit:
             self._sql.commit()
         return Organization(

@@ -69,6 +69,7 @@ class Sql:
         self._ran_alone = False
         self._committed = False
         self.changed_organizations: set[str] = set()
+        self._announced: set[str] = set()  # notified to the other processes on commit
 
     @property
     def postgresql(self) -> bool:
@@ -101,8 +102,9 @@ class Sql:
     ) -> Row[*tuple[Any, ...]]:
         """Runs `statement` as a transaction of its own and returns its one row: one
         round trip instead of three (BEGIN, the statement, COMMIT); the caller then
-        `commit()`s only if it wrote, else may go on. The statement notifies the
-        organizations it changes itself (`pg_notify`: no COMMIT carries it).
+        `commit()`s only if it wrote, else may go on. No COMMIT carries notifications:
+        a statement that changes what other processes may hold sends its own
+        (`pg_notify`).
 
         Outside a transaction block PostgreSQL runs a statement as its own transaction,
         without the budget's statement and lock timeouts. So only for statements that
@@ -124,10 +126,13 @@ class Sql:
         self._ran_alone = True
         return row
 
-    def touch(self, organization_id: str) -> None:
+    def touch(self, organization_id: str, *, announce: bool = True) -> None:
         """Records that this transaction changes the organization: on commit, caches
-        drop it here and (through a notification) in every other process."""
+        drop it here and, if `announce`, (through a notification) in every other
+        process. A creation is not announced (see `organization_creation`)."""
         self.changed_organizations.add(organization_id)
+        if announce:
+            self._announced.add(organization_id)
 
     def commit(self) -> None:
         """Commits the open transaction; after `run_alone` alone, records that its
@@ -141,12 +146,12 @@ class Sql:
         if self._connection is None:
             return  # nothing was written
         notify = ""
-        if self._postgresql and self.changed_organizations:
+        if self._postgresql:
             # Sent with COMMIT in one round trip; ids are UUIDs the service generated or
             # validated, so they are safe as literals.
             notify = "".join(
                 f"SELECT pg_notify('{NOTIFY_CHANNEL}', '{organization_id}');"
-                for organization_id in sorted(self.changed_organizations)
+                for organization_id in sorted(self._announced)
             )
         try:
             self._connection.exec_driver_sql(notify + "COMMIT")

@@ -200,6 +200,29 @@ def test_watchers_see_every_event_from_the_other_replica_in_commit_order(
             watcher.cancel()
 
 
+def test_a_watcher_of_every_organization_sees_creations_on_the_other_replica_in_a_second(
+    postgres_replicas: Replicas,
+) -> None:
+    """A creation notifies no other process: the watcher's own replica looks for new
+    events twice a second."""
+    replicas = postgres_replicas
+    owner = replicas.client(replicas.written, "creating-owner")
+    platform = replicas.client(replicas.watched, "creations-platform", scope="orgs:admin")
+    with replicas.watcher(platform) as everything:
+        wait_until_marked(replicas, owner, everything)
+        latencies = []
+        for _ in range(5):
+            organization_id = owner.create_org().id
+            created = time.monotonic()
+            received = everything.wait_for_event(
+                lambda event, created_id=organization_id: event.organization_id == created_id
+            )
+            assert received.event.action == "organization.created"
+            latencies.append(received.at - created)
+            time.sleep(random.uniform(0, 0.5))
+    assert max(latencies) < DELIVERY_SECONDS, latencies
+
+
 def test_a_watcher_that_resumes_on_the_other_replica_misses_nothing(
     postgres_replicas: Replicas,
 ) -> None:

@@ -125,18 +125,23 @@ def test_the_created_event_is_the_organizations_first_and_the_next_follows_it(ap
     assert newest == 2
 
 
-def test_a_create_notifies_every_process_of_the_new_organization(pg_api: Api) -> None:
-    """On PostgreSQL a create is one statement, a transaction of its own: the statement
-    itself sends the notification that caches and change feeds in other processes hear."""
+@pytest.mark.parametrize("request_id", ["", str(uuid.uuid4())], ids=["alone", "idempotent"])
+def test_a_create_notifies_no_other_process_and_a_change_does(pg_api: Api, request_id: str) -> None:
+    """Other processes cannot hold an organization that did not exist, so a create
+    sends no notification (their watchers of every organization poll), whether it is a
+    statement alone or a transaction (with a request id); the first change after it
+    does, for their caches and change feeds."""
     owner = pg_api.client()
     owner.create_org()  # provisioned: the next create is the whole of its transaction
     conninfo = direct_conninfo(pg_api.server.settings.database_url)
     with psycopg.connect(conninfo, autocommit=True) as listener:
         listener.execute(f"LISTEN {NOTIFY_CHANNEL}")
-        organization_id = owner.create_org().id
+        organization_id = owner.create_org(request_id=request_id).id
+        owner.CreateWorkspace(rpc.CreateWorkspaceRequest(organization_id=organization_id, name="W"))
         heard = [
             notification.payload for notification in listener.notifies(timeout=5, stop_after=1)
         ]
+        heard += [notification.payload for notification in listener.notifies(timeout=0.5)]
     assert heard == [organization_id]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from dataclasses import field
 from typing import Any
@@ -83,6 +84,19 @@ class Watcher:
             assert arrived, f"{len(self.received)} of {count} events within {timeout}s"
             assert len(self.received) >= count, f"ended early: {self.ended}"
             return self.received[:count]
+
+    def wait_for_event(
+        self, matches: Callable[[pb.AuditEvent], bool], timeout: float = WAIT_SECONDS
+    ) -> Received:
+        """The first response whose event `matches`; fails when none arrives in time."""
+        with self._lock:
+            self._lock.wait_for(
+                lambda: self.ended is not None or any(matches(r.event) for r in self.received),
+                timeout,
+            )
+            found = [r for r in self.received if matches(r.event)]
+            assert found, f"no such event within {timeout}s (ended: {self.ended})"
+            return found[0]
 
     def wait_for_end(self, timeout: float = WAIT_SECONDS) -> Ended:
         with self._lock:
