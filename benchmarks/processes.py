@@ -26,13 +26,14 @@ from prometheus_client.parser import text_string_to_metric_families
 from benchmarks.h2load import CLIENTS
 from benchmarks.h2load import STREAMS_PER_CLIENT
 from orgservice import devkeys
+from orgservice.config import Settings
 from tests.support.processes import free_port
 from tests.support.processes import poll
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "ORGSERVICE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
-THREADS = 16
+THREADS = Settings.threads  # the default, passed on so the pool's size is known
 START_TIMEOUT = 60.0
 
 
