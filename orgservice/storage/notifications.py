@@ -1,7 +1,8 @@
 """Changes across processes: every committed change but a creation notifies its
-organization's id (`pg_notify` in the same transaction); each process LISTENs on a direct connection
-(never through a transaction pooler, where LISTEN cannot work) and reports the
-organization changed: the read cache drops it, the change feed wakes its watchers."""
+organization's id (`pg_notify` in the same transaction); each process LISTENs on a
+direct connection (never through a transaction pooler, where LISTEN cannot work) and
+reports the organization changed: the read cache drops it, the change feed wakes its
+watchers."""
 
 from __future__ import annotations
 
