@@ -21,6 +21,7 @@ from datetime import UTC
 from datetime import datetime
 from typing import Any
 from typing import NoReturn
+from typing import cast
 
 import grpc
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
@@ -29,6 +30,7 @@ from grpc_health.v1 import health_pb2
 from grpc_health.v1 import health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
+from grpc_reflection.v1alpha import reflection_pb2_grpc
 from orgs.v1 import organization_service_pb2
 
 from orgservice import devkeys
@@ -41,7 +43,7 @@ from orgservice.api.feed_hub import FeedHub
 from orgservice.api.interceptors import Admission
 from orgservice.api.interceptors import CallGuard
 from orgservice.api.interceptors import Outcome
-from orgservice.api.interceptors import PublicMethodsInterceptor
+from orgservice.api.interceptors import PublicServices
 from orgservice.api.interceptors import is_public
 from orgservice.api.page_tokens import PageTokens
 from orgservice.api.rpc_base import Feed
@@ -217,10 +219,8 @@ class OrgServer:
             ),
         )
         self.database.on_commit = self.feed_hub.changed
-        self._interceptors: list[aio.ServerInterceptor] = [
-            *self.tracing.server_interceptors(untraced=is_public),
-            PublicMethodsInterceptor(outcome),
-        ]
+        self._interceptors = self.tracing.server_interceptors(untraced=is_public)
+        self._outcome = outcome
         secret = settings.page_token_secret.encode()
         self._servicer = OrganizationServicer(
             services, PageTokens(secret), Feed(FeedCursors(secret), self.feed_hub)
@@ -240,9 +240,14 @@ class OrgServer:
         options = _transport_options(settings, reuse_port=self._reuse_port)
         server = aio.server(interceptors=self._interceptors, options=options)
         server.add_generic_rpc_handlers((self.dispatcher.handlers(SERVICE, self._servicer),))
-        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
-        reflection.enable_server_reflection(
-            (SERVICE_NAME, HEALTH_SERVICE_NAME, reflection.SERVICE_NAME), server
+        # grpc's generated functions only register handlers (see PublicServices).
+        public = cast(grpc.Server, PublicServices(server, self._outcome))
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, public)
+        reflection_pb2_grpc.add_ServerReflectionServicer_to_server(
+            reflection.aio.ReflectionServicer(
+                (SERVICE_NAME, HEALTH_SERVICE_NAME, reflection.SERVICE_NAME)
+            ),
+            public,
         )
         self.port = _bind(server, settings.host, settings.port, self._credentials)
         self._servers.append(server)

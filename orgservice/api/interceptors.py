@@ -3,7 +3,8 @@ metrics), admission (overload and shutdown), authentication.
 
 `CallGuard` wraps the service's unary and server-streaming methods alike, once, when the
 dispatcher builds their handlers. Health checks and server reflection need no token and
-are never refused: `PublicMethodsInterceptor` reports their outcome, logged at DEBUG only.
+are never refused: `PublicServices` registers them with their outcome reported, logged at
+DEBUG only.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import time
 from collections.abc import AsyncIterator
 from collections.abc import Awaitable
 from collections.abc import Callable
+from collections.abc import Mapping
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 from typing import TypeAlias
@@ -51,9 +54,6 @@ _GRPC_TYPES = {
 
 Unary: TypeAlias = "Callable[[Any, aio.ServicerContext[Any, Any]], Awaitable[Any]]"
 Streaming: TypeAlias = "Callable[[Any, aio.ServicerContext[Any, Any]], AsyncIterator[Any]]"
-Continuation: TypeAlias = (
-    "Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]]"
-)
 
 
 @dataclass
@@ -314,20 +314,34 @@ class CallGuard:
         return self._outcome.stream(method, guarded)
 
 
-class PublicMethodsInterceptor(aio.ServerInterceptor):
-    """Reports the outcome of health checks and server reflection (at DEBUG): they need
-    no token and are never refused. Every other call passes through untouched."""
+class PublicServices:
+    """Registers grpc's own services (health checks, server reflection) on a server with
+    their outcome reported, at DEBUG: they need no token and are never refused.
 
-    def __init__(self, outcome: Outcome) -> None:
+    Stands in for the server in grpc's generated `add_*Servicer_to_server` functions,
+    which call only the two methods below. A server interceptor could report them too,
+    but any interceptor sends every call of its server through grpc's interceptor path:
+    an empty-handler server answered 7% fewer calls a second with one that did nothing."""
+
+    def __init__(self, server: aio.Server, outcome: Outcome) -> None:
+        self._server = server
         self._outcome = outcome
 
-    async def intercept_service(
-        self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
-    ) -> grpc.RpcMethodHandler[Any, Any] | None:
-        handler = await continuation(handler_call_details)
-        method = handler_call_details.method
-        if handler is None or not is_public(method):
-            return handler
+    def add_generic_rpc_handlers(self, handlers: Sequence[grpc.GenericRpcHandler]) -> None:
+        self._server.add_generic_rpc_handlers(
+            tuple(_ReportedGeneric(handler, self._reported) for handler in handlers)
+        )
+
+    def add_registered_method_handlers(
+        self, service: str, handlers: Mapping[str, grpc.RpcMethodHandler[Any, Any]]
+    ) -> None:
+        self._server.add_registered_method_handlers(
+            service, {name: self._reported(f"/{service}/{name}", h) for name, h in handlers.items()}
+        )
+
+    def _reported(
+        self, method: str, handler: grpc.RpcMethodHandler[Any, Any]
+    ) -> grpc.RpcMethodHandler[Any, Any]:
         outcome = self._outcome
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
@@ -355,6 +369,24 @@ class PublicMethodsInterceptor(aio.ServerInterceptor):
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )
+
+
+class _ReportedGeneric(grpc.GenericRpcHandler):
+    def __init__(
+        self,
+        handler: grpc.GenericRpcHandler,
+        reported: Callable[[str, grpc.RpcMethodHandler[Any, Any]], grpc.RpcMethodHandler[Any, Any]],
+    ) -> None:
+        self._handler = handler
+        self._reported = reported
+
+    def service(
+        self, handler_call_details: grpc.HandlerCallDetails
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
+        handler = self._handler.service(handler_call_details)
+        if handler is None:
+            return None
+        return self._reported(handler_call_details.method, handler)
 
 
 def _metadata_value(context: aio.ServicerContext[Any, Any], key: str) -> str | None:
