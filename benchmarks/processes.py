@@ -33,7 +33,8 @@ from tests.support.processes import poll
 POSTGRES_ADMIN_URL = os.environ.get(
     "ORGSERVICE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
-THREADS = Settings.threads  # the default, passed on so the pool's size is known
+# As the service reads it (`ORGSERVICE_THREADS`), passed on so the pool's size is known.
+THREADS = int(os.environ.get("ORGSERVICE_THREADS", Settings.threads))
 START_TIMEOUT = 60.0
 
 
