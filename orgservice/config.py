@@ -86,8 +86,9 @@ class Settings:
     # Signs page tokens. Replicas behind one address must share it; the random default
     # keeps tokens valid within one `serve` (its workers receive the same settings).
     page_token_secret: str = field(default_factory=lambda: secrets.token_hex(32), repr=False)
-    # Database threads and connections per process; the default is part of the operations
-    # contract. Fewer run creates faster (README, benchmarks: 8 gave 11% more than 16).
+    # Database work at once (threads on SQLite) and connections, per process; the default
+    # is part of the operations contract. Fewer run creates a little faster (README,
+    # benchmarks: 8 gave 5% more than 16).
     threads: int = 16
     health_interval: float = 0.5
     log_level: str = "INFO"
@@ -161,7 +162,9 @@ OPTIONS = (
     Option("shutdown_grace", float, "seconds in-flight calls get on SIGTERM/SIGINT"),
     Option("personal_organizations", _bool, "give every new user a personal organization"),
     Option("page_token_secret", str, "secret that signs page tokens (share across replicas)"),
-    Option("threads", int, "database threads (and connections) per process"),
+    Option(
+        "threads", int, "database work at once, and connections, per process (threads on SQLite)"
+    ),
     Option("health_interval", float, "seconds between database health probes"),
     Option("log_level", str, "DEBUG, INFO, WARNING or ERROR", _SERVE_AND_DATABASE),
     Option("max_call_seconds", float, "longest a unary call may run (caps client deadlines)"),

@@ -4,9 +4,10 @@ Answers that say "there is no such record" (NXDOMAIN, no TXT data, a name too lo
 exist) are empty results; a resolver that fails, refuses or stays silent is
 DNS_UNAVAILABLE, so callers can tell "not verified" from "could not check".
 
-The lookup runs on dnspython's asyncio resolver under `asyncio.wait_for`, on an event
-loop of the calling thread's own: the synchronous resolver sleeps between retries past
-its lifetime, while a timeout here must hold to the millisecond.
+The lookup runs on dnspython's asyncio resolver under `asyncio.wait_for` (on the server's
+loop, or one of the calling thread's own: `runners.run_coroutine`): the synchronous
+resolver sleeps between retries past its lifetime, while a timeout here must hold to the
+millisecond.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import dns.resolver
 
 from orgservice.config import parse_resolver_address
 from orgservice.domain.errors import DnsUnavailable
+from orgservice.storage.runners import run_coroutine
 
 # The longest a single resolver attempt may take; the caller's timeout caps it further.
 MAX_ATTEMPT_SECONDS = 2.0
@@ -53,7 +55,7 @@ class DnsTxtResolver:
         if timeout <= 0:
             raise DnsUnavailable()
         try:
-            answer = asyncio.run(self._resolve(qname, timeout))
+            answer = run_coroutine(self._resolve(qname, timeout))
         except _NO_SUCH_RECORD:
             return []
         except (dns.exception.DNSException, OSError, TimeoutError) as error:

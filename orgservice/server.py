@@ -2,12 +2,15 @@
 reflection, worker processes and graceful shutdown.
 
 The server is grpc.aio: health checks, reflection, admission and cache hits are served
-on the event loop and never wait for a thread; use cases run on `--threads` threads.
+on the event loop and never wait for the database; use cases run through the storage's
+runner, at most `--threads` at once (on PostgreSQL in greenlets on the loop, on SQLite
+on threads: `storage.runners`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import logging
 import multiprocessing
@@ -21,6 +24,7 @@ from datetime import UTC
 from datetime import datetime
 from typing import Any
 from typing import NoReturn
+from typing import TypeVar
 from typing import cast
 
 import grpc
@@ -61,6 +65,7 @@ from orgservice.storage.database import is_postgresql
 from orgservice.storage.notifications import ChangeListener
 from orgservice.storage.probe import database_probe
 from orgservice.storage.retention import purge
+from orgservice.storage.runners import runner_for
 from orgservice.storage.startup import prepare_database
 from orgservice.storage.unit_of_work import SqlDatabase
 from orgservice.storage.wal_checkpoints import WalCheckpointer
@@ -73,6 +78,7 @@ from orgservice.telemetry.tracing import Tracing
 from orgservice.telemetry.tracing import current_trace_id
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 SERVICE = organization_service_pb2.DESCRIPTOR.services_by_name["OrganizationService"]
 SERVICE_NAME: str = SERVICE.full_name
@@ -182,8 +188,10 @@ class OrgServer:
                 pool_size=settings.threads,
                 pooler=settings.database_pooler,
                 background_checkpoints=True,
+                on_event_loop=True,
             ),
         )
+        self._runner = runner_for(engine, settings.threads)
         self._checkpointer = WalCheckpointer.for_engine(engine)
         self.tracing.instrument(engine)
         self.metrics = metrics
@@ -207,6 +215,7 @@ class OrgServer:
         self.dispatcher = Dispatcher(
             services,
             CallGuard(outcome, self.admission, verifier),
+            runner=self._runner,
             threads=settings.threads,
             max_call_seconds=settings.max_call_seconds,
         )
@@ -290,18 +299,17 @@ class OrgServer:
         self.feed_hub.everything_changed()
 
     async def _feed_heads(self, organization_ids: list[str]) -> dict[str, int]:
-        return await self.dispatcher.streams.in_thread(
+        return await self.dispatcher.streams.run(
             lambda budget: self._services.feed.heads(budget, organization_ids)
         )
 
     async def _purge_periodically(self) -> None:
         """The retention job; with several replicas (or workers) one purges at a time."""
-        loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(self.settings.purge_interval_seconds)
             try:
-                report = await loop.run_in_executor(
-                    self.dispatcher.executor, purge, self.database, datetime.now(UTC)
+                report = await self._runner.run(
+                    functools.partial(purge, self.database, datetime.now(UTC))
                 )
             except DomainError as error:  # the database is down: try again next time
                 log.warning("purge skipped: %s", error.message)
@@ -327,10 +335,9 @@ class OrgServer:
         # Nothing may hang past the grace period: cut connections still waiting on the
         # database (a hung server answers nothing, not even a cancel request).
         self.database.watchdog.cut_all()
-        self.dispatcher.executor.shutdown(wait=False, cancel_futures=True)
         if self._checkpointer is not None:
             self._checkpointer.stop()
-        self.database.engine.dispose()
+        await self._runner.close(self.database.engine)
         self.tracing.shutdown()
 
     def run_in_background(self) -> None:
@@ -356,6 +363,13 @@ class OrgServer:
         started.wait()
         if failure:
             raise failure[0]
+
+    def run_database_work(self, work: Callable[[], T]) -> T:
+        """Runs `work` (synchronous code using `self.database`) where the server runs
+        its use cases, from another thread, and returns its result: for a server started
+        with `run_in_background` (tests, embedding)."""
+        assert self._loop is not None, "the server runs in the background"
+        return asyncio.run_coroutine_threadsafe(self._runner.run(work), self._loop).result()
 
     def stop_background(self, grace: float) -> None:
         """Stops a server started with `run_in_background`; again, it does nothing."""

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
+from typing import TypeVar
 
 import grpc
 import psycopg
@@ -19,10 +20,13 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 from orgs.v1 import organization_service_pb2 as rpc
 from orgs.v1 import organization_service_pb2_grpc as rpc_grpc
+from sqlalchemy import Engine
 
 from orgservice import devkeys
 from orgservice.config import Settings
 from orgservice.server import OrgServer
+from orgservice.storage.database import EngineOptions
+from orgservice.storage.database import create_database_engine
 from orgservice.storage.startup import prepare_database
 from tests.support.dns_server import LocalDnsServer
 from tests.support.pgbouncer import direct_url_for
@@ -119,6 +123,9 @@ def settings_for(database_url: str, dev_key_file: Path, **overrides: Any) -> Set
     return replace(base, **overrides)
 
 
+T = TypeVar("T")
+
+
 @dataclass
 class Api:
     """A running server and a way to make clients for it."""
@@ -126,10 +133,15 @@ class Api:
     server: OrgServer
     channel: grpc.Channel
     mint: Callable[..., str]
+    engine: Engine  # the test's own connections to the server's database
 
     @property
     def port(self) -> int:
         return self.server.port
+
+    def on_server(self, work: Callable[[], T]) -> T:
+        """Runs `work` where the server runs its use cases (with `server.database`)."""
+        return self.server.run_database_work(work)
 
     def client(self, subject: str | None = None, **claims: Any) -> Client:
         """A client for a new (or the named) user; claims go into its token."""
@@ -179,10 +191,14 @@ def start_api(settings: Settings) -> Iterator[Api]:
     def mint(**claims: Any) -> str:
         return devkeys.mint_token(key, **claims)
 
+    engine = create_database_engine(
+        settings.database_url, EngineOptions(pool_size=2, pooler=settings.database_pooler)
+    )
     try:
-        yield Api(server, channel, mint)
+        yield Api(server, channel, mint, engine)
     finally:
         channel.close()
+        engine.dispose()
         server.stop_background(grace=1)
 
 

@@ -1,13 +1,15 @@
-"""Runs RPC methods for grpc.aio: the call's budget, the caller, and the thread.
+"""Runs RPC methods for grpc.aio: the call's budget, the caller, and where it runs.
 
-The event loop never blocks: use cases (synchronous, talking to the database) run on a
-pool of `threads` threads. RPCs marked `answers_from_memory` are first tried on the loop
-with a budget that forbids I/O, which the read cache usually satisfies; when it cannot,
-storage raises WouldBlock before touching the database and the call goes to a thread.
+The event loop never blocks: use cases (synchronous, talking to the database) run through
+the storage's runner (`storage.runners`): in greenlets on the loop on PostgreSQL, on a
+pool of threads on SQLite; at most `threads` at once. RPCs marked `answers_from_memory`
+are first tried on the loop with a budget that forbids I/O, which the read cache usually
+satisfies; when it cannot, storage raises WouldBlock before touching the database and
+the call goes to the runner.
 
-Mutations of one organization wait for each other here, without holding a thread: they
+Mutations of one organization wait for each other here, without holding a turn: they
 would queue on the organization's row lock anyway, and a locked row must not drain the
-threads or the connection pool that unrelated calls need.
+turns or the connection pool that unrelated calls need.
 
 Server-streaming RPCs (`async def Rpc(self, request, stream)`, see `api.streams`) get
 their caller here and do their database work through the stream.
@@ -23,7 +25,6 @@ import weakref
 from collections.abc import AsyncIterator
 from collections.abc import Callable
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -50,12 +51,13 @@ from orgservice.domain.errors import InvalidArgument
 from orgservice.domain.models import Call
 from orgservice.service.registry import Services
 from orgservice.storage.database import StaleConnection
+from orgservice.storage.runners import Runner
 
-# Waiting for a thread ends this long after the budget: the thread's own timeouts
+# Waiting for database work ends this long after the budget: its own timeouts
 # (statement, lock, watchdog) normally end it first, with a precise error.
-_THREAD_GRACE_SECONDS = 0.5
-# At most this share of the threads serves streams at once (and at least one thread).
-_STREAM_THREAD_SHARE = 4
+_WORK_GRACE_SECONDS = 0.5
+# At most this share of the turns serves streams at once (and at least one turn).
+_STREAM_SHARE = 4
 # Fields that name the organization (or the invitation) a mutation changes.
 _GATE_FIELDS = ("organization_id", "invitation_id")
 _GATE_RESOURCES = ("organization", "role", "workspace", "invitation")
@@ -151,16 +153,22 @@ class Gates:
 
 class Dispatcher:
     def __init__(
-        self, services: Services, guard: CallGuard, *, threads: int, max_call_seconds: float
+        self,
+        services: Services,
+        guard: CallGuard,
+        *,
+        runner: Runner,
+        threads: int,
+        max_call_seconds: float,
     ) -> None:
         self._services = services
         self._guard = guard
         self._max_call_seconds = max_call_seconds
-        self.executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="rpc")
+        self._runner = runner
         self._gates = Gates()
         self.streams = Streams(
-            in_thread=lambda budget, work: self.in_thread(budget, lambda: _retrying_stale(work)),
-            threads=max(1, threads // _STREAM_THREAD_SHARE),
+            run=lambda budget, work: self.with_database(budget, lambda: _retrying_stale(work)),
+            turns=max(1, threads // _STREAM_SHARE),
             max_call_seconds=max_call_seconds,
         )
 
@@ -228,9 +236,9 @@ class Dispatcher:
                 pass
         key = rpc.gate.key(request) if rpc.gate else None
         if key is None:
-            return await self._in_thread(rpc, request, budget)
+            return await self._use_case(rpc, request, budget)
         async with self._gates.hold(key, budget):
-            return await self._in_thread(rpc, request, budget)
+            return await self._use_case(rpc, request, budget)
 
     async def stream(
         self,
@@ -241,31 +249,29 @@ class Dispatcher:
         if isinstance(request, Undecodable):
             raise InvalidArgument(f"the request is not a valid {request.type_name} message")
         identity = current_identity()
-        caller = await self.streams.in_thread(
+        caller = await self.streams.run(
             functools.partial(self._services.identities.caller_for, identity)
         )
         note_user(caller.user_id)
         async for response in method(request, Stream(caller, self.streams)):
             yield response
 
-    async def in_thread(self, budget: Budget, work: Callable[[], Any]) -> Any:
-        """Runs `work` on a database thread within `budget` (for streaming RPCs)."""
-        future = asyncio.get_running_loop().run_in_executor(
-            self.executor, contextvars.copy_context().run, work
-        )
+    async def with_database(self, budget: Budget, work: Callable[[], Any]) -> Any:
+        """Runs `work` through the runner within `budget`, in the call's context."""
         try:
             return await asyncio.wait_for(
-                future, timeout=budget.remaining() + _THREAD_GRACE_SECONDS
+                self._runner.run(functools.partial(contextvars.copy_context().run, work)),
+                timeout=budget.remaining() + _WORK_GRACE_SECONDS,
             )
         except TimeoutError as error:
             budget.cancel()
             raise CallDeadlineExceeded() from error
         except asyncio.CancelledError:
-            budget.cancel()  # the client went away: the thread must not commit
+            budget.cancel()  # the client went away: the work must not commit
             raise
 
-    async def _in_thread(self, rpc: Rpc, request: Message, budget: Budget) -> Message:
-        result: Message = await self.in_thread(
+    async def _use_case(self, rpc: Rpc, request: Message, budget: Budget) -> Message:
+        result: Message = await self.with_database(
             budget,
             functools.partial(_retrying_stale, functools.partial(self._call, rpc, request, budget)),
         )

@@ -108,7 +108,7 @@ class RpcBase:
 
 def answers_from_memory(method: T) -> T:
     """Marks an RPC that the read cache can often answer: it is first tried on the event
-    loop without any I/O, and only run on a database thread when that is not enough."""
+    loop without any I/O, and only run as database work when that is not enough."""
     setattr(method, "memory_first", True)  # noqa: B010
     return method
 

@@ -2,9 +2,9 @@
 
 A streaming RPC method is `async def Rpc(self, request, stream: Stream)` yielding its
 responses. A stream is not capped as a whole; each piece of database work it does
-(`stream.run`) is a use case of its own with a budget of at most --max-call-seconds, on
-a database thread. All streams together use at most a few of those threads at once, so
-open streams never starve unary calls. When the server stops, `run` and `wait` raise
+(`stream.run`) is a use case of its own with a budget of at most --max-call-seconds. All
+streams together hold at most a few of the turns for database work (--threads) at once,
+so open streams never starve unary calls. When the server stops, `run` and `wait` raise
 ShuttingDown (UNAVAILABLE), and clients resume elsewhere.
 """
 
@@ -23,29 +23,29 @@ from orgservice.domain.models import Call
 from orgservice.domain.models import Caller
 
 T = TypeVar("T")
-InThread = Callable[[Budget, Callable[[], Any]], Awaitable[Any]]
+RunWork = Callable[[Budget, Callable[[], Any]], Awaitable[Any]]
 
 
 class Streams:
-    """What every stream of one server shares: the database threads they may use at
-    once, the per-transaction budget and the shutdown signal."""
+    """What every stream of one server shares: the turns for database work they may
+    hold at once, the per-transaction budget and the shutdown signal."""
 
-    def __init__(self, *, in_thread: InThread, threads: int, max_call_seconds: float) -> None:
-        self._in_thread = in_thread
-        self._threads = asyncio.Semaphore(threads)
+    def __init__(self, *, run: RunWork, turns: int, max_call_seconds: float) -> None:
+        self._run = run
+        self._turns = asyncio.Semaphore(turns)
         self._max_call_seconds = max_call_seconds
         self.stopping = asyncio.Event()
 
     def budget(self) -> Budget:
         return Budget(self._max_call_seconds)
 
-    async def in_thread(self, work: Callable[[Budget], T]) -> T:
-        """Runs `work(budget)` on a database thread, waiting for a turn among streams."""
+    async def run(self, work: Callable[[Budget], T]) -> T:
+        """Runs `work(budget)` as database work, waiting for a turn among streams."""
         if self.stopping.is_set():
             raise ShuttingDown()
-        async with self._threads:
+        async with self._turns:
             budget = self.budget()
-            result: T = await self._in_thread(budget, functools.partial(work, budget))
+            result: T = await self._run(budget, functools.partial(work, budget))
             return result
 
     def stop(self) -> None:
@@ -61,9 +61,9 @@ class Stream:
         self._streams = streams
 
     async def run(self, work: Callable[[Call], T]) -> T:
-        """Runs `work` (a use case) on a database thread with a fresh budget."""
+        """Runs `work` (a use case) as database work with a fresh budget."""
         caller = self.caller
-        return await self._streams.in_thread(lambda budget: work(Call(caller, budget)))
+        return await self._streams.run(lambda budget: work(Call(caller, budget)))
 
     async def wait(self, event: asyncio.Event, timeout: float | None = None) -> None:
         """Until `event` is set or `timeout` passes; raises ShuttingDown when the server

@@ -23,6 +23,7 @@ from sqlalchemy import event
 from sqlalchemy import make_url
 from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.pool import QueuePool
 
@@ -45,6 +46,9 @@ class EngineOptions:
     # SQLite: commits never checkpoint the write-ahead log; the engine's owner runs a
     # `wal_checkpoints.WalCheckpointer` instead.
     background_checkpoints: bool = False
+    # PostgreSQL: psycopg's async connections, used from synchronous code run in a
+    # greenlet on the event loop (see `runners`). Only the server's engine.
+    on_event_loop: bool = False
 
 
 def is_postgresql(url: str) -> bool:
@@ -58,16 +62,19 @@ def create_database_engine(url: str, options: EngineOptions | None = None) -> En
     connect_args: dict[str, Any] = {"connect_timeout": CONNECT_TIMEOUT_SECONDS}
     if options.pooler == "pgbouncer":
         connect_args["prepare_threshold"] = None
-    return create_engine(
-        url,
-        isolation_level="AUTOCOMMIT",
-        # One connection per database thread: checkouts never wait. No pre-ping: a
-        # connection that died is noticed by its first statement (see StaleConnection).
-        pool_size=options.pool_size,
-        max_overflow=0,
-        pool_timeout=CONNECT_TIMEOUT_SECONDS,
-        connect_args=connect_args,
-    )
+    arguments: dict[str, Any] = {
+        "isolation_level": "AUTOCOMMIT",
+        # One connection per piece of work running at once: checkouts never wait. No
+        # pre-ping: a connection that died is noticed by its first statement (see
+        # StaleConnection).
+        "pool_size": options.pool_size,
+        "max_overflow": 0,
+        "pool_timeout": CONNECT_TIMEOUT_SECONDS,
+        "connect_args": connect_args,
+    }
+    if options.on_event_loop:
+        return create_async_engine(url, **arguments).sync_engine
+    return create_engine(url, **arguments)
 
 
 def _sqlite_engine(url: str, options: EngineOptions) -> Engine:

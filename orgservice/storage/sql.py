@@ -193,9 +193,9 @@ class Sql:
             raise
         self._connection = connection
         self._reused = connection.info.get(_CHECKOUTS, 0) > 1
-        dbapi = connection.connection.dbapi_connection
         if self._postgresql:
-            self._watch = self._watchdog.watch(dbapi, self._budget.deadline)  # type: ignore[arg-type]
+            driver = connection.connection.driver_connection
+            self._watch = self._watchdog.watch(driver, self._budget.deadline)  # type: ignore[arg-type]
         return connection
 
     def _begin(self, connection: Connection) -> None:
@@ -253,10 +253,10 @@ def _input_waiting(connection: Connection) -> bool:
     """Whether the server sent something to an idle connection: that it closed it (a
     restart or termination says so, then closes). A poll of the socket, no round trip;
     a connection whose socket is gone counts as closed."""
-    dbapi = connection.connection.dbapi_connection
+    driver = connection.connection.driver_connection
     try:
         poller = select.poll()
-        poller.register(dbapi.pgconn.socket, select.POLLIN)  # type: ignore[union-attr]
+        poller.register(driver.pgconn.socket, select.POLLIN)  # type: ignore[union-attr]
         return bool(poller.poll(0))
     except (OSError, ValueError, psycopg.Error):
         return True

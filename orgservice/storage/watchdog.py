@@ -17,6 +17,7 @@ import threading
 import time
 from dataclasses import dataclass
 from dataclasses import field
+from typing import Any
 
 import psycopg
 
@@ -29,7 +30,7 @@ GRACE_SECONDS = 0.15
 class _Watch:
     due: float
     number: int
-    connection: psycopg.Connection[object] = field(compare=False)
+    connection: psycopg.BaseConnection[Any] = field(compare=False)
     fired: bool = field(default=False, compare=False)
     done: bool = field(default=False, compare=False)
 
@@ -60,7 +61,7 @@ class Watchdog:
         self._condition = threading.Condition()
         self._thread: threading.Thread | None = None
 
-    def watch(self, connection: psycopg.Connection[object], deadline: float) -> Watch:
+    def watch(self, connection: psycopg.BaseConnection[Any], deadline: float) -> Watch:
         """Cuts `connection` if it is still watched GRACE_SECONDS after `deadline`
         (monotonic clock)."""
         entry = _Watch(deadline + GRACE_SECONDS, next(self._numbers), connection)

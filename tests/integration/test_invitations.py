@@ -89,7 +89,7 @@ def sha256(token: str) -> str:
 
 def stored_rows(api: Api, table: str, **where: str) -> list[dict[str, Any]]:
     condition = " AND ".join(f"{column} = :{column}" for column in where) or "1 = 1"
-    with api.server.database.engine.connect() as connection:
+    with api.engine.connect() as connection:
         result = connection.execute(text(f"SELECT * FROM {table} WHERE {condition}"), where)
         return [dict(row._mapping) for row in result]
 

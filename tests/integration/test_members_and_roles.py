@@ -113,7 +113,7 @@ def events(
 
 def workspace_ids(api: Api, organization_id: str) -> list[str]:
     """Workspace ids straight from the server's database (no workspace RPCs yet)."""
-    with api.server.database.engine.connect() as connection:
+    with api.engine.connect() as connection:
         rows = connection.execute(
             text("SELECT id FROM workspaces WHERE organization_id = :org"), {"org": organization_id}
         )

@@ -110,7 +110,7 @@ def test_the_created_event_is_the_organizations_first_and_the_next_follows_it(ap
         rpc.CreateWorkspaceRequest(organization_id=organization.id, name="Second")
     )
 
-    with api.server.database.engine.connect() as connection:
+    with api.engine.connect() as connection:
         events = connection.execute(
             text("SELECT seq, action FROM audit_events WHERE organization_id = :o ORDER BY seq"),
             {"o": organization.id},

@@ -21,6 +21,7 @@ from orgs.v1 import organization_service_pb2 as rpc
 from sqlalchemy import text
 
 from orgservice.storage.retention import PURGE_LOCK_KEY
+from orgservice.storage.retention import PurgeReport
 from orgservice.storage.retention import purge
 from tests.conftest import Api
 from tests.conftest import failure
@@ -30,13 +31,13 @@ TENANT_TABLES = ("roles", "memberships", "workspaces", "invitations", "audit_eve
 
 
 def execute(api: Api, statement: str, **values: Any) -> None:
-    with api.server.database.engine.connect() as connection:
+    with api.engine.connect() as connection:
         connection.execute(text(statement), values)
         connection.commit()
 
 
 def count(api: Api, statement: str, **values: Any) -> int:
-    with api.server.database.engine.connect() as connection:
+    with api.engine.connect() as connection:
         return int(connection.execute(text(statement), values).scalar_one())
 
 
@@ -60,6 +61,11 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
+def purge_now(api: Api) -> PurgeReport:
+    """The purge job, run as the server runs it."""
+    return api.on_server(lambda: purge(api.server.database, now()))
+
+
 def test_an_organization_past_purge_time_goes_with_all_its_rows(api: Api) -> None:
     owner = api.client()
     slug = f"purged-{uuid.uuid4().hex[:8]}"
@@ -75,7 +81,7 @@ def test_an_organization_past_purge_time_goes_with_all_its_rows(api: Api) -> Non
     owner.DeleteOrganization(rpc.DeleteOrganizationRequest(organization_id=organization.id))
     assert all(rows_of(api, organization.id).values())
 
-    report = purge(api.server.database, now())
+    report = purge_now(api)
     assert report.organizations == 0  # deleted, but purge_time is 30 days away
 
     execute(
@@ -84,7 +90,7 @@ def test_an_organization_past_purge_time_goes_with_all_its_rows(api: Api) -> Non
         t=now() - timedelta(seconds=1),
         o=organization.id,
     )
-    report = purge(api.server.database, now())
+    report = purge_now(api)
     assert report.organizations == 1
     assert set(rows_of(api, organization.id).values()) == {0}
     assert rows_of(api, kept.id)["memberships"] == 1
@@ -107,7 +113,7 @@ def test_idempotency_records_older_than_a_day_go(api: Api) -> None:
         t=now() - timedelta(hours=25),
         u=user_id,
     )
-    report = purge(api.server.database, now())
+    report = purge_now(api)
     assert report.idempotency_keys >= 1
     assert count(api, "SELECT count(*) FROM idempotency_keys WHERE user_id = :u", u=user_id) == 0
     # The request_id no longer replays: the same request creates a second organization.
@@ -141,7 +147,7 @@ def test_invitations_go_thirty_days_after_they_ended(api: Api) -> None:
         t=month_ago,
         i=expired_long_ago,
     )
-    purge(api.server.database, now())
+    purge_now(api)
     left = {
         row
         for row in (revoked_long_ago, revoked_lately, expired_long_ago, pending)
@@ -167,13 +173,13 @@ def test_one_replica_purges_at_a_time(pg_api: Api, postgres_url: str) -> None:
     holder.start()
     try:
         assert holding.wait(10)
-        report = purge(pg_api.server.database, now())
+        report = purge_now(pg_api)
         assert report.skipped
         assert "another replica" in str(report)
     finally:
         release.set()
         holder.join()
-    assert not purge(pg_api.server.database, now()).skipped
+    assert not purge_now(pg_api).skipped
 
 
 def test_orgservice_purge_prints_what_it_deleted(api: Api, database_url: str) -> None:

@@ -106,7 +106,7 @@ def test_list_then_watch_misses_nothing_and_repeats_nothing(api: Api, org: Org) 
         watcher.wait_for(4)
         time.sleep(0.3)  # nothing more may come
         log = audit_log(org.owner, org.id)
-        order = commit_order(api.server.database.engine, org.id)
+        order = commit_order(api.engine, org.id)
         assert watcher.ids() == order[-4:]
         assert [r.event for r in watcher.received] == [log[i] for i in order[-4:]]
 
@@ -144,7 +144,7 @@ def test_resuming_from_the_last_cursor_continues_exactly_after_it(api: Api, org:
         resumed.wait_for(3)
         time.sleep(0.3)
         ids = [r.event.id for r in seen] + resumed.ids()
-    order = commit_order(api.server.database.engine, org.id)
+    order = commit_order(api.engine, org.id)
     assert ids == order[-6:]
 
 
@@ -189,8 +189,8 @@ def test_a_cursor_of_another_feed_is_invalid(api: Api, org: Org) -> None:
 def test_a_cursor_before_purged_events_is_out_of_range(api: Api, org: Org) -> None:
     start = watch_cursor(org.owner, org.id)
     add_workspaces(org.owner, org.id, 3)
-    first_new = commit_order(api.server.database.engine, org.id)[-3]
-    with api.server.database.engine.begin() as connection:  # as a retention job would
+    first_new = commit_order(api.engine, org.id)[-3]
+    with api.engine.begin() as connection:  # as a retention job would
         connection.execute(
             text("DELETE FROM audit_events WHERE organization_id = :o AND id = :i"),
             {"o": org.id, "i": first_new},
@@ -240,7 +240,7 @@ def test_every_organization_is_for_platform_callers(api: Api, org: Org) -> None:
     by_org: dict[str, list[str]] = {}
     for item in received:
         by_org.setdefault(item.event.organization_id, []).append(item.event.id)
-    engine = api.server.database.engine
+    engine = api.engine
     assert by_org[org.id] == commit_order(engine, org.id)[-2:]
     assert by_org[second] == commit_order(engine, second)
 
