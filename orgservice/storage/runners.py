@@ -62,6 +62,8 @@ class LoopRunner:
 
     def __init__(self, concurrency: int) -> None:
         self._turns = asyncio.Semaphore(concurrency)
+        # The loop holds tasks weakly: work nobody waits for any more is kept here.
+        self._running: set[asyncio.Future[Any]] = set()
 
     async def run(self, work: Callable[[], T]) -> T:
         await self._turns.acquire()
@@ -70,12 +72,14 @@ class LoopRunner:
         except BaseException:
             self._turns.release()
             raise
+        self._running.add(task)
         task.add_done_callback(self._finished)
         # A caller that stops waiting (deadline, cancellation) must not interrupt the
         # work midway, inside the driver: it ends as a thread's would.
         return await asyncio.shield(task)
 
     def _finished(self, task: asyncio.Future[Any]) -> None:
+        self._running.discard(task)
         self._turns.release()
         if not task.cancelled():
             task.exception()  # seen, also when its caller stopped waiting
