@@ -258,11 +258,11 @@ class Dispatcher:
 
     async def with_database(self, budget: Budget, work: Callable[[], Any]) -> Any:
         """Runs `work` through the runner within `budget`, in the call's context."""
+        work_in_context = functools.partial(contextvars.copy_context().run, work)
         try:
-            return await asyncio.wait_for(
-                self._runner.run(functools.partial(contextvars.copy_context().run, work)),
-                timeout=budget.remaining() + _WORK_GRACE_SECONDS,
-            )
+            # asyncio.timeout, not wait_for: no task of its own around every call.
+            async with asyncio.timeout(budget.remaining() + _WORK_GRACE_SECONDS):
+                return await self._runner.run(work_in_context)
         except TimeoutError as error:
             budget.cancel()
             raise CallDeadlineExceeded() from error
