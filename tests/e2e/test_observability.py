@@ -111,6 +111,7 @@ def assert_histogram(samples: Samples, method: str, count: int) -> None:
         and dict(key)["grpc_service"] == SERVICE
     )
     assert len(buckets) > 1
+    assert buckets[0][0] < 0.001  # calls within a millisecond are told apart
     assert [number for _, number in buckets] == sorted(number for _, number in buckets)
     assert buckets[-1] == (float("inf"), count)
 
