@@ -9,8 +9,9 @@ within one round, what the machine's noise does to it). Every response must be a
 success: the service's own metrics (grpc_server_handled_total by code) are read before
 and after each run, since a fast error is not a result. Then, in as many rounds, each
 RPC runs at half its measured maximum rate, for p50/p99 latency over the rounds' pooled
-samples, and the ceiling at that same rate: what h2load, the machine and the gRPC stack
-add before the service does anything. A
+samples; beside them the service's own view of those calls (its latency histogram, from
+a call's arrival at the handlers to its reply), and the ceiling at that same rate: what
+h2load, the machine and the gRPC stack add before the service does anything. A
 PostgreSQL database starts with 20,000 organizations, analyzed, as a database in use
 would be; SQLite starts empty.
 
@@ -36,8 +37,10 @@ from benchmarks.h2load import CLIENTS
 from benchmarks.h2load import Latency
 from benchmarks.h2load import grpc_body
 from benchmarks.h2load import latency
+from benchmarks.h2load import latency_in
 from benchmarks.h2load import load
 from benchmarks.h2load import require_h2load
+from benchmarks.processes import Buckets
 from benchmarks.processes import Ceiling
 from benchmarks.processes import Service
 from benchmarks.processes import fresh_postgres_database
@@ -55,6 +58,7 @@ class Result:
     ceiling: list[float] = field(default_factory=list)
     service: list[float] = field(default_factory=list)
     latency: Latency | None = None
+    server_latency: Latency | None = None  # the service's histogram, over the same calls
     ceiling_latency: Latency | None = None  # the ceiling at the same rate
 
     @property
@@ -93,19 +97,25 @@ def bench(database_url: str, workers: int, rounds: int, seconds: float, work: Pa
         # every round's samples are pooled: one run's p99 rests on a few calls (eleven, in
         # five seconds of creates at 220 a second).
         pooled: dict[str, tuple[list[float], list[float]]] = {rpc: ([], []) for rpc in RPCS}
+        in_server: dict[str, Buckets] = {rpc: {} for rpc in RPCS}
         for _round in range(rounds):
             for rpc in RPCS:
                 path = f"{SERVICE_PATH}/{rpc}"
                 per_client = statistics.median(results[rpc].service) / 2 / CLIENTS
                 before = service.handled(rpc)
+                buckets_before = service.handling_buckets(rpc)
                 at_half = {"seconds": seconds, "rate_per_client": per_client}
                 run, taken = load(service.url(path), bodies[rpc], fixture.token, **at_half)
                 service.check_all_succeeded(rpc, before, run.requests)
+                for bound, count in service.handling_buckets(rpc).items():
+                    added = count - buckets_before.get(bound, 0.0)
+                    in_server[rpc][bound] = in_server[rpc].get(bound, 0.0) + added
                 pooled[rpc][0].extend(taken)
                 _, taken = load(ceiling.url(path), bodies[rpc], fixture.token, **at_half)
                 pooled[rpc][1].extend(taken)
         for rpc, (at_service, at_ceiling) in pooled.items():
             results[rpc].latency = latency(at_service)
+            results[rpc].server_latency = latency_in(in_server[rpc])
             results[rpc].ceiling_latency = latency(at_ceiling)
     return list(results.values())
 
@@ -113,22 +123,26 @@ def bench(database_url: str, workers: int, rounds: int, seconds: float, work: Pa
 def report(label: str, workers: int, results: list[Result]) -> None:
     print(
         f"\n{label}, --workers {workers} (medians of the rounds; latency at half the "
-        "service's maximum rate, and the ceiling's at that same rate)"
+        "service's maximum rate, as the service itself saw those calls, and the ceiling's "
+        "at that same rate)"
     )
     print(
         f"  {'RPC':<20}{'ceiling req/s':>14}{'service req/s':>15}{'share':>8}{'rounds':>10}"
-        f"{'p50 ms':>9}{'p99 ms':>9}{'ceiling p50/p99':>17}"
+        f"{'p50 ms':>9}{'p99 ms':>9}{'in service':>12}{'ceiling p50/p99':>17}"
     )
     for result in results:
         assert result.latency is not None
+        assert result.server_latency is not None
         assert result.ceiling_latency is not None
+        in_service = f"{result.server_latency.p50_ms:.2f}/{result.server_latency.p99_ms:.2f}"
         ceiling = f"{result.ceiling_latency.p50_ms:.2f}/{result.ceiling_latency.p99_ms:.2f}"
         low, high = result.round_shares
         rounds = f"{low * 100:.0f}-{high * 100:.0f}%"
         print(
             f"  {result.rpc:<20}{statistics.median(result.ceiling):>14.0f}"
             f"{statistics.median(result.service):>15.0f}{result.share:>8.0%}{rounds:>10}"
-            f"{result.latency.p50_ms:>9.2f}{result.latency.p99_ms:>9.2f}{ceiling:>17}"
+            f"{result.latency.p50_ms:>9.2f}{result.latency.p99_ms:>9.2f}{in_service:>12}"
+            f"{ceiling:>17}"
         )
     sys.stdout.flush()
 

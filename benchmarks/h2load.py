@@ -131,6 +131,28 @@ def latency(samples: list[float]) -> Latency:
     return Latency(p50_ms=statistics.median(samples), p99_ms=cuts[98])
 
 
+def latency_in(buckets: dict[float, float]) -> Latency:
+    """p50/p99 from a Prometheus histogram (upper bound in seconds -> cumulative count),
+    interpolated within a bucket as Prometheus's histogram_quantile does: an estimate,
+    as fine as the buckets."""
+    bounds = sorted(buckets)
+    total = buckets[bounds[-1]] if bounds else 0.0
+
+    def quantile(q: float) -> float:
+        rank = q * total
+        lower, below = 0.0, 0.0
+        for bound in bounds:
+            within = buckets[bound]
+            if within >= rank and within > below:
+                if bound == float("inf"):
+                    return lower
+                return lower + (bound - lower) * (rank - below) / (within - below)
+            lower, below = bound, within
+        return lower
+
+    return Latency(p50_ms=quantile(0.5) * 1000, p99_ms=quantile(0.99) * 1000)
+
+
 def _parse(output: str) -> Run:
     finished = re.search(r"finished in ([\d.]+)(m?s)", output)
     counts = re.search(r"requests: \d+ total, \d+ started, (\d+) done, \d+ succeeded", output)

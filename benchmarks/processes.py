@@ -36,6 +36,8 @@ POSTGRES_ADMIN_URL = os.environ.get(
 # As the service reads it (`ORGSERVICE_THREADS`), passed on so the pool's size is known.
 THREADS = int(os.environ.get("ORGSERVICE_THREADS", Settings.threads))
 START_TIMEOUT = 60.0
+# A Prometheus histogram: upper bound in seconds -> observations within it (cumulative).
+Buckets = dict[float, float]
 
 
 @contextmanager
@@ -131,11 +133,20 @@ class Service:
 
     def handled(self, method: str) -> dict[str, float]:
         """Completed calls of `method` by status code, summed over the workers."""
+        return self._summed("grpc_server_handled_total", method, "grpc_code")
+
+    def handling_buckets(self, method: str) -> Buckets:
+        """The server's own latency histogram of `method`, summed over the workers:
+        upper bound in seconds -> calls completed within it (cumulative)."""
+        summed = self._summed("grpc_server_handling_seconds_bucket", method, "le")
+        return {float(bound): count for bound, count in summed.items()}
+
+    def _summed(self, sample: str, method: str, by: str) -> dict[str, float]:
         counts: dict[str, float] = {}
         for (name, labels), value in self._samples().items():
             found = dict(labels)
-            if name == "grpc_server_handled_total" and found.get("grpc_method") == method:
-                counts[found["grpc_code"]] = counts.get(found["grpc_code"], 0.0) + value
+            if name == sample and found.get("grpc_method") == method:
+                counts[found[by]] = counts.get(found[by], 0.0) + value
         return counts
 
     def check_all_succeeded(self, method: str, before: dict[str, float], requests: int) -> None:
