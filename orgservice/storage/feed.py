@@ -39,6 +39,16 @@ _PLACE = (
     .values(feed_position=bindparam("p"))
 )
 
+# max() skips NULLs, but says so for SQLite, which reads a partial index only for a
+# query whose condition implies the index's.
+NEWEST_POSITION = select(func.max(_EVENTS.feed_position)).where(_EVENTS.feed_position.is_not(None))
+AFTER_POSITION = (
+    select(audit_events)
+    .where(_EVENTS.feed_position > bindparam("position"))
+    .order_by(_EVENTS.feed_position)
+    .limit(bindparam("limit"))
+)
+
 
 class FeedRepository(Repository):
     def heads(self, organization_ids: Sequence[str]) -> dict[str, int]:
@@ -88,15 +98,10 @@ class FeedRepository(Repository):
         return len(unplaced)
 
     def newest_position(self) -> int:
-        newest: int | None = self._sql.execute(select(func.max(_EVENTS.feed_position))).scalar()
+        newest: int | None = self._sql.execute(NEWEST_POSITION).scalar()
         return newest or 0
 
     def after_position(self, position: int, limit: int) -> list[AuditEvent]:
         """Placed events above `position`, in feed order."""
-        rows = self._sql.execute(
-            select(audit_events)
-            .where(_EVENTS.feed_position > position)
-            .order_by(_EVENTS.feed_position)
-            .limit(limit)
-        ).all()
+        rows = self._sql.execute(AFTER_POSITION, {"position": position, "limit": limit}).all()
         return [to_event(row) for row in rows]

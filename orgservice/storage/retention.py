@@ -17,6 +17,7 @@ from datetime import datetime
 from datetime import timedelta
 
 from sqlalchemy import and_
+from sqlalchemy import bindparam
 from sqlalchemy import delete
 from sqlalchemy import func
 from sqlalchemy import or_
@@ -38,6 +39,13 @@ BATCH_SIZE = 500
 BATCH_SECONDS = 60.0
 # Arbitrary constant naming the purge job's advisory lock (distinct from migrations').
 PURGE_LOCK_KEY = 0x6F7267707572
+# Organizations due for purge, a batch, skipping those another replica is purging.
+DUE_FOR_PURGE = (
+    select(organizations.c.id)
+    .where(organizations.c.purge_time <= bindparam("now", type_=organizations.c.purge_time.type))
+    .limit(BATCH_SIZE)
+    .with_for_update(skip_locked=True)
+)
 
 
 @dataclass
@@ -90,14 +98,7 @@ def _lock(sql: Sql) -> bool:
 
 
 def _purge_organizations(sql: Sql, now: datetime) -> int:
-    ids = list(
-        sql.execute(
-            select(organizations.c.id)
-            .where(organizations.c.purge_time <= now)
-            .limit(BATCH_SIZE)
-            .with_for_update(skip_locked=True)
-        ).scalars()
-    )
+    ids = list(sql.execute(DUE_FOR_PURGE, {"now": now}).scalars())
     if ids:
         # Every tenant table cascades from organizations; the global registries do not.
         sql.execute(delete(organization_slugs).where(organization_slugs.c.organization_id.in_(ids)))

@@ -66,6 +66,11 @@ def _time(name: str, *, nullable: bool = False) -> Column[datetime]:
     return Column(name, TIMESTAMP, nullable=nullable)
 
 
+def _where(condition: str) -> dict[str, Any]:
+    """A partial index's condition, on both backends."""
+    return {"sqlite_where": text(condition), "postgresql_where": text(condition)}
+
+
 metadata = MetaData(
     naming_convention={
         "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -150,7 +155,8 @@ organizations = Table(
     _time("delete_time", nullable=True),
     _time("purge_time", nullable=True),
     Index(None, "create_time", "id"),
-    Index(None, "purge_time"),
+    # Only deleted organizations have a purge time: an active one costs the index nothing.
+    Index(None, "purge_time", **_where("purge_time IS NOT NULL")),
 )
 
 
@@ -278,14 +284,9 @@ audit_events = Table(
     Column("feed_position", BigInteger, nullable=True),
     Index(None, "organization_id", "create_time", "id"),
     Index(None, "organization_id", "seq", unique=True),
-    Index(None, "feed_position"),
-    Index(
-        "ix_audit_events_unplaced",
-        "organization_id",
-        "seq",
-        sqlite_where=text("feed_position IS NULL"),
-        postgresql_where=text("feed_position IS NULL"),
-    ),
+    # Placed events only: a new event costs this index nothing until it is placed.
+    Index(None, "feed_position", **_where("feed_position IS NOT NULL")),
+    Index("ix_audit_events_unplaced", "organization_id", "seq", **_where("feed_position IS NULL")),
 )
 
 domains = Table(

@@ -5,12 +5,16 @@ grows with every organization, nor every membership of a user.
 Plans are the generic ones (`plan_cache_mode = force_generic_plan`): what a pooled
 connection caches once psycopg prepares a statement, and what PostgreSQL caches for the
 queries of its foreign-key checks. A plan cached before the first ANALYZE (a new
-database) stays cached until the table is analyzed, so both states are tried."""
+database) stays cached until the table is analyzed, so both states are tried.
+
+Partial indexes serve only statements whose condition implies the index's: those are
+checked on both backends."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from sqlalchemy import ClauseElement
@@ -20,11 +24,14 @@ from sqlalchemy.dialects.postgresql.psycopg import dialect
 
 from orgservice.storage.database import EngineOptions
 from orgservice.storage.database import create_database_engine
+from orgservice.storage.feed import AFTER_POSITION
+from orgservice.storage.feed import NEWEST_POSITION
 from orgservice.storage.memberships import _ACCESS_LOCKED
 from orgservice.storage.memberships import _MEMBER
 from orgservice.storage.memberships import _PAGES
 from orgservice.storage.memberships import _SEEN_BY
 from orgservice.storage.organization_creation import _CREATE_IN_ONE_STATEMENT
+from orgservice.storage.retention import DUE_FOR_PURGE
 from orgservice.storage.startup import prepare_database
 from tests.conftest import new_postgres_database
 from tests.conftest import require_postgres_tests
@@ -71,8 +78,8 @@ def generic_plan(conn: Connection, name: str, statement: ClauseElement | str) ->
         compiled = statement.compile(dialect=numbered)
         sql, parameters = str(compiled), len(compiled.positiontup or ())
     conn.execute(text(f"PREPARE {name} AS {sql}"))
-    nulls = ", ".join(["NULL"] * parameters)
-    return "\n".join(conn.execute(text(f"EXPLAIN EXECUTE {name}({nulls})")).scalars())
+    nulls = f"({', '.join(['NULL'] * parameters)})" if parameters else ""
+    return "\n".join(conn.execute(text(f"EXPLAIN EXECUTE {name}{nulls}")).scalars())
 
 
 @pytest.mark.parametrize("size", STATES)
@@ -188,6 +195,43 @@ def test_a_page_of_the_members_in_a_role_is_read_in_order(
 
     assert "Sort" not in plan, plan
     assert "ix_memberships_role_organization_id_create_time_user_id" in plan, plan
+
+
+# Statements that read an index holding only the rows where its column is set.
+PARTIAL_INDEX_READS = [
+    pytest.param(DUE_FOR_PURGE, "ix_organizations_purge_time", id="due-for-purge"),
+    pytest.param(NEWEST_POSITION, "ix_audit_events_feed_position", id="newest-feed-position"),
+    pytest.param(AFTER_POSITION, "ix_audit_events_feed_position", id="after-feed-position"),
+]
+
+
+@pytest.mark.parametrize(("statement", "index"), PARTIAL_INDEX_READS)
+def test_postgresql_reads_the_partial_indexes(
+    new_database: Connection, statement: ClauseElement, index: str
+) -> None:
+    new_database.exec_driver_sql("SET LOCAL enable_seqscan = off")  # else empty tables
+
+    plan = generic_plan(new_database, "partial", statement)
+
+    assert f"using {index}" in plan, plan
+
+
+@pytest.mark.parametrize(("statement", "index"), PARTIAL_INDEX_READS)
+def test_sqlite_reads_the_partial_indexes(
+    tmp_path: Path, statement: ClauseElement, index: str
+) -> None:
+    url = f"sqlite:///{tmp_path / 'plans.db'}"
+    prepare_database(url, wait_seconds=5)
+    engine = create_database_engine(url)
+    try:
+        compiled = statement.compile(dialect=engine.dialect)
+        nulls = tuple(None for _ in compiled.positiontup or ())
+        with engine.connect() as conn:
+            plan = conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}", nulls).all()
+    finally:
+        engine.dispose()
+
+    assert any(f"INDEX {index}" in row.detail for row in plan), plan
 
 
 def insert_memberships(conn: Connection, crowded: str, size: tuple[int, bool]) -> None:
