@@ -35,7 +35,7 @@ from tests.support.pgbouncer import pooled_url
 # Own PostgreSQL clusters and PgBouncer (tests/support); ORGSERVICE_TEST_PGBOUNCER=1 hands
 # servers the test databases through PgBouncer (`pooled_url`; admin statements stay direct).
 # Each suite's time, against its budget, ends every run (suite_times).
-pytest_plugins = ["tests.support.fixtures", "tests.support.suite_times"]
+pytest_plugins = ["tests.support.fixtures", "tests.support.migrations", "tests.support.suite_times"]
 
 BACKENDS = [
     name.strip()

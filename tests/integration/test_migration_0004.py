@@ -18,9 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-import pytest
 import sqlalchemy as sa
-from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from google.protobuf.struct_pb2 import Struct
@@ -33,15 +31,14 @@ from orgservice.storage.tables import ID
 from orgservice.storage.tables import JSONDocument
 from orgservice.storage.tables import UTCDateTime
 from orgservice.storage.tables import metadata
-from tests.conftest import BACKENDS
 from tests.conftest import Api
 from tests.conftest import failure
-from tests.conftest import new_postgres_database
 from tests.conftest import settings_for
 from tests.conftest import start_api
+from tests.support.migrations import migrate_to
+from tests.support.migrations import plain_engine
 from tests.support.permissions import CONTRACT_ROLES
 from tests.support.permissions import DOMAIN_PERMISSIONS
-from tests.support.pgbouncer import direct_url_for
 
 Code = grpc.StatusCode
 
@@ -112,32 +109,6 @@ AUDIT_EVENTS = _table(
     sa.column("details", JSONDocument),
     *_times("create_time"),
 )
-
-
-@pytest.fixture(params=BACKENDS)
-def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'release-1.db'}"
-        return
-    with new_postgres_database() as url:
-        # Migrations are an administrator's job, done over a direct connection, as the
-        # statements of the conftest's database set-up are.
-        yield direct_url_for(url)
-
-
-@contextmanager
-def plain_engine(url: str) -> Iterator[sa.Engine]:
-    engine = sa.create_engine(url)
-    try:
-        yield engine
-    finally:
-        engine.dispose()
-
-
-def migrate_to(url: str, revision: str, *, down: bool = False) -> None:
-    with plain_engine(url) as engine, engine.begin() as connection:
-        config = migrate.alembic_config(connection)
-        (command.downgrade if down else command.upgrade)(config, revision)
 
 
 def release_1_data(url: str) -> dict[str, str]:

@@ -15,6 +15,8 @@ from orgservice.storage import migrate
 from orgservice.storage.database import create_database_engine
 from orgservice.storage.tables import metadata
 from tests.conftest import new_postgres_database
+from tests.support.migrations import migrate_to
+from tests.support.migrations import plain_engine
 
 
 def test_migrations_match_the_models(database_url: str) -> None:
@@ -29,7 +31,8 @@ def test_migrations_match_the_models(database_url: str) -> None:
         engine.dispose()
 
 
-# Indexes of columns that are NULL in most rows, holding only the rows where they are set.
+# Indexes of columns that are NULL in most rows, holding only the rows where they are set
+# since 0008 (ix_audit_events_unplaced: the other way round, since it was made).
 PARTIAL_INDEXES = {
     "ix_organizations_purge_time": "purge_time IS NOT NULL",
     "ix_audit_events_feed_position": "feed_position IS NOT NULL",
@@ -41,20 +44,32 @@ _INDEX_DEFINITIONS = {
 }
 
 
-def test_partial_indexes_keep_their_condition(database_url: str) -> None:
-    """compare_metadata does not compare an index's condition: the catalog tells it."""
-    engine = create_database_engine(database_url)
-    try:
-        migrate.upgrade(engine)
+def test_partial_indexes_keep_their_condition(empty_database: str) -> None:
+    """compare_metadata does not compare an index's condition: the catalog tells it, at
+    the head, after a downgrade to 0007 and after the upgrade again."""
+    url = empty_database
+    migrate_to(url, "head")
+    assert conditions(url) == PARTIAL_INDEXES
+
+    migrate_to(url, "0007", down=True)
+    assert conditions(url) == {"ix_audit_events_unplaced": "feed_position IS NULL"}
+
+    migrate_to(url, "head")
+    assert conditions(url) == PARTIAL_INDEXES
+
+
+def conditions(url: str) -> dict[str, str]:
+    """Which of PARTIAL_INDEXES exist with their condition, by name."""
+    with plain_engine(url) as engine, engine.connect() as connection:
         query = text(_INDEX_DEFINITIONS[engine.dialect.name])
         names = {"names": list(PARTIAL_INDEXES)}
-        with engine.connect() as connection:
-            rows = connection.execute(query.bindparams(bindparam("names", expanding=True)), names)
-            definitions = dict(rows.all())
-    finally:
-        engine.dispose()
-    for name, condition in PARTIAL_INDEXES.items():
-        assert condition in definitions[name], definitions
+        rows = connection.execute(query.bindparams(bindparam("names", expanding=True)), names)
+        definitions = dict(rows.all())
+    return {
+        name: condition
+        for name, condition in PARTIAL_INDEXES.items()
+        if condition in definitions[name]
+    }
 
 
 def test_concurrent_upgrades_on_a_fresh_postgres_database() -> None:

@@ -23,10 +23,20 @@ _INDEXES = {  # name -> (table, column)
 
 
 def _rebuild(*, partial: bool) -> None:
+    """On PostgreSQL the new indexes are built beside the old ones, which are dropped
+    last: a dropped index locks its table against reads too, until the commit. SQLite's
+    migration holds the whole database anyway, and cannot rename an index."""
+    postgresql = op.get_bind().dialect.name == "postgresql"
     for name, (table, column) in _INDEXES.items():
-        op.drop_index(name, table_name=table)
         where = sa.text(f"{column} IS NOT NULL") if partial else None
-        op.create_index(name, table, [column], sqlite_where=where, postgresql_where=where)
+        if not postgresql:
+            op.drop_index(name, table_name=table)
+        built = f"{name}_rebuilt" if postgresql else name
+        op.create_index(built, table, [column], sqlite_where=where, postgresql_where=where)
+    if postgresql:
+        for name, (table, _) in _INDEXES.items():
+            op.drop_index(name, table_name=table)
+            op.execute(f"ALTER INDEX {name}_rebuilt RENAME TO {name}")
 
 
 def upgrade() -> None:
