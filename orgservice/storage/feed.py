@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from sqlalchemy import Integer
 from sqlalchemy import bindparam
 from sqlalchemy import func
 from sqlalchemy import select
@@ -46,7 +47,7 @@ AFTER_POSITION = (
     select(audit_events)
     .where(_EVENTS.feed_position > bindparam("position"))
     .order_by(_EVENTS.feed_position)
-    .limit(bindparam("limit"))
+    .limit(bindparam("limit", type_=Integer))
 )
 
 

@@ -42,7 +42,7 @@ PURGE_LOCK_KEY = 0x6F7267707572
 # Organizations due for purge, a batch, skipping those another replica is purging.
 DUE_FOR_PURGE = (
     select(organizations.c.id)
-    .where(organizations.c.purge_time <= bindparam("now", type_=organizations.c.purge_time.type))
+    .where(organizations.c.purge_time <= bindparam("now"))
     .limit(BATCH_SIZE)
     .with_for_update(skip_locked=True)
 )
