@@ -10,8 +10,9 @@ success: the service's own metrics (grpc_server_handled_total by code) are read 
 and after each run, since a fast error is not a result. Then, in as many rounds, each
 RPC runs at half its measured maximum rate, for p50/p99 latency over the rounds' pooled
 samples; beside them the service's own view of those calls (its latency histogram, from
-a call's arrival at the handlers to its reply), and the ceiling at that same rate: what
-h2load, the machine and the gRPC stack add before the service does anything. A
+a call's arrival at the handlers until they return; it also counts the few streams
+h2load resets when its time is up), and the ceiling at that same rate: what h2load, the
+machine and the gRPC stack add before the service does anything. A
 PostgreSQL database starts with 20,000 organizations, analyzed, as a database in use
 would be; SQLite starts empty.
 
@@ -34,13 +35,13 @@ from pathlib import Path
 
 from benchmarks.dataset import seed
 from benchmarks.h2load import CLIENTS
+from benchmarks.h2load import Buckets
 from benchmarks.h2load import Latency
 from benchmarks.h2load import grpc_body
 from benchmarks.h2load import latency
 from benchmarks.h2load import latency_in
 from benchmarks.h2load import load
 from benchmarks.h2load import require_h2load
-from benchmarks.processes import Buckets
 from benchmarks.processes import Ceiling
 from benchmarks.processes import Service
 from benchmarks.processes import fresh_postgres_database
@@ -107,9 +108,7 @@ def bench(database_url: str, workers: int, rounds: int, seconds: float, work: Pa
                 at_half = {"seconds": seconds, "rate_per_client": per_client}
                 run, taken = load(service.url(path), bodies[rpc], fixture.token, **at_half)
                 service.check_all_succeeded(rpc, before, run.requests)
-                for bound, count in service.handling_buckets(rpc).items():
-                    added = count - buckets_before.get(bound, 0.0)
-                    in_server[rpc][bound] = in_server[rpc].get(bound, 0.0) + added
+                _add_calls(in_server[rpc], buckets_before, service.handling_buckets(rpc))
                 pooled[rpc][0].extend(taken)
                 _, taken = load(ceiling.url(path), bodies[rpc], fixture.token, **at_half)
                 pooled[rpc][1].extend(taken)
@@ -118,6 +117,12 @@ def bench(database_url: str, workers: int, rounds: int, seconds: float, work: Pa
             results[rpc].server_latency = latency_in(in_server[rpc])
             results[rpc].ceiling_latency = latency(at_ceiling)
     return list(results.values())
+
+
+def _add_calls(pooled: Buckets, before: Buckets, after: Buckets) -> None:
+    """Adds to `pooled` what a histogram counted between two readings."""
+    for bound, count in after.items():
+        pooled[bound] = pooled.get(bound, 0.0) + count - before.get(bound, 0.0)
 
 
 def report(label: str, workers: int, results: list[Result]) -> None:

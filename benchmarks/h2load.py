@@ -50,6 +50,10 @@ class Run:
         return self.requests / self.seconds if self.seconds else 0.0
 
 
+# A Prometheus histogram: upper bound in seconds -> observations within it (cumulative).
+Buckets = dict[float, float]
+
+
 @dataclass(frozen=True)
 class Latency:
     p50_ms: float
@@ -131,12 +135,14 @@ def latency(samples: list[float]) -> Latency:
     return Latency(p50_ms=statistics.median(samples), p99_ms=cuts[98])
 
 
-def latency_in(buckets: dict[float, float]) -> Latency:
+def latency_in(buckets: Buckets) -> Latency:
     """p50/p99 from a Prometheus histogram (upper bound in seconds -> cumulative count),
     interpolated within a bucket as Prometheus's histogram_quantile does: an estimate,
-    as fine as the buckets."""
+    as fine as the buckets (within the first, it says only "below its bound")."""
     bounds = sorted(buckets)
-    total = buckets[bounds[-1]] if bounds else 0.0
+    if not bounds or bounds[-1] != float("inf") or not buckets[bounds[-1]]:
+        raise ValueError(f"no observations in the histogram: {buckets}")
+    total = buckets[bounds[-1]]
 
     def quantile(q: float) -> float:
         rank = q * total
@@ -148,7 +154,7 @@ def latency_in(buckets: dict[float, float]) -> Latency:
                     return lower
                 return lower + (bound - lower) * (rank - below) / (within - below)
             lower, below = bound, within
-        return lower
+        raise AssertionError("the +Inf bucket holds every observation")
 
     return Latency(p50_ms=quantile(0.5) * 1000, p99_ms=quantile(0.99) * 1000)
 

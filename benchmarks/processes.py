@@ -25,6 +25,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from benchmarks.h2load import CLIENTS
 from benchmarks.h2load import STREAMS_PER_CLIENT
+from benchmarks.h2load import Buckets
 from orgservice import devkeys
 from orgservice.config import Settings
 from tests.support.processes import free_port
@@ -36,8 +37,6 @@ POSTGRES_ADMIN_URL = os.environ.get(
 # As the service reads it (`ORGSERVICE_THREADS`), passed on so the pool's size is known.
 THREADS = int(os.environ.get("ORGSERVICE_THREADS", Settings.threads))
 START_TIMEOUT = 60.0
-# A Prometheus histogram: upper bound in seconds -> observations within it (cumulative).
-Buckets = dict[float, float]
 
 
 @contextmanager
