@@ -18,7 +18,6 @@ their caller here and do their database work through the stream.
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import functools
 import math
 import weakref
@@ -257,12 +256,11 @@ class Dispatcher:
             yield response
 
     async def with_database(self, budget: Budget, work: Callable[[], Any]) -> Any:
-        """Runs `work` through the runner within `budget`, in the call's context."""
-        work_in_context = functools.partial(contextvars.copy_context().run, work)
+        """Runs `work` through the runner within `budget`."""
         try:
             # asyncio.timeout, not wait_for: no task of its own around every call.
             async with asyncio.timeout(budget.remaining() + _WORK_GRACE_SECONDS):
-                return await self._runner.run(work_in_context)
+                return await self._runner.run(work)
         except TimeoutError as error:
             budget.cancel()
             raise CallDeadlineExceeded() from error

@@ -16,6 +16,8 @@ and the caller's cancelled budget keeps it from committing.
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
 from collections.abc import Callable
 from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
@@ -31,7 +33,8 @@ T = TypeVar("T")
 
 
 class Runner(Protocol):
-    async def run(self, work: Callable[[], T]) -> T: ...
+    async def run(self, work: Callable[[], T]) -> T:
+        """`work`'s result; it runs in a copy of the caller's context (its call)."""
 
     async def close(self, engine: Engine) -> None:
         """Lets the engine's connections go; work still running is abandoned."""
@@ -49,8 +52,9 @@ class ThreadRunner:
 
     async def run(self, work: Callable[[], T]) -> T:
         # Cancelling the future drops work still queued; a thread already running it
-        # runs on.
-        return await asyncio.get_running_loop().run_in_executor(self._executor, work)
+        # runs on. A thread has no context of its own: it gets the caller's, as a task.
+        in_context = functools.partial(contextvars.copy_context().run, work)
+        return await asyncio.get_running_loop().run_in_executor(self._executor, in_context)
 
     async def close(self, engine: Engine) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
@@ -68,7 +72,7 @@ class LoopRunner:
     async def run(self, work: Callable[[], T]) -> T:
         await self._turns.acquire()
         try:
-            task = asyncio.ensure_future(greenlet_spawn(work))
+            task = asyncio.ensure_future(greenlet_spawn(work))  # in a copy of the context
         except BaseException:
             self._turns.release()
             raise
