@@ -87,8 +87,8 @@ class Settings:
     # keeps tokens valid within one `serve` (its workers receive the same settings).
     page_token_secret: str = field(default_factory=lambda: secrets.token_hex(32), repr=False)
     # Database work at once (threads on SQLite) and connections, per process; the default
-    # is part of the operations contract. Fewer run creates a little faster (README,
-    # benchmarks: 8 gave 5% more than 16).
+    # is part of the operations contract. Fewer run creates a little faster
+    # (docs/performance.md: 8 gave 5% more than 16).
     threads: int = 16
     health_interval: float = 0.5
     log_level: str = "INFO"

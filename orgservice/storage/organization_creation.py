@@ -14,8 +14,8 @@ A creation sends no notification to the other processes, unlike every other chan
 nothing there can hold an organization that did not exist, and their watchers of every
 organization, the only ones it concerns, are woken twice a second anyway (`FeedHub`).
 Creations are the most frequent change, and without a notification 11 to 23% more of
-them ran a second (README): PostgreSQL serializes the commits of notifying transactions,
-and wakes every listening process.
+them ran a second (docs/performance.md): PostgreSQL serializes the commits of notifying
+transactions, and wakes every listening process.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ on the event loop itself, in a greenlet (SQLAlchemy's asyncio bridge): the use c
 synchronous, and psycopg's async connection waits for the server on the loop. A call then
 needs no hand-off to a thread and back, nor the GIL handovers between the loop and the
 threads: side by side, 18% more creates a second with two workers, and GetOrganization
-without the read cache 54% more (README).
+without the read cache 54% more (docs/performance.md).
 
 Either way at most `concurrency` (--threads) pieces of work run at once, each holding at
 most one pooled connection. Work that has not started when its caller stops waiting never

@@ -1,6 +1,6 @@
 """Where the server runs its use cases' statements (`storage.runners`): on PostgreSQL in
 greenlets on its event loop, with no hand-off to a thread and back (why creates got
-faster, README); on SQLite on its pool of threads."""
+faster, docs/performance.md); on SQLite on its pool of threads."""
 
 from __future__ import annotations
 
