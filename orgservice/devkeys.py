@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -19,24 +21,32 @@ def load_or_create(path: Path) -> Ed25519PrivateKey:
     """Reads the key, creating it (mode 0600, parents 0700) on first use."""
     if not path.exists():
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        pem = Ed25519PrivateKey.generate().private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-        try:
-            # O_EXCL: when two processes race to create the key, one writes it and the
-            # other reads the winner's key below.
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            pass
-        else:
-            with os.fdopen(fd, "wb") as file:
-                file.write(pem)
+        _publish(path, _new_key_pem())
     key = serialization.load_pem_private_key(path.read_bytes(), password=None)
     if not isinstance(key, Ed25519PrivateKey):
         raise ValueError(f"{path} does not hold an Ed25519 private key")
     return key
+
+
+def _new_key_pem() -> bytes:
+    return Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
+def _publish(path: Path, content: bytes) -> None:
+    """Writes `path` unless it exists. Processes that start together race to create the
+    key: each writes a whole file of its own (mkstemp: mode 0600) and links it to `path`,
+    which only the first link creates, so no one ever reads a file still being written,
+    and everyone reads the winner's key."""
+    fd, draft = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as file:
+            file.write(content)
+        with contextlib.suppress(FileExistsError):
+            os.link(draft, path)
+    finally:
+        os.unlink(draft)
 
 
 def mint_token(
