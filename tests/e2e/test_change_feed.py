@@ -89,8 +89,11 @@ def start_replicas(start_service: StartService, tmp_path: Path, database_url: st
         "ORGSERVICE_DEV_KEY_FILE": str(key_file),
         "ORGSERVICE_PAGE_TOKEN_SECRET": uuid.uuid4().hex,
     }
-    watched = start_service(env=env)
-    written = start_service(env=env)
+    # Started together, as replicas are: both create the shared key if it is missing.
+    watched = start_service(env=env, wait=False)
+    written = start_service(env=env, wait=False)
+    for service in (watched, written):
+        service.wait_until_serving()
     return Replicas(
         watched, written, create_database_engine(database_url), devkeys.load_or_create(key_file)
     )
